@@ -1,0 +1,109 @@
+/**
+ * A small leveled logger shared by every layer. It imports nothing from the
+ * rest of `et`, so any layer may use it without breaking the one-way imports.
+ *
+ * Logs never go to the user's terminal unless asked for: the client writes
+ * them to a private file, the server roles to stderr.
+ *
+ * @module
+ */
+
+/** Severity of a log line; a logger prints lines at or above its level. */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+const RANK: Record<LogLevel, number> = {
+  debug: 10,
+  info: 20,
+  warn: 30,
+  error: 40,
+  silent: 100,
+};
+
+/** Where log lines go: a function that takes one finished line. */
+export type LogSink = (line: string) => void;
+
+const encoder = new TextEncoder();
+
+/** A sink that writes each line to stderr. */
+export const stderrSink: LogSink = (line) => {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  } catch {
+    // stderr gone (detached process): nothing sensible left to do.
+  }
+};
+
+/**
+ * Opens (creating with mode 0600) a log file and returns a sink appending to
+ * it. The file is private because logs can name hosts and session ids.
+ */
+export function fileSink(path: string): LogSink {
+  const file = Deno.openSync(path, {
+    create: true,
+    append: true,
+    mode: 0o600,
+  });
+  try {
+    Deno.chmodSync(path, 0o600);
+  } catch {
+    // not ours to chmod (e.g. /dev/null): keep going.
+  }
+  return (line) => {
+    try {
+      file.writeSync(encoder.encode(line + "\n"));
+    } catch {
+      // a full disk must not take the session down with it.
+    }
+  };
+}
+
+let level: LogLevel = "warn";
+let sink: LogSink = stderrSink;
+
+/** Sets where log lines go and the lowest level written. */
+export function configureLog(options: { level?: LogLevel; sink?: LogSink }) {
+  if (options.level) level = options.level;
+  if (options.sink) sink = options.sink;
+}
+
+/** Returns the current level, so callers can skip building costly lines. */
+export function logLevel(): LogLevel {
+  return level;
+}
+
+function write(at: LogLevel, scope: string, message: string) {
+  if (RANK[at] < RANK[level]) return;
+  sink(`${new Date().toISOString()} ${at} [${scope}] ${message}`);
+}
+
+/** A logger bound to one scope, e.g. `transport` or `server`. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * Returns a logger whose lines are tagged with `scope`.
+ *
+ * @example
+ * ```ts
+ * const log = logger("transport");
+ * log.warn("refused frame: length 9999999 over limit");
+ * ```
+ */
+export function logger(scope: string): Logger {
+  return {
+    debug: (m) => write("debug", scope, m),
+    info: (m) => write("info", scope, m),
+    warn: (m) => write("warn", scope, m),
+    error: (m) => write("error", scope, m),
+  };
+}
+
+/** Turns any thrown value into a one-line message without a stack. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,137 @@
+/**
+ * BackedWriter: the sending half of Eternal TCP. It keeps every sealed data
+ * frame until the peer acknowledges it, so a reconnect can resend exactly
+ * what the peer is missing. What it holds is bounded by a window that is
+ * also the flow-control limit: when full, callers wait; nothing is dropped
+ * and memory never grows past the window, connected or not.
+ *
+ * @module
+ */
+
+/** The peer asked to resume from data we no longer hold. */
+export class CannotResumeError extends Error {
+  override name = "CannotResumeError";
+}
+
+/** Default bytes of unacknowledged frames a writer may hold. */
+export const DEFAULT_WINDOW_BYTES = 1024 * 1024;
+
+/**
+ * Holds sealed frames by sequence number until acknowledged.
+ *
+ * @example
+ * ```ts
+ * const writer = new BackedWriter(1 << 20);
+ * await writer.waitForRoom(frame.length);
+ * const seq = writer.push(frame);
+ * writer.acknowledge(seq + 1); // the peer has it: memory is freed
+ * ```
+ */
+export class BackedWriter {
+  #frames: Uint8Array[] = [];
+  #head = 0;
+  #base = 0;
+  #bytes = 0;
+  #window: number;
+  #waiters: Array<() => void> = [];
+  #closed: Error | null = null;
+
+  /** Makes a writer holding at most `windowBytes` unacknowledged bytes. */
+  constructor(windowBytes: number = DEFAULT_WINDOW_BYTES) {
+    this.#window = windowBytes;
+  }
+
+  /** Sequence number the next pushed frame gets. */
+  get nextSeq(): number {
+    return this.#base + this.#frames.length - this.#head;
+  }
+
+  /** Lowest sequence number still held (everything below is acknowledged). */
+  get acknowledged(): number {
+    return this.#base;
+  }
+
+  /** Bytes currently held for resending. */
+  get bufferedBytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Resolves once `size` more bytes fit in the window. An empty writer
+   * always has room, so a frame larger than the window cannot stall.
+   * Rejects if the writer is closed meanwhile.
+   */
+  async waitForRoom(size: number): Promise<void> {
+    while (this.#bytes > 0 && this.#bytes + size > this.#window) {
+      if (this.#closed) throw this.#closed;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+    if (this.#closed) throw this.#closed;
+  }
+
+  /** Stores a sealed frame and returns its sequence number. */
+  push(frame: Uint8Array): number {
+    const seq = this.nextSeq;
+    this.#frames.push(frame);
+    this.#bytes += frame.length;
+    return seq;
+  }
+
+  /** The frame with sequence number `seq`, which must still be held. */
+  frameAt(seq: number): Uint8Array {
+    if (seq < this.#base || seq >= this.nextSeq) {
+      throw new RangeError(`frame ${seq} is not held`);
+    }
+    return this.#frames[this.#head + seq - this.#base];
+  }
+
+  /**
+   * Records that the peer has every frame below `count`, freeing them.
+   * Returns false (and changes nothing) if `count` is beyond what was sent.
+   */
+  acknowledge(count: number): boolean {
+    if (count > this.nextSeq) return false;
+    while (this.#base < count) {
+      this.#bytes -= this.#frames[this.#head].length;
+      this.#head++;
+      this.#base++;
+    }
+    // Compact now and then so the array does not grow forever.
+    if (this.#head > 1024 && this.#head * 2 > this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#wake();
+    return true;
+  }
+
+  /**
+   * Checks that a peer which has received `count` frames can be resumed:
+   * throws CannotResumeError if the gap is no longer held, or a RangeError
+   * if the peer claims frames never sent.
+   */
+  checkResume(count: number) {
+    if (count < this.#base) {
+      throw new CannotResumeError(
+        `peer resumes at packet ${count} but packets before ${this.#base} are gone`,
+      );
+    }
+    if (count > this.nextSeq) {
+      throw new RangeError(
+        `peer claims ${count} packets but only ${this.nextSeq} were sent`,
+      );
+    }
+  }
+
+  /** Fails every current and future wait with `reason`. */
+  close(reason: Error) {
+    this.#closed = reason;
+    this.#wake();
+  }
+
+  #wake() {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}

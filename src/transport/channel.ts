@@ -1,0 +1,168 @@
+/**
+ * A channel: one of several independent byte streams multiplexed over an
+ * eternal connection (terminal bytes, control, later each tunnel). Each
+ * direction of a channel has its own credit window, so a reader that stops
+ * reading one channel stalls only that channel, never its neighbours.
+ *
+ * @module
+ */
+
+/** Default bytes a sender may have outstanding on one channel. */
+export const DEFAULT_CHANNEL_WINDOW_BYTES = 256 * 1024;
+
+/** Largest body of one channel data message. */
+export const MAX_CHUNK_BYTES = 32 * 1024;
+
+/** What a channel needs from the connection under it. */
+export interface ChannelLink {
+  /** Sends channel bytes (at most MAX_CHUNK_BYTES). */
+  sendData(channel: number, data: Uint8Array): Promise<void>;
+  /** Tells the peer it may send `bytes` more on the channel. */
+  sendCredit(channel: number, bytes: number): Promise<void>;
+  /** Tells the peer no more bytes follow on the channel. */
+  sendEnd(channel: number): Promise<void>;
+}
+
+/** The session ended: the channel can neither read nor write. */
+export class ChannelClosedError extends Error {
+  override name = "ChannelClosedError";
+}
+
+/**
+ * One multiplexed byte stream.
+ *
+ * @example
+ * ```ts
+ * const terminal = connection.channel(1);
+ * await terminal.write(new TextEncoder().encode("ls\n"));
+ * const output = await terminal.read(); // null once the peer ends it
+ * ```
+ */
+export class Channel {
+  /** The channel's number, agreed by both ends. */
+  readonly id: number;
+  #link: ChannelLink;
+  #window: number;
+  #inbox: Uint8Array[] = [];
+  #ended = false;
+  #readWaiter: (() => void) | null = null;
+  #credit: number;
+  #creditWaiter: (() => void) | null = null;
+  #consumed = 0;
+  #closed: Error | null = null;
+  #writeEnded = false;
+  #writeChain: Promise<void> = Promise.resolve();
+
+  /** Made by the connection; use `connection.channel(id)`. */
+  constructor(id: number, link: ChannelLink, windowBytes: number) {
+    this.id = id;
+    this.#link = link;
+    this.#window = windowBytes;
+    this.#credit = windowBytes;
+  }
+
+  /**
+   * Resolves with the next bytes from the peer, or null once the peer ended
+   * the channel (or the session ended) and everything was read.
+   */
+  async read(): Promise<Uint8Array | null> {
+    while (this.#inbox.length === 0) {
+      if (this.#ended || this.#closed) return null;
+      await new Promise<void>((resolve) => this.#readWaiter = resolve);
+    }
+    const chunk = this.#inbox.shift()!;
+    this.#consumed += chunk.length;
+    // Grant credit in batches: one credit message per quarter window.
+    if (this.#consumed >= this.#window / 4 && !this.#closed) {
+      const grant = this.#consumed;
+      this.#consumed = 0;
+      this.#link.sendCredit(this.id, grant).catch(() => {});
+    }
+    return chunk;
+  }
+
+  /**
+   * Sends all of `data`, waiting for channel credit and room in the
+   * connection's window. Writes on one channel keep their order.
+   */
+  write(data: Uint8Array): Promise<void> {
+    const run = this.#writeChain.then(() => this.#writeNow(data));
+    this.#writeChain = run.catch(() => {});
+    return run;
+  }
+
+  async #writeNow(data: Uint8Array) {
+    if (this.#writeEnded) {
+      throw new ChannelClosedError("channel write side ended");
+    }
+    let offset = 0;
+    while (offset < data.length) {
+      while (this.#credit <= 0) {
+        if (this.#closed) throw this.#closed;
+        await new Promise<void>((resolve) => this.#creditWaiter = resolve);
+      }
+      if (this.#closed) throw this.#closed;
+      const size = Math.min(
+        data.length - offset,
+        MAX_CHUNK_BYTES,
+        this.#credit,
+      );
+      this.#credit -= size;
+      await this.#link.sendData(this.id, data.subarray(offset, offset + size));
+      offset += size;
+    }
+  }
+
+  /** Ends this side's writing; the peer's read() returns null after the data. */
+  closeWrite(): Promise<void> {
+    const run = this.#writeChain.then(async () => {
+      if (this.#writeEnded || this.#closed) return;
+      this.#writeEnded = true;
+      await this.#link.sendEnd(this.id);
+    });
+    this.#writeChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Bytes received but not yet read. */
+  get pendingBytes(): number {
+    let total = 0;
+    for (const chunk of this.#inbox) total += chunk.length;
+    return total;
+  }
+
+  /** @internal Called by the connection with bytes from the peer. */
+  deliver(data: Uint8Array) {
+    if (this.#ended) return;
+    this.#inbox.push(data);
+    this.#wakeReader();
+  }
+
+  /** @internal Called when the peer grants more credit. */
+  grant(bytes: number) {
+    this.#credit += bytes;
+    const wake = this.#creditWaiter;
+    this.#creditWaiter = null;
+    wake?.();
+  }
+
+  /** @internal Called when the peer ends the channel. */
+  deliverEnd() {
+    this.#ended = true;
+    this.#wakeReader();
+  }
+
+  /** @internal Called when the session ends. */
+  fail(reason: Error) {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#wakeReader();
+    this.grant(0);
+  }
+
+  #wakeReader() {
+    const wake = this.#readWaiter;
+    this.#readWaiter = null;
+    wake?.();
+  }
+}

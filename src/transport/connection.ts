@@ -1,0 +1,614 @@
+/**
+ * EternalConnection: one session's reliable, sealed, multiplexed stream that
+ * outlives the byte pipes under it. Pipes come and go (attach, detach); the
+ * BackedWriter, BackedReader, nonce counters and channels stay, so a resume
+ * resends exactly the gap and nothing is lost or delivered twice.
+ *
+ * @module
+ */
+
+import { errorMessage, logger } from "../log.ts";
+import { BackedReader } from "./backed_reader.ts";
+import { BackedWriter, DEFAULT_WINDOW_BYTES } from "./backed_writer.ts";
+import {
+  Channel,
+  ChannelClosedError,
+  type ChannelLink,
+  DEFAULT_CHANNEL_WINDOW_BYTES,
+} from "./channel.ts";
+import {
+  deriveSessionKeys,
+  NONCE_SPACE_CONTROL,
+  NONCE_SPACE_DATA,
+  open,
+  seal,
+  type SessionKeys,
+  type SessionRole,
+} from "./crypto.ts";
+import { encodeFrame, FrameError, type FrameReader } from "./frame.ts";
+import { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
+import { ReplayFilter } from "./replay_filter.ts";
+import type { SessionSecret } from "./session_secret.ts";
+import {
+  decodeMessage,
+  decodeText,
+  encodeMessage,
+  encodeText,
+  FrameType,
+  MessageType,
+  PACKET_HEADER_BYTES,
+  packetCounter,
+  packetHeader,
+  ProtocolError,
+  readU32Body,
+  readU64,
+  u32,
+} from "./wire.ts";
+
+const log = logger("transport");
+
+/** Tuning of an eternal connection; both ends should agree on timings. */
+export interface EternalConnectionOptions {
+  /**
+   * Bytes of sealed data held until acknowledged; also the flow-control
+   * limit of the whole connection.
+   * @default {1048576}
+   */
+  windowBytes?: number;
+  /**
+   * Bytes a sender may have outstanding on one channel.
+   * @default {262144}
+   */
+  channelWindowBytes?: number;
+  /**
+   * Send a keepalive when nothing was sent for this long.
+   * @default {1000}
+   */
+  keepaliveMs?: number;
+  /**
+   * Declare the pipe dead when nothing arrived for this long, even if the
+   * OS reports no error (a silent blackhole).
+   * @default {6000}
+   */
+  deadAfterMs?: number;
+  /**
+   * Longest wait for each handshake step.
+   * @default {5000}
+   */
+  handshakeTimeoutMs?: number;
+}
+
+/** How and why a session ended. */
+export interface SessionEnd {
+  /** Human-readable reason. */
+  reason: string;
+  /** True when the peer ended it. */
+  byPeer: boolean;
+  /** Set when the session ended because of an error, not by agreement. */
+  error?: Error;
+}
+
+/** Something that happened to the pipe under the session. */
+export type ConnectionEvent =
+  | { type: "connected"; resent: number }
+  | { type: "disconnected"; reason: string };
+
+/** The session is over; thrown at writers and waiters. */
+export class SessionClosedError extends Error {
+  override name = "SessionClosedError";
+}
+
+/** Packets received before an ack is sent without waiting for the timer. */
+const ACK_EVERY_PACKETS = 8;
+/** Longest delay of a standalone ack. */
+const ACK_DELAY_MS = 5;
+/** Bytes of small frames coalesced into one pipe write. */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
+ * The session-long state of one end of an eternal connection.
+ *
+ * @example
+ * ```ts
+ * const connection = await EternalConnection.create(secret, "server");
+ * connection.channel(1).write(bytes); // buffered until a pipe is attached
+ * ```
+ */
+export class EternalConnection {
+  /** Which end this is. */
+  readonly role: SessionRole;
+  /** The session's public id. */
+  readonly sessionId: Uint8Array;
+  /** @internal Keys of this end; used by the handshake. */
+  readonly keys: SessionKeys;
+  /** Effective options. */
+  readonly options: Required<EternalConnectionOptions>;
+
+  #writer: BackedWriter;
+  #reader = new BackedReader();
+  #controlFilter = new ReplayFilter();
+  #controlCounter = 0;
+  #channels = new Map<number, Channel>();
+  #link: ChannelLink;
+
+  #pipe: BytePipe | null = null;
+  #generation = 0;
+  #sendCursor = 0;
+  #controlOut: Uint8Array[] = [];
+  #wakePump: (() => void) | null = null;
+  #sendChain: Promise<void> = Promise.resolve();
+  // Acks must never wait behind data that waits for acks: own chain.
+  #controlChain: Promise<void> = Promise.resolve();
+
+  #lastReceivedAt = 0;
+  #lastSentAt = 0;
+  #lastAckSent = 0;
+  #ackTimer: ReturnType<typeof setTimeout> | null = null;
+  #liveness: ReturnType<typeof setInterval> | null = null;
+
+  #listeners: Array<(event: ConnectionEvent) => void> = [];
+  #end: SessionEnd | null = null;
+  #resolveClosed!: (end: SessionEnd) => void;
+  /** Resolves once when the session ends, for whatever reason. */
+  readonly closed: Promise<SessionEnd>;
+  #detachWaiters: Array<() => void> = [];
+
+  private constructor(
+    secret: SessionSecret,
+    role: SessionRole,
+    keys: SessionKeys,
+    options: EternalConnectionOptions,
+  ) {
+    this.role = role;
+    this.sessionId = secret.id;
+    this.keys = keys;
+    this.options = {
+      windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
+      channelWindowBytes: options.channelWindowBytes ??
+        DEFAULT_CHANNEL_WINDOW_BYTES,
+      keepaliveMs: options.keepaliveMs ?? 1000,
+      deadAfterMs: options.deadAfterMs ?? 6000,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
+    };
+    this.#writer = new BackedWriter(this.options.windowBytes);
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#link = {
+      sendData: (channel, data) =>
+        this.#sendMessage(MessageType.ChannelData, channel, data),
+      sendCredit: (channel, bytes) =>
+        this.#sendMessage(MessageType.ChannelCredit, channel, u32(bytes)),
+      sendEnd: (channel) =>
+        this.#sendMessage(MessageType.ChannelEnd, channel, new Uint8Array()),
+    };
+    this.#liveness = setInterval(
+      () => this.#checkLiveness(),
+      Math.max(
+        50,
+        Math.min(this.options.keepaliveMs, this.options.deadAfterMs) / 4,
+      ),
+    );
+  }
+
+  /** Derives the keys and makes the session state of one end. */
+  static async create(
+    secret: SessionSecret,
+    role: SessionRole,
+    options: EternalConnectionOptions = {},
+  ): Promise<EternalConnection> {
+    const keys = await deriveSessionKeys(secret, role);
+    return new EternalConnection(secret, role, keys, options);
+  }
+
+  /** The channel numbered `id`, made on first use by either end. */
+  channel(id: number): Channel {
+    let channel = this.#channels.get(id);
+    if (!channel) {
+      channel = new Channel(id, this.#link, this.options.channelWindowBytes);
+      if (this.#end) channel.fail(new SessionClosedError(this.#end.reason));
+      this.#channels.set(id, channel);
+    }
+    return channel;
+  }
+
+  /** Calls `listener` on every connect and disconnect. */
+  onEvent(listener: (event: ConnectionEvent) => void) {
+    this.#listeners.push(listener);
+  }
+
+  /** True while a pipe is attached. */
+  get connected(): boolean {
+    return this.#pipe !== null;
+  }
+
+  /** True once the session has ended. */
+  get isClosed(): boolean {
+    return this.#end !== null;
+  }
+
+  /** Data packets received so far (what a resume tells the peer). */
+  get receivedCount(): number {
+    return this.#reader.received;
+  }
+
+  /** Bytes of sent data the peer has not acknowledged yet. */
+  get unacknowledgedBytes(): number {
+    return this.#writer.bufferedBytes;
+  }
+
+  /**
+   * @internal Drops the current pipe (if any) so no more packets from it
+   * are counted. Called by the handshake before it reads receivedCount.
+   */
+  detach(reason: string) {
+    this.#generation++;
+    const pipe = this.#pipe;
+    if (!pipe) return;
+    this.#pipe = null;
+    closeQuietly(pipe);
+    this.#wakePump?.();
+    this.#cancelAck();
+    log.info(`session ${this.#tag()}: pipe dropped: ${reason}`);
+    this.#emit({ type: "disconnected", reason });
+    const waiters = this.#detachWaiters;
+    this.#detachWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when the current pipe is dropped (at once if none). */
+  waitDetached(): Promise<void> {
+    if (!this.#pipe || this.#end) return Promise.resolve();
+    return new Promise((resolve) => this.#detachWaiters.push(resolve));
+  }
+
+  /**
+   * @internal Checks that a peer that has received `count` packets can be
+   * resumed; throws CannotResumeError when the gap is gone.
+   */
+  checkResume(count: number) {
+    this.#writer.checkResume(count);
+  }
+
+  /**
+   * @internal Starts using an authenticated pipe. `peerReceived` is how many
+   * of our packets the peer holds: everything after it is resent.
+   */
+  attach(pipe: BytePipe, frames: FrameReader, peerReceived: number) {
+    if (this.#end) {
+      closeQuietly(pipe);
+      return;
+    }
+    this.detach("replaced by a new connection");
+    this.#writer.checkResume(peerReceived);
+    this.#writer.acknowledge(peerReceived);
+    const generation = this.#generation;
+    this.#pipe = pipe;
+    this.#sendCursor = peerReceived;
+    this.#lastReceivedAt = Date.now();
+    this.#lastSentAt = 0;
+    const resent = this.#writer.nextSeq - peerReceived;
+    log.info(
+      `session ${this.#tag()}: pipe attached, resending ${resent} packets`,
+    );
+    this.#readLoop(pipe, frames, generation);
+    this.#pump(pipe, generation);
+    // Tell the peer at once what we hold, so its window frees promptly.
+    this.#sendControl().catch(() => {});
+    this.#emit({ type: "connected", resent });
+  }
+
+  /**
+   * Ends the session by agreement: tells the peer, waits (bounded) until it
+   * acknowledged everything, then releases the pipe.
+   */
+  async close(reason = "closed", lingerMs = 2000): Promise<void> {
+    if (this.#end) return;
+    try {
+      await this.#sendMessage(
+        MessageType.SessionEnd,
+        0,
+        encodeText(reason),
+      );
+    } catch {
+      // already failing: finish below.
+    }
+    const deadline = Date.now() + lingerMs;
+    while (
+      !this.#end && this.#writer.bufferedBytes > 0 && Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    this.#finish({ reason, byPeer: false });
+  }
+
+  /** Ends the session at once because of `error` (no goodbye to the peer). */
+  fail(error: Error) {
+    this.#finish({ reason: error.message, byPeer: false, error });
+  }
+
+  #finish(end: SessionEnd) {
+    if (this.#end) return;
+    this.#end = end;
+    this.detach(end.reason);
+    if (this.#liveness !== null) clearInterval(this.#liveness);
+    this.#liveness = null;
+    const error = end.error ?? new SessionClosedError(end.reason);
+    this.#writer.close(error);
+    for (const channel of this.#channels.values()) channel.fail(error);
+    for (const wake of this.#detachWaiters) wake();
+    this.#detachWaiters = [];
+    this.#resolveClosed(end);
+  }
+
+  /** Seals a message into the backed writer; resolves once it is held. */
+  #sendMessage(type: number, channel: number, body: Uint8Array): Promise<void> {
+    // Sealing is serialized so sequence numbers, nonces and the order of
+    // frames in the writer always agree.
+    const run = this.#sendChain.then(async () => {
+      if (this.#end) throw new SessionClosedError(this.#end.reason);
+      const plainLength = 13 + body.length;
+      const frameLength = 4 + PACKET_HEADER_BYTES + plainLength + 16;
+      await this.#writer.waitForRoom(frameLength);
+      const seq = this.#writer.nextSeq;
+      const ack = this.#reader.received;
+      const header = packetHeader(FrameType.Data, seq);
+      const sealed = await seal(
+        this.keys.send,
+        NONCE_SPACE_DATA,
+        seq,
+        header,
+        encodeMessage({ ack, type, channel, body }),
+      );
+      const frame = new Uint8Array(4 + PACKET_HEADER_BYTES + sealed.length);
+      new DataView(frame.buffer).setUint32(
+        0,
+        PACKET_HEADER_BYTES + sealed.length,
+      );
+      frame.set(header, 4);
+      frame.set(sealed, 4 + PACKET_HEADER_BYTES);
+      this.#writer.push(frame);
+      this.#lastAckSent = ack;
+      this.#cancelAck();
+      this.#wakePump?.();
+    });
+    this.#sendChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Seals and queues an ack/keepalive (never resent, own nonce space). */
+  #sendControl(): Promise<void> {
+    const run = this.#controlChain.then(async () => {
+      if (!this.#pipe) return;
+      const counter = this.#controlCounter++;
+      const ack = this.#reader.received;
+      const header = packetHeader(FrameType.Control, counter);
+      const plain = new Uint8Array(8);
+      new DataView(plain.buffer).setBigUint64(0, BigInt(ack));
+      const sealed = await seal(
+        this.keys.send,
+        NONCE_SPACE_CONTROL,
+        counter,
+        header,
+        plain,
+      );
+      const body = new Uint8Array(PACKET_HEADER_BYTES + sealed.length);
+      body.set(header);
+      body.set(sealed, PACKET_HEADER_BYTES);
+      this.#controlOut.push(encodeFrame(body));
+      this.#lastAckSent = ack;
+      this.#wakePump?.();
+    });
+    this.#controlChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Writes held frames from the send cursor, and queued control frames. */
+  async #pump(pipe: BytePipe, generation: number) {
+    try {
+      while (generation === this.#generation) {
+        const batch: Uint8Array[] = [];
+        let size = 0;
+        while (this.#controlOut.length > 0) {
+          const frame = this.#controlOut.shift()!;
+          batch.push(frame);
+          size += frame.length;
+        }
+        if (this.#sendCursor < this.#writer.acknowledged) {
+          this.#sendCursor = this.#writer.acknowledged;
+        }
+        while (
+          this.#sendCursor < this.#writer.nextSeq && size < COALESCE_BYTES
+        ) {
+          const frame = this.#writer.frameAt(this.#sendCursor++);
+          batch.push(frame);
+          size += frame.length;
+        }
+        if (batch.length === 0) {
+          await new Promise<void>((resolve) => this.#wakePump = resolve);
+          this.#wakePump = null;
+          continue;
+        }
+        this.#lastSentAt = Date.now();
+        await writeAll(pipe, batch.length === 1 ? batch[0] : join(batch, size));
+      }
+    } catch (error) {
+      this.#lost(generation, `write failed: ${errorMessage(error)}`);
+    }
+  }
+
+  async #readLoop(pipe: BytePipe, frames: FrameReader, generation: number) {
+    try {
+      while (true) {
+        const body = await frames.next();
+        if (generation !== this.#generation) return;
+        if (body === null) throw new Error("peer closed the connection");
+        this.#lastReceivedAt = Date.now();
+        if (body[0] === FrameType.Data) {
+          await this.#receiveData(body, generation);
+        } else if (body[0] === FrameType.Control) {
+          await this.#receiveControl(body, generation);
+        } else {
+          throw new ProtocolError(`unexpected frame type ${body[0]}`);
+        }
+        if (generation !== this.#generation) return;
+      }
+    } catch (error) {
+      if (error instanceof ProtocolError || error instanceof FrameError) {
+        log.warn(`session ${this.#tag()}: refused frame: ${error.message}`);
+      }
+      this.#lost(generation, errorMessage(error));
+    } finally {
+      if (generation !== this.#generation) closeQuietly(pipe);
+    }
+  }
+
+  async #receiveData(body: Uint8Array, generation: number) {
+    const seq = packetCounter(body);
+    const verdict = this.#reader.classify(seq);
+    if (verdict === "duplicate") return; // a resend or replay: never twice
+    if (verdict === "gap") {
+      throw new ProtocolError(
+        `packet ${seq} arrived but ${this.#reader.received} was expected`,
+      );
+    }
+    const plain = await open(
+      this.keys.receive,
+      NONCE_SPACE_DATA,
+      seq,
+      body.subarray(0, PACKET_HEADER_BYTES),
+      body.subarray(PACKET_HEADER_BYTES),
+    );
+    if (plain === null) {
+      throw new ProtocolError(`packet ${seq} failed authentication`);
+    }
+    // The pipe may have been replaced while decrypting: a newer pipe owns
+    // the count now, so this packet must not be counted here.
+    if (generation !== this.#generation || seq !== this.#reader.received) {
+      return;
+    }
+    const message = decodeMessage(plain);
+    this.#reader.advance();
+    this.#acknowledged(message.ack);
+    this.#dispatch(message.type, message.channel, message.body);
+    this.#scheduleAck();
+  }
+
+  async #receiveControl(body: Uint8Array, generation: number) {
+    const counter = packetCounter(body);
+    if (!this.#controlFilter.isFresh(counter)) return; // replayed
+    const plain = await open(
+      this.keys.receive,
+      NONCE_SPACE_CONTROL,
+      counter,
+      body.subarray(0, PACKET_HEADER_BYTES),
+      body.subarray(PACKET_HEADER_BYTES),
+    );
+    if (plain === null || plain.length !== 8) {
+      throw new ProtocolError(`control ${counter} failed authentication`);
+    }
+    if (generation !== this.#generation) return;
+    this.#controlFilter.record(counter);
+    this.#acknowledged(
+      readU64(new DataView(plain.buffer, plain.byteOffset, 8), 0),
+    );
+  }
+
+  #acknowledged(count: number) {
+    if (!this.#writer.acknowledge(count)) {
+      throw new ProtocolError(`peer acknowledged ${count} unsent packets`);
+    }
+  }
+
+  #dispatch(type: number, channelId: number, body: Uint8Array) {
+    switch (type) {
+      case MessageType.ChannelData:
+        this.channel(channelId).deliver(body);
+        return;
+      case MessageType.ChannelCredit:
+        this.channel(channelId).grant(readU32Body(body));
+        return;
+      case MessageType.ChannelEnd:
+        this.channel(channelId).deliverEnd();
+        return;
+      case MessageType.SessionEnd: {
+        const reason = decodeText(body) || "closed by peer";
+        // Acknowledge the goodbye before releasing the pipe.
+        this.#sendControl().finally(() =>
+          setTimeout(() => this.#finish({ reason, byPeer: true }), 50)
+        );
+        return;
+      }
+      default:
+        log.warn(`session ${this.#tag()}: ignored message type ${type}`);
+    }
+  }
+
+  #scheduleAck() {
+    const unacked = this.#reader.received - this.#lastAckSent;
+    if (unacked >= ACK_EVERY_PACKETS) {
+      this.#cancelAck();
+      this.#sendControl().catch(() => {});
+    } else if (this.#ackTimer === null) {
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = null;
+        if (this.#reader.received > this.#lastAckSent) {
+          this.#sendControl().catch(() => {});
+        }
+      }, ACK_DELAY_MS);
+    }
+  }
+
+  #cancelAck() {
+    if (this.#ackTimer !== null) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+  }
+
+  #checkLiveness() {
+    if (!this.#pipe) return;
+    const now = Date.now();
+    if (now - this.#lastReceivedAt > this.options.deadAfterMs) {
+      this.detach(
+        `nothing received for ${this.options.deadAfterMs} ms`,
+      );
+      return;
+    }
+    if (now - this.#lastSentAt >= this.options.keepaliveMs) {
+      this.#lastSentAt = now;
+      this.#sendControl().catch(() => {});
+    }
+  }
+
+  #lost(generation: number, reason: string) {
+    if (generation !== this.#generation) return;
+    this.detach(reason);
+  }
+
+  #emit(event: ConnectionEvent) {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        log.error(`event listener failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+
+  #tag(): string {
+    let hex = "";
+    for (const byte of this.sessionId.subarray(0, 4)) {
+      hex += byte.toString(16).padStart(2, "0");
+    }
+    return `${hex}/${this.role}`;
+  }
+}
+
+function join(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+export { ChannelClosedError };

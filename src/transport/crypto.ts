@@ -1,0 +1,178 @@
+/**
+ * Keys, sealing and proofs, all through WebCrypto.
+ *
+ * Every key is derived with HKDF-SHA256 from the passkey, salted with the
+ * session id, under a distinct label: one HMAC key for the handshake proofs
+ * and one AES-256-GCM key per direction. A direction's nonce is a 4-byte
+ * space tag and an 8-byte counter that the session never reuses, including
+ * across reconnects, because the counters live in the session, not in the
+ * connection.
+ *
+ * @module
+ */
+
+import type { SessionSecret } from "./session_secret.ts";
+
+/** Bytes added to every sealed payload by AES-GCM. */
+export const TAG_BYTES = 16;
+
+/** Nonce space of sequenced (resendable) data packets. */
+export const NONCE_SPACE_DATA = 0;
+/** Nonce space of unsequenced control packets (acks, keepalives). */
+export const NONCE_SPACE_CONTROL = 1;
+
+/** The keys of one session, as seen from one side. */
+export interface SessionKeys {
+  /** HMAC-SHA256 key for handshake proofs. */
+  auth: CryptoKey;
+  /** AES-GCM key sealing what this side sends. */
+  send: CryptoKey;
+  /** AES-GCM key opening what this side receives. */
+  receive: CryptoKey;
+}
+
+/** Which end of the session a key set is for. */
+export type SessionRole = "client" | "server";
+
+const encoder = new TextEncoder();
+
+/**
+ * WebCrypto wants buffers that cannot be shared; ours never are, so this
+ * only tells the type checker what is already true.
+ */
+function source(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes as Uint8Array<ArrayBuffer>;
+}
+
+/** Derives the session keys for `role` from the shared secret. */
+export async function deriveSessionKeys(
+  secret: SessionSecret,
+  role: SessionRole,
+): Promise<SessionKeys> {
+  const base = await crypto.subtle.importKey(
+    "raw",
+    source(secret.passkey),
+    "HKDF",
+    false,
+    ["deriveKey"],
+  );
+  const derive = (
+    label: string,
+    algorithm: HmacImportParams | AesKeyAlgorithm,
+  ) =>
+    crypto.subtle.deriveKey(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: source(secret.id),
+        info: encoder.encode(label),
+      },
+      base,
+      algorithm,
+      false,
+      algorithm.name === "HMAC" ? ["sign", "verify"] : ["encrypt", "decrypt"],
+    );
+  const hmac: HmacImportParams = { name: "HMAC", hash: "SHA-256", length: 256 };
+  const aes: AesKeyAlgorithm = { name: "AES-GCM", length: 256 };
+  const [auth, clientToServer, serverToClient] = await Promise.all([
+    derive("et/1 handshake proof", hmac),
+    derive("et/1 client to server", aes),
+    derive("et/1 server to client", aes),
+  ]);
+  return role === "client"
+    ? { auth, send: clientToServer, receive: serverToClient }
+    : { auth, send: serverToClient, receive: clientToServer };
+}
+
+function nonce(space: number, counter: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(12);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, space);
+  view.setBigUint64(4, BigInt(counter));
+  return bytes;
+}
+
+/**
+ * Seals `plaintext` under `key` with the nonce (`space`, `counter`),
+ * authenticating `header` too. The caller guarantees the pair is never used
+ * twice with one key.
+ */
+export async function seal(
+  key: CryptoKey,
+  space: number,
+  counter: number,
+  header: Uint8Array,
+  plaintext: Uint8Array,
+): Promise<Uint8Array> {
+  const sealed = await crypto.subtle.encrypt(
+    {
+      name: "AES-GCM",
+      iv: nonce(space, counter),
+      additionalData: source(header),
+    },
+    key,
+    source(plaintext),
+  );
+  return new Uint8Array(sealed);
+}
+
+/** Opens what {@link seal} made; returns null when anything was tampered. */
+export async function open(
+  key: CryptoKey,
+  space: number,
+  counter: number,
+  header: Uint8Array,
+  sealed: Uint8Array,
+): Promise<Uint8Array | null> {
+  try {
+    const plain = await crypto.subtle.decrypt(
+      {
+        name: "AES-GCM",
+        iv: nonce(space, counter),
+        additionalData: source(header),
+      },
+      key,
+      source(sealed),
+    );
+    return new Uint8Array(plain);
+  } catch {
+    return null;
+  }
+}
+
+/** HMAC-SHA256 of the concatenated parts under the handshake key. */
+export async function prove(
+  key: CryptoKey,
+  parts: Uint8Array[],
+): Promise<Uint8Array> {
+  return new Uint8Array(
+    await crypto.subtle.sign("HMAC", key, source(concatBytes(parts))),
+  );
+}
+
+/** Checks a proof in constant time (WebCrypto's verify). */
+export function verifyProof(
+  key: CryptoKey,
+  parts: Uint8Array[],
+  proof: Uint8Array,
+): Promise<boolean> {
+  return crypto.subtle.verify(
+    "HMAC",
+    key,
+    source(proof),
+    source(concatBytes(parts)),
+  );
+}
+
+/** Joins byte arrays into one. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

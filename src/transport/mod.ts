@@ -1,0 +1,64 @@
+/**
+ * Eternal TCP: framing, sealing, backed writer/reader and the reconnecting
+ * connection with multiplexed channels. Knows nothing of terminals.
+ *
+ * @module
+ */
+
+export { BackedReader, type PacketVerdict } from "./backed_reader.ts";
+export {
+  BackedWriter,
+  CannotResumeError,
+  DEFAULT_WINDOW_BYTES,
+} from "./backed_writer.ts";
+export {
+  Channel,
+  ChannelClosedError,
+  DEFAULT_CHANNEL_WINDOW_BYTES,
+  MAX_CHUNK_BYTES,
+} from "./channel.ts";
+export {
+  type ConnectionEvent,
+  EternalConnection,
+  type EternalConnectionOptions,
+  SessionClosedError,
+  type SessionEnd,
+} from "./connection.ts";
+export {
+  deriveSessionKeys,
+  open,
+  seal,
+  type SessionKeys,
+  type SessionRole,
+} from "./crypto.ts";
+export {
+  encodeFrame,
+  FrameError,
+  FrameReader,
+  MAX_FRAME_BYTES,
+} from "./frame.ts";
+export {
+  clientHandshake,
+  describeRefusal,
+  HandshakeRefusedError,
+  readHello,
+  serverHandshake,
+  type SessionLookup,
+} from "./handshake.ts";
+export { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
+export { keepConnected, type KeepConnectedOptions } from "./reconnect.ts";
+export { ReplayFilter } from "./replay_filter.ts";
+export {
+  decodeSessionSecret,
+  encodeSessionSecret,
+  fromHex,
+  generateSessionSecret,
+  type SessionSecret,
+  toHex,
+} from "./session_secret.ts";
+export {
+  encodeRefuse,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  RefuseCode,
+} from "./wire.ts";

@@ -1,0 +1,276 @@
+/**
+ * Encoders and decoders of every frame body `et` puts on the wire. Layouts
+ * are documented in docs/PROTOCOL.md; all integers are big-endian.
+ *
+ * @module
+ */
+
+import { SESSION_ID_BYTES } from "./session_secret.ts";
+
+/** Version of the wire protocol spoken by this build. */
+export const PROTOCOL_VERSION = 1;
+
+/** Bytes of a handshake nonce. */
+export const HANDSHAKE_NONCE_BYTES = 32;
+/** Bytes of a handshake proof (HMAC-SHA256). */
+export const PROOF_BYTES = 32;
+
+/** The first byte of every frame body. */
+export const FrameType = {
+  Hello: 0x01,
+  Challenge: 0x02,
+  Auth: 0x03,
+  Accept: 0x04,
+  Refuse: 0x05,
+  Data: 0x10,
+  Control: 0x11,
+} as const;
+
+/** Why a handshake was refused; each ends in its own message. */
+export const RefuseCode = {
+  UnknownSession: 1,
+  BadProof: 2,
+  VersionMismatch: 3,
+  CannotResume: 4,
+  Malformed: 5,
+} as const;
+
+/** A value of {@link RefuseCode}. */
+export type RefuseCode = typeof RefuseCode[keyof typeof RefuseCode];
+
+/** A frame body that does not parse: the connection must close. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** First frame of a connection, in the clear so relays can route it. */
+export interface Hello {
+  version: number;
+  sessionId: Uint8Array;
+  clientNonce: Uint8Array;
+}
+
+/** Server's answer to a hello. */
+export interface Challenge {
+  version: number;
+  serverNonce: Uint8Array;
+}
+
+/** Proof of the passkey plus how many packets the prover has received. */
+export interface Proof {
+  received: number;
+  proof: Uint8Array;
+}
+
+/** A handshake refusal. */
+export interface Refusal {
+  code: number;
+  reason: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes a u64 counter (kept below 2^53 by construction). */
+export function u64(value: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(value));
+  return out;
+}
+
+/** Reads a u64 counter at `offset`, refusing values JS cannot hold exactly. */
+export function readU64(view: DataView, offset: number): number {
+  const value = view.getBigUint64(offset);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ProtocolError("counter out of range");
+  }
+  return Number(value);
+}
+
+function viewOf(body: Uint8Array): DataView {
+  return new DataView(body.buffer, body.byteOffset, body.byteLength);
+}
+
+function expect(body: Uint8Array, type: number, length: number, name: string) {
+  if (body[0] !== type || body.length !== length) {
+    throw new ProtocolError(`expected ${name}, got a malformed frame`);
+  }
+}
+
+/** Encodes a hello body. */
+export function encodeHello(hello: Hello): Uint8Array {
+  const out = new Uint8Array(2 + SESSION_ID_BYTES + HANDSHAKE_NONCE_BYTES);
+  out[0] = FrameType.Hello;
+  out[1] = hello.version;
+  out.set(hello.sessionId, 2);
+  out.set(hello.clientNonce, 2 + SESSION_ID_BYTES);
+  return out;
+}
+
+/** Decodes a hello body, accepting any version so it can be refused by name. */
+export function decodeHello(body: Uint8Array): Hello {
+  expect(
+    body,
+    FrameType.Hello,
+    2 + SESSION_ID_BYTES + HANDSHAKE_NONCE_BYTES,
+    "hello",
+  );
+  return {
+    version: body[1],
+    sessionId: body.slice(2, 2 + SESSION_ID_BYTES),
+    clientNonce: body.slice(2 + SESSION_ID_BYTES),
+  };
+}
+
+/** Encodes a challenge body. */
+export function encodeChallenge(challenge: Challenge): Uint8Array {
+  const out = new Uint8Array(2 + HANDSHAKE_NONCE_BYTES);
+  out[0] = FrameType.Challenge;
+  out[1] = challenge.version;
+  out.set(challenge.serverNonce, 2);
+  return out;
+}
+
+/** Decodes a challenge body. */
+export function decodeChallenge(body: Uint8Array): Challenge {
+  expect(body, FrameType.Challenge, 2 + HANDSHAKE_NONCE_BYTES, "challenge");
+  return { version: body[1], serverNonce: body.slice(2) };
+}
+
+/** Encodes an auth (client) or accept (server) body. */
+export function encodeProof(
+  type: typeof FrameType.Auth | typeof FrameType.Accept,
+  proof: Proof,
+): Uint8Array {
+  const out = new Uint8Array(1 + 8 + PROOF_BYTES);
+  out[0] = type;
+  out.set(u64(proof.received), 1);
+  out.set(proof.proof, 9);
+  return out;
+}
+
+/** Decodes an auth or accept body. */
+export function decodeProof(
+  type: typeof FrameType.Auth | typeof FrameType.Accept,
+  body: Uint8Array,
+): Proof {
+  expect(
+    body,
+    type,
+    1 + 8 + PROOF_BYTES,
+    type === FrameType.Auth ? "auth" : "accept",
+  );
+  return { received: readU64(viewOf(body), 1), proof: body.slice(9) };
+}
+
+/** Encodes a refusal with a short human-readable reason. */
+export function encodeRefuse(refusal: Refusal): Uint8Array {
+  const reason = encoder.encode(refusal.reason).slice(0, 200);
+  const out = new Uint8Array(2 + reason.length);
+  out[0] = FrameType.Refuse;
+  out[1] = refusal.code;
+  out.set(reason, 2);
+  return out;
+}
+
+/** Decodes a refusal body. */
+export function decodeRefuse(body: Uint8Array): Refusal {
+  if (body[0] !== FrameType.Refuse || body.length < 2) {
+    throw new ProtocolError("malformed refusal");
+  }
+  return { code: body[1], reason: decoder.decode(body.subarray(2)) };
+}
+
+/** Bytes before the sealed part of a data or control packet. */
+export const PACKET_HEADER_BYTES = 9;
+
+/** Builds the clear header (type and counter) of a sealed packet. */
+export function packetHeader(
+  type: typeof FrameType.Data | typeof FrameType.Control,
+  counter: number,
+): Uint8Array {
+  const header = new Uint8Array(PACKET_HEADER_BYTES);
+  header[0] = type;
+  header.set(u64(counter), 1);
+  return header;
+}
+
+/** Reads the counter from a data or control packet's header. */
+export function packetCounter(body: Uint8Array): number {
+  if (body.length < PACKET_HEADER_BYTES) {
+    throw new ProtocolError("packet shorter than its header");
+  }
+  return readU64(viewOf(body), 1);
+}
+
+/** Message kinds carried inside a sealed data packet. */
+export const MessageType = {
+  /** Bytes for a channel. */
+  ChannelData: 1,
+  /** The receiver consumed `u32` bytes of a channel: more may be sent. */
+  ChannelCredit: 2,
+  /** The sender will write no more on a channel. */
+  ChannelEnd: 3,
+  /** The session is over; the body is a UTF-8 reason. */
+  SessionEnd: 4,
+} as const;
+
+/** Bytes before a message's body inside a data packet's plaintext. */
+export const MESSAGE_HEADER_BYTES = 8 + 1 + 4;
+
+/** A decoded data-packet plaintext. */
+export interface Message {
+  /** Packets the sender had received from us when it sealed this. */
+  ack: number;
+  type: number;
+  channel: number;
+  body: Uint8Array;
+}
+
+/** Lays out a data-packet plaintext. */
+export function encodeMessage(message: Message): Uint8Array {
+  const out = new Uint8Array(MESSAGE_HEADER_BYTES + message.body.length);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(message.ack));
+  out[8] = message.type;
+  view.setUint32(9, message.channel);
+  out.set(message.body, MESSAGE_HEADER_BYTES);
+  return out;
+}
+
+/** Parses a data-packet plaintext. */
+export function decodeMessage(plain: Uint8Array): Message {
+  if (plain.length < MESSAGE_HEADER_BYTES) {
+    throw new ProtocolError("message shorter than its header");
+  }
+  const view = viewOf(plain);
+  return {
+    ack: readU64(view, 0),
+    type: plain[8],
+    channel: view.getUint32(9),
+    body: plain.subarray(MESSAGE_HEADER_BYTES),
+  };
+}
+
+/** Encodes a u32 (channel credits). */
+export function u32(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value);
+  return out;
+}
+
+/** Decodes a body that must be exactly one u32. */
+export function readU32Body(body: Uint8Array): number {
+  if (body.length !== 4) throw new ProtocolError("malformed credit");
+  return viewOf(body).getUint32(0);
+}
+
+/** Decodes UTF-8 text. */
+export function decodeText(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** Encodes UTF-8 text. */
+export function encodeText(text: string): Uint8Array {
+  return encoder.encode(text);
+}
