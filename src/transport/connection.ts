@@ -148,6 +148,8 @@ export class EternalConnection {
 
   #listeners: Array<(event: ConnectionEvent) => void> = [];
   #end: SessionEnd | null = null;
+  // Set when the peer said goodbye: whatever happens next, that is the end.
+  #goodbye: SessionEnd | null = null;
   #resolveClosed!: (end: SessionEnd) => void;
   /** Resolves once when the session ends, for whatever reason. */
   readonly closed: Promise<SessionEnd>;
@@ -327,6 +329,7 @@ export class EternalConnection {
 
   #finish(end: SessionEnd) {
     if (this.#end) return;
+    end = this.#goodbye ?? end;
     this.#end = end;
     this.detach(end.reason);
     if (this.#liveness !== null) clearInterval(this.#liveness);
@@ -531,6 +534,7 @@ export class EternalConnection {
         return;
       case MessageType.SessionEnd: {
         const reason = decodeText(body) || "closed by peer";
+        this.#goodbye = { reason, byPeer: true };
         // Acknowledge the goodbye before releasing the pipe.
         this.#sendControl().finally(() =>
           setTimeout(() => this.#finish({ reason, byPeer: true }), 50)

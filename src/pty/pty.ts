@@ -1,0 +1,413 @@
+/**
+ * A pseudo-terminal with a child process attached: the server side of a
+ * session. Built on libc through FFI; Linux only.
+ *
+ * @module
+ */
+
+import {
+  closeQuietly,
+  EAGAIN,
+  EINTR,
+  EIO,
+  errno,
+  errnoError,
+  F_GETFL,
+  F_SETFD,
+  F_SETFL,
+  FD_CLOEXEC,
+  libc,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDWR,
+  POLLIN,
+  POLLOUT,
+  TIOCSWINSZ,
+} from "./libc.ts";
+
+/** How a child is started in a new pty. */
+export interface PtySpawnOptions {
+  /** Program to run, e.g. "/bin/bash"; a bare name is looked up in PATH. */
+  command: string;
+  /**
+   * Arguments after the program name, e.g. ["-l"].
+   * @default {[]}
+   */
+  args?: string[];
+  /**
+   * The child's whole environment; ours is not merged in when given.
+   * @default {our own environment}
+   */
+  env?: Record<string, string>;
+  /**
+   * Working directory of the child.
+   * @default {our own working directory}
+   */
+  cwd?: string;
+  /** Initial width in columns (0..65535). */
+  cols: number;
+  /** Initial height in rows (0..65535). */
+  rows: number;
+}
+
+/**
+ * How the child ended, shaped like `Deno.CommandStatus`: `code` is
+ * 128 + n when signal n killed it.
+ */
+export interface PtyExitStatus {
+  /** Exit code, or 128 + the signal number. */
+  code: number;
+  /** Name of the signal that killed the child, e.g. "SIGHUP", else null. */
+  signal: string | null;
+}
+
+/** Largest chunk one `read()` returns. */
+const READ_CHUNK_BYTES = 64 * 1024;
+// size_t arguments are bigints in Deno's FFI; converted once.
+const READ_CHUNK_SIZE_T = BigInt(READ_CHUNK_BYTES);
+
+/**
+ * Synchronous reads or writes in a row before we go through `poll` anyway.
+ * Trying the fd synchronously first doubles bulk throughput (no thread hop
+ * per chunk), but a consumer that never awaits real I/O would then run on
+ * microtasks alone and starve timers and sockets; the poll is a macrotask.
+ */
+const SYNC_CALLS_BEFORE_YIELD = 16;
+
+/**
+ * Longest a write waits in `poll` before retrying: POLLOUT on a pty master is
+ * only a hint, so a lost wakeup must cost latency, not a stuck write.
+ */
+const WRITE_POLL_MS = 50;
+
+/** How long a child may outlive `close()`'s hangup before it gets SIGKILL. */
+const CLOSE_GRACE_MS = 3000;
+
+/**
+ * Starts the program as a session leader whose controlling tty is the slave:
+ * `detached: true` makes Deno call setsid() in the child, and a session
+ * leader without a controlling tty acquires the first tty it opens without
+ * O_NOCTTY. sh opens the slave as stdin/stdout/stderr, then execs the
+ * program in place, so the pid we get is the program's.
+ */
+const LAUNCH_SCRIPT = 'exec 0<>"$1" 1>&0 2>&0; shift; exec "$@"';
+
+/** An 8-byte eventfd increment; any nonzero count wakes every poller. */
+const WAKE_VALUE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+
+/**
+ * A child process running on its own pseudo-terminal. Bytes written go to the
+ * child's input as if typed; `read()` yields what it prints.
+ *
+ * @example
+ * ```ts
+ * const pty = Pty.spawn({ command: "/bin/bash", args: ["-l"], cols: 80, rows: 24 });
+ * pty.write(new TextEncoder().encode("echo hi; exit\r"));
+ * for (let chunk; (chunk = await pty.read()) !== null;) {
+ *   await Deno.stdout.write(chunk);
+ * }
+ * console.log(await pty.exited); // { code: 0, signal: null }
+ * await pty.close();
+ * ```
+ */
+export class Pty {
+  /** Pid of the child, the leader of its own session and process group. */
+  readonly pid: number;
+  /** Resolves when the child exits; never rejects. */
+  readonly exited: Promise<PtyExitStatus>;
+
+  #master: number;
+  // Our own descriptor of the slave, held until the child exits. It makes
+  // "every slave holder is gone" (EIO on the master) come after the child's
+  // exit even if the child dies before opening the slave, which would
+  // otherwise leave a read waiting forever.
+  #slave: number;
+  // An eventfd that close() signals to wake every pending poll at once.
+  #wake: number;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #eof = false;
+  #childExited = false;
+  #pendingPolls = new Set<Promise<number>>();
+  #reads: Promise<unknown> = Promise.resolve();
+  #writes: Promise<unknown> = Promise.resolve();
+  #syncReads = 0;
+  // Reused for every call so the hot path allocates only the returned chunk.
+  #readBuffer = new Uint8Array(READ_CHUNK_BYTES);
+  #readPollFds = new Uint8Array(16);
+  #readPollView = new DataView(this.#readPollFds.buffer);
+  #writePollFds = new Uint8Array(16);
+  #writePollView = new DataView(this.#writePollFds.buffer);
+  #winsize = new Uint8Array(8);
+
+  private constructor(
+    master: number,
+    slave: number,
+    wake: number,
+    child: Deno.ChildProcess,
+  ) {
+    this.#master = master;
+    this.#slave = slave;
+    this.#wake = wake;
+    this.pid = child.pid;
+    this.exited = child.status.then((status) => {
+      this.#childExited = true;
+      // Drop our hold on the slave: once the child's descendants let go too,
+      // the master reads the remaining output and then EIO.
+      closeQuietly(this.#slave);
+      this.#slave = -1;
+      return { code: status.code, signal: status.signal };
+    });
+  }
+
+  /** Opens a new pty of the given size and starts `options.command` on it. */
+  static spawn(options: PtySpawnOptions): Pty {
+    checkSize(options.cols, options.rows);
+    const c = libc();
+    const master = c.posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) throw errnoError("posix_openpt", errno());
+    let slave = -1;
+    let wake = -1;
+    try {
+      // posix_openpt is only promised to honour O_RDWR and O_NOCTTY; without
+      // CLOEXEC the child would hold the master open and never see a hangup.
+      if (c.fcntl(master, F_SETFD, FD_CLOEXEC) < 0) {
+        throw errnoError("fcntl(F_SETFD)", errno());
+      }
+      const flags = c.fcntl(master, F_GETFL, 0);
+      if (flags < 0 || c.fcntl(master, F_SETFL, flags | O_NONBLOCK) < 0) {
+        throw errnoError("fcntl(F_SETFL)", errno());
+      }
+      if (c.grantpt(master) < 0) throw errnoError("grantpt", errno());
+      if (c.unlockpt(master) < 0) throw errnoError("unlockpt", errno());
+      const name = new Uint8Array(128);
+      const failed = c.ptsname_r(master, name, BigInt(name.length));
+      if (failed !== 0) throw errnoError("ptsname_r", failed);
+      const slavePath = new TextDecoder().decode(
+        name.subarray(0, name.indexOf(0)),
+      );
+      setWinsize(master, new Uint8Array(8), options.cols, options.rows);
+      slave = c.open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+      if (slave < 0) throw errnoError(`open(${slavePath})`, errno());
+      wake = c.eventfd(0, O_CLOEXEC | O_NONBLOCK);
+      if (wake < 0) throw errnoError("eventfd", errno());
+      const child = new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          LAUNCH_SCRIPT,
+          "sh",
+          slavePath,
+          options.command,
+          ...(options.args ?? []),
+        ],
+        env: options.env,
+        clearEnv: options.env !== undefined,
+        cwd: options.cwd,
+        detached: true,
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      return new Pty(master, slave, wake, child);
+    } catch (error) {
+      closeQuietly(wake);
+      closeQuietly(slave);
+      closeQuietly(master);
+      throw error;
+    }
+  }
+
+  /**
+   * Resolves with the next chunk of output (at most 64 KiB, a fresh array),
+   * or null once the child and everything else holding the terminal have
+   * exited and all output was read, or once the pty is closed. Calls made
+   * before an earlier one settles queue behind it. The chunk is backed by a
+   * plain ArrayBuffer, so WebCrypto accepts it as is.
+   */
+  read(): Promise<Uint8Array<ArrayBuffer> | null> {
+    const chunk = this.#reads.then(() => this.#readChunk());
+    this.#reads = chunk.catch(() => {});
+    return chunk;
+  }
+
+  /**
+   * Writes all of `data` to the child's input, waiting for room without
+   * blocking the event loop. Writes are applied in call order. Rejects with
+   * `Deno.errors.BadResource` if the pty is closed first, or
+   * `Deno.errors.BrokenPipe` once nothing holds the terminal any more.
+   * `data` must not change until the promise settles.
+   */
+  write(data: Uint8Array): Promise<void> {
+    const done = this.#writes.then(() => this.#writeAll(data));
+    this.#writes = done.catch(() => {});
+    return done;
+  }
+
+  /**
+   * Sets the terminal size; the kernel sends SIGWINCH to the child's
+   * foreground process group.
+   */
+  resize(cols: number, rows: number): void {
+    checkSize(cols, rows);
+    if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
+    setWinsize(this.#master, this.#winsize, cols, rows);
+  }
+
+  /**
+   * Sends `signal` to the child's process group (the child leads it). Does
+   * nothing once the child has exited. Interactive shells ignore SIGTERM;
+   * use SIGHUP or SIGKILL for them.
+   */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    if (this.#childExited) return;
+    try {
+      Deno.kill(-this.pid, signal);
+    } catch (error) {
+      // The child exited but `exited` has not run its callback yet.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+
+  /**
+   * Stops reading and writing (pending `read()`s resolve null, pending
+   * `write()`s reject), waits until no FFI call is in flight, and closes the
+   * master, which hangs up the terminal: the child gets SIGHUP, and SIGKILL
+   * if it is still running a few seconds later. Safe to call repeatedly;
+   * every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    const c = libc();
+    // Wakes every poll in flight; the loops then see #closed and stop. A
+    // nonblocking FFI call still running when Deno exits crashes it, so the
+    // fds are closed only after all of them have returned.
+    c.write(this.#wake, WAKE_VALUE, BigInt(WAKE_VALUE.length));
+    await Promise.allSettled([...this.#pendingPolls]);
+    closeQuietly(this.#master);
+    closeQuietly(this.#slave);
+    closeQuietly(this.#wake);
+    this.#master = this.#slave = this.#wake = -1;
+    if (!this.#childExited) {
+      // Unref'd: this timer alone must not keep the process alive, while the
+      // child's status (which does) still gets a bounded lifetime.
+      const timer = setTimeout(() => this.kill("SIGKILL"), CLOSE_GRACE_MS);
+      Deno.unrefTimer(timer);
+      this.exited.finally(() => clearTimeout(timer));
+    }
+  }
+
+  async #readChunk(): Promise<Uint8Array<ArrayBuffer> | null> {
+    const c = libc();
+    const buffer = this.#readBuffer;
+    while (!this.#closed && !this.#eof) {
+      if (this.#syncReads < SYNC_CALLS_BEFORE_YIELD) {
+        const n = Number(c.read(this.#master, buffer, READ_CHUNK_SIZE_T));
+        if (n > 0) {
+          this.#syncReads++;
+          return buffer.slice(0, n);
+        }
+        const code = n < 0 ? errno() : EIO;
+        if (code === EINTR) continue;
+        if (code === EIO) {
+          // The last holder of the slave is gone and the queue is empty: the
+          // kernel hands over buffered output before it reports EIO.
+          this.#eof = true;
+          break;
+        }
+        if (code !== EAGAIN) throw errnoError("read", code);
+      }
+      this.#syncReads = 0;
+      await this.#poll(this.#readPollFds, this.#readPollView, POLLIN, -1);
+    }
+    return null;
+  }
+
+  async #writeAll(data: Uint8Array): Promise<void> {
+    const c = libc();
+    let offset = 0;
+    let syncWrites = 0;
+    while (offset < data.length) {
+      if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
+      if (syncWrites < SYNC_CALLS_BEFORE_YIELD) {
+        const rest = data.subarray(offset);
+        const n = Number(c.write(this.#master, rest, BigInt(rest.length)));
+        if (n >= 0) {
+          offset += n;
+          syncWrites++;
+          continue;
+        }
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EIO) {
+          throw new Deno.errors.BrokenPipe("pty: the terminal was hung up");
+        }
+        if (code !== EAGAIN) throw errnoError("write", code);
+      }
+      syncWrites = 0;
+      await this.#poll(
+        this.#writePollFds,
+        this.#writePollView,
+        POLLOUT,
+        WRITE_POLL_MS,
+      );
+    }
+  }
+
+  /**
+   * Waits on a worker thread until the master has `events`, close() is
+   * called, or `timeoutMs` passes. Its result is not trusted (errno of the
+   * worker thread is out of reach): the caller retries its read or write,
+   * which reports the real state.
+   */
+  async #poll(
+    fds: Uint8Array,
+    view: DataView,
+    events: number,
+    timeoutMs: number,
+  ): Promise<void> {
+    // struct pollfd { int fd; short events; short revents; } x2
+    view.setInt32(0, this.#master, true);
+    view.setInt16(4, events, true);
+    view.setInt16(6, 0, true);
+    view.setInt32(8, this.#wake, true);
+    view.setInt16(12, POLLIN, true);
+    view.setInt16(14, 0, true);
+    const call = libc().poll(fds, 2n, timeoutMs);
+    this.#pendingPolls.add(call);
+    try {
+      await call;
+    } finally {
+      this.#pendingPolls.delete(call);
+    }
+  }
+}
+
+function checkSize(cols: number, rows: number): void {
+  for (const [name, value] of [["cols", cols], ["rows", rows]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
+      throw new RangeError(`pty: ${name} must be an integer in 0..65535`);
+    }
+  }
+}
+
+function setWinsize(
+  master: number,
+  winsize: Uint8Array,
+  cols: number,
+  rows: number,
+): void {
+  // struct winsize { unsigned short ws_row, ws_col, ws_xpixel, ws_ypixel; }
+  const view = new DataView(winsize.buffer);
+  view.setUint16(0, rows, true);
+  view.setUint16(2, cols, true);
+  view.setUint32(4, 0, true);
+  if (libc().ioctl(master, BigInt(TIOCSWINSZ), winsize) < 0) {
+    throw errnoError("ioctl(TIOCSWINSZ)", errno());
+  }
+}

@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import {
+  deriveSessionKeys,
+  generateSessionSecret,
+  open,
+  seal,
+} from "../../src/transport/mod.ts";
+
+const header = new Uint8Array([0x10, 0, 0, 0, 0, 0, 0, 0, 5]);
+const message = new TextEncoder().encode("the quick brown fox");
+
+Deno.test("what the client seals, the server opens, and back", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const server = await deriveSessionKeys(secret, "server");
+  const sealed = await seal(client.send, 0, 5, header, message);
+  assert.deepEqual(await open(server.receive, 0, 5, header, sealed), message);
+  const back = await seal(server.send, 0, 5, header, message);
+  assert.deepEqual(await open(client.receive, 0, 5, header, back), message);
+  // The two directions use different keys: a reflected packet fails.
+  assert.equal(await open(client.receive, 0, 5, header, sealed), null);
+});
+
+Deno.test("every tampered byte of header or sealed body is refused", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const server = await deriveSessionKeys(secret, "server");
+  const sealed = await seal(client.send, 0, 5, header, message);
+  for (let i = 0; i < sealed.length; i++) {
+    const bad = sealed.slice();
+    bad[i] ^= 0x01;
+    assert.equal(
+      await open(server.receive, 0, 5, header, bad),
+      null,
+      `byte ${i}`,
+    );
+  }
+  for (let i = 0; i < header.length; i++) {
+    const bad = header.slice();
+    bad[i] ^= 0x80;
+    assert.equal(await open(server.receive, 0, 5, bad, sealed), null);
+  }
+  // The counter is the nonce: the same bytes under another counter fail.
+  assert.equal(await open(server.receive, 0, 6, header, sealed), null);
+  assert.equal(await open(server.receive, 1, 5, header, sealed), null);
+});
+
+Deno.test("a different passkey or session id cannot open", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const sealed = await seal(client.send, 0, 1, header, message);
+  const otherPasskey = await deriveSessionKeys(
+    { id: secret.id, passkey: generateSessionSecret().passkey },
+    "server",
+  );
+  assert.equal(await open(otherPasskey.receive, 0, 1, header, sealed), null);
+  const otherId = await deriveSessionKeys(
+    { id: generateSessionSecret().id, passkey: secret.passkey },
+    "server",
+  );
+  assert.equal(await open(otherId.receive, 0, 1, header, sealed), null);
+});
+
+Deno.test("the same plaintext under different counters never repeats", async () => {
+  const keys = await deriveSessionKeys(generateSessionSecret(), "client");
+  const seen = new Set<string>();
+  for (let counter = 0; counter < 200; counter++) {
+    for (const space of [0, 1]) {
+      const sealed = await seal(keys.send, space, counter, header, message);
+      const hex = [...sealed].join(",");
+      assert.ok(!seen.has(hex));
+      seen.add(hex);
+    }
+  }
+});
