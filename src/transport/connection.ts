@@ -227,6 +227,11 @@ export class EternalConnection {
     return this.#end !== null;
   }
 
+  /** True once the session has ended or the peer has said goodbye. */
+  get isEnding(): boolean {
+    return this.#end !== null || this.#goodbye !== null;
+  }
+
   /** Data packets received so far (what a resume tells the peer). */
   get receivedCount(): number {
     return this.#reader.received;

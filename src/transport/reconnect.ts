@@ -98,6 +98,10 @@ export async function keepConnected(
   };
 
   while (!connection.isClosed) {
+    if (connection.isEnding) {
+      await connection.closed;
+      break;
+    }
     if (connection.connected) {
       for (const attempt of pending) attempt.abort.abort();
       delay = 0;

@@ -1,0 +1,14 @@
+/**
+ * The `et` client.
+ *
+ * @module
+ */
+
+export { type ClientOptions, runClient } from "./client.ts";
+export {
+  type Destination,
+  parseDestination,
+  parsePort,
+  sshTarget,
+} from "./destination.ts";
+export { resolveWithSsh, splitCommandLine } from "./ssh.ts";

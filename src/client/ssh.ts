@@ -1,0 +1,168 @@
+/**
+ * Everything the client asks of the system `ssh`: where a host really is
+ * (`ssh -G`, so aliases and `-F` configs work without our own parser), and
+ * starting the terminal role on the remote with the session secret written
+ * to ssh's stdin — never on a command line.
+ *
+ * @module
+ */
+
+import { logger } from "../log.ts";
+import { READY_MARKER } from "../session/mod.ts";
+
+const log = logger("ssh");
+
+/**
+ * Splits a command line like a POSIX shell would for simple cases: spaces
+ * separate words, single and double quotes group, backslash escapes.
+ * Throws on an unterminated quote.
+ */
+export function splitCommandLine(text: string): string[] {
+  const words: string[] = [];
+  let word = "";
+  let inWord = false;
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === "\\" && quote === '"' && i + 1 < text.length) {
+        word += text[++i];
+      } else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < text.length) {
+      word += text[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new Error(`unterminated quote in '${text}'`);
+  if (inWord) words.push(word);
+  return words;
+}
+
+/** What `ssh -G` says about a destination. */
+export interface ResolvedHost {
+  /** The real host name or address to dial. */
+  hostname: string;
+  user: string;
+}
+
+/** Asks `ssh -G` where `target` really is. Throws a one-line Error. */
+export async function resolveWithSsh(
+  ssh: string[],
+  target: string,
+): Promise<ResolvedHost> {
+  const [program, ...args] = ssh;
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(program, {
+      args: [...args, "-G", target],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`ssh command not found: ${program}`);
+    }
+    throw error;
+  }
+  const text = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    const reason =
+      new TextDecoder().decode(output.stderr).trim().split("\n")[0];
+    throw new Error(
+      `ssh -G ${target} failed: ${reason || `exit ${output.code}`}`,
+    );
+  }
+  const field = (name: string) =>
+    text.split("\n").find((line) => line.startsWith(name + " "))?.slice(
+      name.length + 1,
+    ).trim();
+  const hostname = field("hostname");
+  if (!hostname) throw new Error(`ssh -G ${target} named no hostname`);
+  return { hostname, user: field("user") ?? "" };
+}
+
+/** Options of {@link startRemoteTerminal}. */
+export interface RemoteTerminalOptions {
+  ssh: string[];
+  target: string;
+  /** Command that runs `et` on the remote (may carry arguments). */
+  terminalPath: string;
+  /** The bootstrap line, secret included: written to ssh's stdin only. */
+  bootstrapLine: string;
+}
+
+/**
+ * Runs `ssh target '<terminal-path> terminal'`, writes the bootstrap line
+ * to its stdin and waits for the ready marker on its stdout, skipping any
+ * noise a login script prints. ssh's stderr and its prompts (through
+ * /dev/tty) stay on the user's terminal. Throws a one-line Error on failure.
+ */
+export async function startRemoteTerminal(
+  options: RemoteTerminalOptions,
+): Promise<void> {
+  const [program, ...args] = options.ssh;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: [...args, options.target, `${options.terminalPath} terminal`],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`ssh command not found: ${program}`);
+    }
+    throw error;
+  }
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode(options.bootstrapLine));
+    await writer.close();
+  } catch {
+    // ssh exited before reading: its status below explains.
+  }
+  let seen = "";
+  let ready = false;
+  const decoder = new TextDecoder();
+  const reader = child.stdout.getReader();
+  while (!ready) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += decoder.decode(value, { stream: true });
+    const lines = seen.split("\n");
+    seen = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.trim() === READY_MARKER) ready = true;
+      else log.info(`remote said: ${line.slice(0, 200)}`);
+    }
+  }
+  reader.cancel().catch(() => {});
+  const status = await child.status;
+  if (ready) return;
+  if (status.code === 255) {
+    throw new Error(
+      `ssh to ${options.target} failed (see ssh's message above)`,
+    );
+  }
+  if (status.code === 127) {
+    throw new Error(
+      `'${options.terminalPath}' was not found on ${options.target}: install et there, or pass --terminal-path`,
+    );
+  }
+  throw new Error(
+    `the remote et terminal did not start (exit ${status.code}); see the message above`,
+  );
+}

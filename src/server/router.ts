@@ -1,0 +1,205 @@
+/**
+ * The daemon's session registry and its local Unix socket. A terminal
+ * process registers `(session id, its own socket path)` and keeps the
+ * registration connection open: when the process dies the connection closes
+ * and the entry goes with it, so ids never go stale. A second registration
+ * of a live id is refused, so no local user can take over another's session.
+ *
+ * Requests and answers are single JSON lines.
+ *
+ * @module
+ */
+
+import { errorMessage, logger } from "../log.ts";
+
+const log = logger("router");
+
+/** Where a session's terminal process listens. */
+export interface Registration {
+  socketPath: string;
+}
+
+/** Default path of the router socket for a daemon run as root. */
+export const DEFAULT_ROUTER_PATH = "/run/et/router.sock";
+
+/** The router socket path: $ET_ROUTER_SOCKET, else the default. */
+export function routerPathFromEnv(): string {
+  return Deno.env.get("ET_ROUTER_SOCKET") ?? DEFAULT_ROUTER_PATH;
+}
+
+const encoder = new TextEncoder();
+
+/** Reads one newline-terminated line (at most `limit` bytes) from a conn. */
+export async function readLine(
+  conn: Deno.Conn,
+  limit = 4096,
+): Promise<string | null> {
+  const bytes: number[] = [];
+  const one = new Uint8Array(1);
+  while (bytes.length < limit) {
+    const n = await conn.read(one);
+    if (n === null) return null;
+    if (one[0] === 0x0a) return new TextDecoder().decode(new Uint8Array(bytes));
+    bytes.push(one[0]);
+  }
+  throw new Error("line too long");
+}
+
+/**
+ * Session ids → terminal sockets, fed by the router socket.
+ *
+ * @example
+ * ```ts
+ * const router = await SessionRouter.listen("/run/et/router.sock");
+ * router.lookup("0f1e...")?.socketPath;
+ * ```
+ */
+export class SessionRouter {
+  #sessions = new Map<string, Registration>();
+  #listener: Deno.UnixListener;
+  #path: string;
+  #conns = new Set<Deno.Conn>();
+  #serving: Promise<void>;
+
+  private constructor(listener: Deno.UnixListener, path: string) {
+    this.#listener = listener;
+    this.#path = path;
+    this.#serving = this.#serve();
+  }
+
+  /**
+   * Listens on `path` (replacing a stale socket file), readable and
+   * writable by everyone so any user's terminal can register; what it can
+   * register is only its own fresh id.
+   */
+  static async listen(path: string): Promise<SessionRouter> {
+    const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+    await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    try {
+      const info = await Deno.lstat(path);
+      if (!info.isSocket) throw new Error(`${path} exists and is not a socket`);
+      await Deno.remove(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    const listener = Deno.listen({ transport: "unix", path });
+    await Deno.chmod(path, 0o666);
+    return new SessionRouter(listener, path);
+  }
+
+  /** The registration for a session id (hex), if it is live. */
+  lookup(idHex: string): Registration | undefined {
+    return this.#sessions.get(idHex);
+  }
+
+  /** How many sessions are registered. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  async #serve() {
+    try {
+      for await (const conn of this.#listener) this.#handle(conn);
+    } catch {
+      // listener closed
+    }
+  }
+
+  async #handle(conn: Deno.Conn) {
+    this.#conns.add(conn);
+    let registered: string | null = null;
+    const answer = (value: unknown) =>
+      conn.write(encoder.encode(JSON.stringify(value) + "\n"));
+    try {
+      const line = await readLine(conn);
+      if (line === null) return;
+      const request = JSON.parse(line);
+      const id = request?.id;
+      const socketPath = request?.socket;
+      if (
+        request?.op !== "register" || typeof id !== "string" ||
+        !/^[0-9a-f]{32}$/.test(id) || typeof socketPath !== "string" ||
+        !socketPath.startsWith("/")
+      ) {
+        log.warn("refused malformed registration");
+        await answer({ ok: false, error: "malformed registration" });
+        return;
+      }
+      if (this.#sessions.has(id)) {
+        log.warn(
+          `refused second registration of live session ${id.slice(0, 8)}`,
+        );
+        await answer({ ok: false, error: "session id already registered" });
+        return;
+      }
+      this.#sessions.set(id, { socketPath });
+      registered = id;
+      log.info(`registered session ${id.slice(0, 8)}`);
+      await answer({ ok: true });
+      // The registration lives as long as this connection.
+      const sink = new Uint8Array(64);
+      while ((await conn.read(sink)) !== null) { /* ignore chatter */ }
+    } catch (error) {
+      log.warn(`registration connection failed: ${errorMessage(error)}`);
+    } finally {
+      if (registered) {
+        this.#sessions.delete(registered);
+        log.info(`session ${registered.slice(0, 8)} unregistered`);
+      }
+      this.#conns.delete(conn);
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  /** Stops listening, drops every registration and removes the socket. */
+  async close() {
+    this.#listener.close();
+    for (const conn of this.#conns) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+    await this.#serving;
+    try {
+      await Deno.remove(this.#path);
+    } catch { /* gone */ }
+  }
+}
+
+/**
+ * Registers a session with the daemon's router; resolves with the open
+ * registration connection (closing it unregisters), or throws a one-line
+ * Error saying why not.
+ */
+export async function registerSession(
+  routerPath: string,
+  idHex: string,
+  socketPath: string,
+): Promise<Deno.Conn> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: routerPath });
+  } catch (error) {
+    throw new Error(
+      `cannot reach the et server's router at ${routerPath} (is \`et server\` running?): ${
+        errorMessage(error)
+      }`,
+    );
+  }
+  await conn.write(
+    encoder.encode(
+      JSON.stringify({ op: "register", id: idHex, socket: socketPath }) + "\n",
+    ),
+  );
+  const line = await readLine(conn);
+  const answer = line ? JSON.parse(line) : null;
+  if (!answer?.ok) {
+    conn.close();
+    throw new Error(
+      `the et server refused the session: ${answer?.error ?? "no answer"}`,
+    );
+  }
+  return conn;
+}
