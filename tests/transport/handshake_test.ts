@@ -15,7 +15,7 @@ import { startSessionPair, waitUntil } from "../helpers/session_pair.ts";
 
 configureLog({ level: "silent" });
 
-async function listenWith(
+function listenWith(
   lookup: (id: Uint8Array) => EternalConnection | undefined,
 ) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
