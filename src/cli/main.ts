@@ -125,7 +125,9 @@ async function server(args: string[]): Promise<number> {
   }
   let port = DEFAULT_SERVER_PORT;
   try {
-    if (values.port !== undefined) port = parsePort(values.port as string);
+    if (values.port !== undefined) {
+      port = parsePort(values.port as string, true);
+    }
   } catch (error) {
     throw new UsageError(errorMessage(error));
   }

@@ -12,10 +12,14 @@ export interface Destination {
   port?: number;
 }
 
-/** Parses a TCP port number; throws a one-line Error if it is not one. */
-export function parsePort(text: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new Error(`invalid port '${text}' (expected 1-65535)`);
+/**
+ * Parses a TCP port number; throws a one-line Error if it is not one.
+ * `allowZero` accepts 0 (a listener's "pick a free port").
+ */
+export function parsePort(text: string, allowZero = false): number {
+  const low = allowZero ? 0 : 1;
+  if (!/^\d{1,5}$/.test(text) || Number(text) < low || Number(text) > 65535) {
+    throw new Error(`invalid port '${text}' (expected ${low}-65535)`);
   }
   return Number(text);
 }

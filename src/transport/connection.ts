@@ -431,8 +431,9 @@ export class EternalConnection {
           size += frame.length;
         }
         if (batch.length === 0) {
+          // Never cleared after waking: a replaced pump resuming late must
+          // not erase the new pump's resolver (calling a stale one is a no-op).
           await new Promise<void>((resolve) => this.#wakePump = resolve);
-          this.#wakePump = null;
           continue;
         }
         this.#lastSentAt = Date.now();

@@ -22,13 +22,15 @@ export interface KeepConnectedOptions {
   /** Opens a fresh pipe to the server (or relay). */
   dial: () => Promise<BytePipe>;
   /**
-   * Longest wait between attempts.
-   * @default {1000}
+   * Longest wait between attempts. Short enough that a session resumes
+   * well within a second of the path coming back.
+   * @default {500}
    */
   maxBackoffMs?: number;
   /**
-   * Attempts allowed in flight at once.
-   * @default {3}
+   * Attempts allowed in flight at once (attempts on a silent path wait
+   * out the handshake timeout, so this covers timeout / backoff).
+   * @default {12}
    */
   maxPendingAttempts?: number;
   /** Told about each failed attempt (for status lines and logs). */
@@ -54,8 +56,8 @@ export async function keepConnected(
   connection: EternalConnection,
   options: KeepConnectedOptions,
 ): Promise<void> {
-  const maxBackoff = options.maxBackoffMs ?? 1000;
-  const maxPending = options.maxPendingAttempts ?? 3;
+  const maxBackoff = options.maxBackoffMs ?? 500;
+  const maxPending = options.maxPendingAttempts ?? 12;
   const pending = new Set<Attempt>();
   let delay = 0;
   let settled: () => void = () => {};

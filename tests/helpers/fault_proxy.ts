@@ -40,9 +40,9 @@ export interface FaultProxyStats {
   refused: number;
   /** Connection pairs aborted by {@linkcode FaultProxy.cut}. */
   cuts: number;
-  /** Bytes delivered from clients to the server (dropped bytes not counted). */
+  /** Bytes passed on from clients toward the server (dropped ones not counted). */
   bytesUp: number;
-  /** Bytes delivered from the server to clients (dropped bytes not counted). */
+  /** Bytes passed on from the server toward clients (dropped ones not counted). */
   bytesDown: number;
 }
 
@@ -173,11 +173,13 @@ export class FaultProxy {
 
   /**
    * Turns the silent path on or off. While on, every current pair and every
-   * pair accepted meanwhile forwards nothing ever again: bytes (and FINs) are
-   * read and dropped, nothing is closed. A pair accepted while on never
-   * reaches the server at all. Turning it off only affects pairs accepted
-   * afterwards; blackholed pairs stay so until an endpoint closes its side,
-   * or {@linkcode cut} or {@linkcode close}.
+   * pair accepted meanwhile forwards nothing ever again: bytes are read and
+   * dropped, resets and FINs are not passed on, and the proxy closes
+   * nothing on its own. A pair accepted while on never reaches the server
+   * at all. Turning it off only affects pairs accepted afterwards: a
+   * blackholed pair stays so until cut() or close(), or until each endpoint
+   * closes its own side (a FIN from an endpoint closes only the proxy's
+   * socket toward that endpoint; the other endpoint hears nothing).
    */
   setBlackhole(on: boolean): void {
     this.#blackhole = on;
@@ -318,10 +320,11 @@ export class FaultProxy {
     };
     from.on("data", (chunk: Uint8Array) => {
       if (pair.blackholed || pair.dead) return;
-      // Copy: the chunk may wait in the queue (delay), and its buffer is not
-      // promised to stay untouched after the event.
+      // Copy (a Buffer's slice() would not): the chunk may wait in the
+      // queue (delay), and its memory is not promised to stay untouched
+      // after the event.
       flow.queue.push({
-        data: chunk.slice(),
+        data: new Uint8Array(chunk),
         due: performance.now() + this.#delay,
       });
       flow.queued += chunk.length;

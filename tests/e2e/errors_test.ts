@@ -1,0 +1,122 @@
+/**
+ * Bad input gets one clear line on stderr and a non-zero exit — never a
+ * stack trace.
+ */
+import assert from "node:assert/strict";
+import { ET, startWorld } from "./_world.ts";
+
+const e2e = { sanitizeResources: false, sanitizeOps: false };
+
+async function run(argv: string[]) {
+  const output = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  return {
+    code: output.code,
+    stderr,
+    etLines: stderr.split("\n").filter((l) => l.startsWith("et")),
+  };
+}
+
+function assertOneLine(
+  result: { stderr: string; etLines: string[] },
+  pattern: RegExp,
+) {
+  assert.equal(result.etLines.length, 1, `stderr: ${result.stderr}`);
+  assert.match(result.etLines[0], pattern);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace");
+  assert.doesNotMatch(result.stderr, /error: Uncaught/);
+}
+
+Deno.test("unknown option, malformed destination, bad port: usage errors exit 2", async () => {
+  let result = await run([...ET, "--frobnicate", "host"]);
+  assert.equal(result.code, 2);
+  assertOneLine(result, /^et: unknown option '--frobnicate'/);
+
+  result = await run([...ET, "user@host:notaport"]);
+  assert.equal(result.code, 2);
+  assertOneLine(result, /^et: invalid port 'notaport'/);
+
+  result = await run([...ET, "us er@host"]);
+  assert.equal(result.code, 2);
+  assertOneLine(result, /^et: malformed destination/);
+
+  result = await run([...ET]);
+  assert.equal(result.code, 2);
+  assertOneLine(result, /^et: missing destination/);
+
+  result = await run([...ET, "server", "--port", "70000"]);
+  assert.equal(result.code, 2);
+  assertOneLine(result, /^et: invalid port '70000'/);
+});
+
+Deno.test("--help answers and exits 0", async () => {
+  const output = await new Deno.Command(ET[0], {
+    args: [...ET.slice(1), "--help"],
+    stdout: "piped",
+  }).output();
+  assert.equal(output.code, 0);
+  const text = new TextDecoder().decode(output.stdout);
+  for (
+    const word of [
+      "--ssh",
+      "--terminal-path",
+      "-c, --command",
+      "et server",
+      "Exit status",
+    ]
+  ) {
+    assert.ok(text.includes(word), `help mentions ${word}`);
+  }
+});
+
+Deno.test({
+  ...e2e,
+  name: "runtime failures: one clear line each",
+  async fn() {
+    const world = await startWorld();
+    try {
+      // Nothing listens on the daemon port.
+      const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const deadPort = (closed.addr as Deno.NetAddr).port;
+      closed.close();
+      let result = await run(world.client([], { port: deadPort }));
+      assert.equal(result.code, 1);
+      assertOneLine(
+        result,
+        /^et: cannot connect to the et server at 127\.0\.0\.1:\d+: .*refused/i,
+      );
+
+      // ssh cannot log in.
+      result = await run(world.client([], { user: "no-such-user-et" }));
+      assert.equal(result.code, 1);
+      assertOneLine(result, /^et: ssh to no-such-user-et@et-test failed/);
+      assert.match(
+        result.stderr,
+        /Permission denied|Invalid user|denied/i,
+        "ssh's own message shows",
+      );
+
+      // No et on the remote.
+      const argv = world.client();
+      argv[argv.indexOf("--terminal-path") + 1] = "/nonexistent/et";
+      result = await run(argv);
+      assert.equal(result.code, 1);
+      assertOneLine(
+        result,
+        /^et: '\/nonexistent\/et' was not found on et-test/,
+      );
+
+      // ssh itself missing.
+      result = await run([...ET, "--ssh", "/nonexistent/ssh", "host"]);
+      assert.equal(result.code, 1);
+      assertOneLine(result, /^et: ssh command not found/);
+    } finally {
+      await world.close();
+    }
+  },
+});

@@ -1,0 +1,122 @@
+/**
+ * `et` in a real terminal, driven as a person would with tmux: the login
+ * shell, a command, a full-screen program, a resize, Ctrl-C, the exit
+ * status, and the local terminal restored afterwards.
+ */
+import assert from "node:assert/strict";
+import { TmuxTerminal } from "../helpers/tmux.ts";
+import { shellQuote, startWorld } from "./_world.ts";
+
+Deno.test({
+  name: "et in tmux: shell, vi, resize, Ctrl-C, exit status, terminal restored",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const world = await startWorld();
+    const d = world.dir;
+    // A wrapper records the local tty settings before and after et.
+    const script = `stty -g > ${d}/before; ${shellQuote(world.client())}; ` +
+      `echo "ET_EXIT=$?"; stty -g > ${d}/after; sleep 600`;
+    const term = await TmuxTerminal.start([
+      "bash",
+      "--norc",
+      "--noprofile",
+      "-c",
+      script,
+    ], {
+      cols: 100,
+      rows: 30,
+    });
+    try {
+      // The login shell answers.
+      await term.type("echo MARK-$((6*7))");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^MARK-42/m, 30_000);
+
+      // A full-screen program renders, takes input and leaves cleanly.
+      await term.type(`vi ${d}/vi.txt`);
+      await term.sendKeys("Enter");
+      await term.waitFor(/^~\s*$/m);
+      await term.type("ihello from vi");
+      await term.sendKeys("Escape");
+      await term.waitFor("hello from vi");
+      await term.type(":wq");
+      await term.sendKeys("Enter");
+      await term.type(`cat ${d}/vi.txt`);
+      await term.sendKeys("Enter");
+      await term.waitFor(/^hello from vi\s*$/m);
+
+      // A resize reaches the remote pty.
+      await term.resize(120, 40);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await term.type("stty size");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^40 120\s*$/m);
+
+      // Ctrl-C interrupts a running program.
+      await term.type("sleep 100");
+      await term.sendKeys("Enter");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await term.sendKeys("C-c");
+      await term.type("echo RC=$?");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^RC=130/m, 5000);
+
+      // The remote exit status becomes et's, and the terminal is restored.
+      await term.type("exit 3");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^ET_EXIT=3/m, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = await Deno.readTextFile(`${d}/before`);
+      const after = await Deno.readTextFile(`${d}/after`);
+      assert.ok(before.length > 10);
+      assert.equal(after, before, "local terminal settings restored");
+    } finally {
+      await term.kill();
+      await world.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Ctrl-C during a flood of output: prompt back and output stopped within 1 s",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const world = await startWorld();
+    const term = await TmuxTerminal.start(
+      [
+        "bash",
+        "--norc",
+        "--noprofile",
+        "-c",
+        `${shellQuote(world.client())}; sleep 600`,
+      ],
+      { cols: 100, rows: 30 },
+    );
+    try {
+      await term.type("echo MARK-$((6*7))");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^MARK-42/m, 30_000);
+      await term.type("cat /dev/urandom | base64");
+      await term.sendKeys("Enter");
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const sent = Date.now();
+      await term.sendKeys("C-c");
+      await term.type("echo STOPPED-$((2+2))");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^STOPPED-4/m, 5000);
+      const elapsed = Date.now() - sent;
+      // Output has stopped: the screen no longer changes.
+      const first = await term.capture();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(await term.capture(), first, "output stopped");
+      console.log(`Ctrl-C to prompt: ${elapsed} ms`);
+      assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    } finally {
+      await term.kill();
+      await world.close();
+    }
+  },
+});
