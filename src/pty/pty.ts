@@ -69,15 +69,17 @@ const READ_CHUNK_SIZE_T = BigInt(READ_CHUNK_BYTES);
 
 /**
  * Synchronous reads or writes in a row before we go through `poll` anyway.
- * Trying the fd synchronously first doubles bulk throughput (no thread hop
- * per chunk), but a consumer that never awaits real I/O would then run on
- * microtasks alone and starve timers and sockets; the poll is a macrotask.
+ * Trying the fd synchronously first roughly doubles bulk throughput (no
+ * thread hop per chunk), but a consumer that never awaits real I/O would
+ * then run on microtasks alone and starve timers and sockets; the poll is a
+ * macrotask.
  */
 const SYNC_CALLS_BEFORE_YIELD = 16;
 
 /**
- * Longest a write waits in `poll` before retrying: POLLOUT on a pty master is
- * only a hint, so a lost wakeup must cost latency, not a stuck write.
+ * Longest a write waits in `poll` before retrying. POLLOUT wakeups arrived
+ * reliably in tests; the timeout is a safety net so that a lost one would
+ * cost latency, not a stuck write.
  */
 const WRITE_POLL_MS = 50;
 
@@ -103,7 +105,7 @@ const WAKE_VALUE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
  * @example
  * ```ts
  * const pty = Pty.spawn({ command: "/bin/bash", args: ["-l"], cols: 80, rows: 24 });
- * pty.write(new TextEncoder().encode("echo hi; exit\r"));
+ * await pty.write(new TextEncoder().encode("echo hi; exit\r"));
  * for (let chunk; (chunk = await pty.read()) !== null;) {
  *   await Deno.stdout.write(chunk);
  * }
@@ -121,7 +123,9 @@ export class Pty {
   // Our own descriptor of the slave, held until the child exits. It makes
   // "every slave holder is gone" (EIO on the master) come after the child's
   // exit even if the child dies before opening the slave, which would
-  // otherwise leave a read waiting forever.
+  // otherwise leave a read waiting forever. It must stay open until then:
+  // the slave's last close marks the master's peer closed for good, so a
+  // quick open-and-close here would make every read fail with EIO at once.
   #slave: number;
   // An eventfd that close() signals to wake every pending poll at once.
   #wake: number;
@@ -161,7 +165,12 @@ export class Pty {
     });
   }
 
-  /** Opens a new pty of the given size and starts `options.command` on it. */
+  /**
+   * Opens a new pty of the given size and starts `options.command` on it.
+   * Throws if the pty cannot be set up or `cwd` is unusable; a program that
+   * cannot be run shows up as exit code 127 (126) with sh's message on the
+   * terminal, as it would in a shell.
+   */
   static spawn(options: PtySpawnOptions): Pty {
     checkSize(options.cols, options.rows);
     const c = libc();
@@ -234,9 +243,10 @@ export class Pty {
   /**
    * Writes all of `data` to the child's input, waiting for room without
    * blocking the event loop. Writes are applied in call order. Rejects with
-   * `Deno.errors.BadResource` if the pty is closed first, or
-   * `Deno.errors.BrokenPipe` once nothing holds the terminal any more.
-   * `data` must not change until the promise settles.
+   * `Deno.errors.BadResource` if the pty is closed first. Once nothing holds
+   * the terminal any more, Linux discards the input (or the write rejects
+   * with `Deno.errors.BrokenPipe`). `data` must not change until the promise
+   * settles.
    */
   write(data: Uint8Array): Promise<void> {
     const done = this.#writes.then(() => this.#writeAll(data));
@@ -246,11 +256,12 @@ export class Pty {
 
   /**
    * Sets the terminal size; the kernel sends SIGWINCH to the child's
-   * foreground process group.
+   * foreground process group. Does nothing after `close()`: a resize that
+   * races the end of a session is harmless and should not throw.
    */
   resize(cols: number, rows: number): void {
     checkSize(cols, rows);
-    if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
+    if (this.#closed) return;
     setWinsize(this.#master, this.#winsize, cols, rows);
   }
 
@@ -310,7 +321,7 @@ export class Pty {
         const n = Number(c.read(this.#master, buffer, READ_CHUNK_SIZE_T));
         if (n > 0) {
           this.#syncReads++;
-          return buffer.slice(0, n);
+          return buffer.slice(0, this.#readMore(n));
         }
         const code = n < 0 ? errno() : EIO;
         if (code === EINTR) continue;
@@ -326,6 +337,24 @@ export class Pty {
       await this.#poll(this.#readPollFds, this.#readPollView, POLLIN, -1);
     }
     return null;
+  }
+
+  /**
+   * Tops up the read buffer, which holds `filled` bytes, with whatever else
+   * is ready now. The kernel hands a pty master at most its 4 KiB line queue
+   * per read; gathering gives callers bigger chunks (fewer frames and seals
+   * downstream) without waiting for anything.
+   */
+  #readMore(filled: number): number {
+    const c = libc();
+    while (filled < this.#readBuffer.length) {
+      const rest = this.#readBuffer.subarray(filled);
+      const n = Number(c.read(this.#master, rest, BigInt(rest.length)));
+      // Errors, EIO included, will come back on the next read() call.
+      if (n <= 0) break;
+      filled += n;
+    }
+    return filled;
   }
 
   async #writeAll(data: Uint8Array): Promise<void> {

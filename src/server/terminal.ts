@@ -85,7 +85,8 @@ export async function launchTerminal(): Promise<number> {
   child.unref();
   const first = answer.split("\n")[0];
   if (first === READY_MARKER) {
-    console.log(READY_MARKER);
+    // A fresh line first: a login script may have left a partial line.
+    console.log(`\n${READY_MARKER}`);
     return 0;
   }
   console.error(

@@ -8,10 +8,10 @@
  */
 
 /** Default bytes a sender may have outstanding on one channel. */
-export const DEFAULT_CHANNEL_WINDOW_BYTES = 256 * 1024;
+export const DEFAULT_CHANNEL_WINDOW_BYTES = 512 * 1024;
 
 /** Largest body of one channel data message. */
-export const MAX_CHUNK_BYTES = 32 * 1024;
+export const MAX_CHUNK_BYTES = 64 * 1024;
 
 /** What a channel needs from the connection under it. */
 export interface ChannelLink {

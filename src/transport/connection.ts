@@ -57,7 +57,7 @@ export interface EternalConnectionOptions {
   windowBytes?: number;
   /**
    * Bytes a sender may have outstanding on one channel.
-   * @default {262144}
+   * @default {524288}
    */
   channelWindowBytes?: number;
   /**
@@ -99,11 +99,11 @@ export class SessionClosedError extends Error {
 }
 
 /** Packets received before an ack is sent without waiting for the timer. */
-const ACK_EVERY_PACKETS = 8;
+const ACK_EVERY_PACKETS = 4;
 /** Longest delay of a standalone ack. */
 const ACK_DELAY_MS = 5;
 /** Bytes of small frames coalesced into one pipe write. */
-const COALESCE_BYTES = 256 * 1024;
+const COALESCE_BYTES = 64 * 1024;
 
 /**
  * The session-long state of one end of an eternal connection.
@@ -437,7 +437,13 @@ export class EternalConnection {
           continue;
         }
         this.#lastSentAt = Date.now();
-        await writeAll(pipe, batch.length === 1 ? batch[0] : join(batch, size));
+        // Small frames (keystrokes, acks) are joined into one write; big
+        // ones go as they are, since copying them costs more than a syscall.
+        if (batch.length === 1 || size > COALESCE_BYTES) {
+          for (const frame of batch) await writeAll(pipe, frame);
+        } else {
+          await writeAll(pipe, join(batch, size));
+        }
       }
     } catch (error) {
       this.#lost(generation, `write failed: ${errorMessage(error)}`);

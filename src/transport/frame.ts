@@ -8,7 +8,7 @@
 import type { BytePipe } from "./pipe.ts";
 
 /** Largest frame body accepted or produced; anything bigger is refused. */
-export const MAX_FRAME_BYTES = 64 * 1024;
+export const MAX_FRAME_BYTES = 128 * 1024;
 
 /** Bytes of the length prefix. */
 export const FRAME_HEADER_BYTES = 4;
@@ -53,9 +53,11 @@ export class FrameReader {
   }
 
   /**
-   * Resolves with the next frame body (a fresh copy), or null when the pipe
-   * ends cleanly between frames. Throws FrameError on an impossible length
-   * or a stream that ends inside a frame.
+   * Resolves with the next frame body, or null when the pipe ends cleanly
+   * between frames. Throws FrameError on an impossible length or a stream
+   * that ends inside a frame. The body is a view into the reader's buffer,
+   * valid until the next call: copy what must outlive it. (Not copying
+   * saves an allocation per frame on the bulk path.)
    */
   async next(): Promise<Uint8Array | null> {
     while (true) {
@@ -70,7 +72,7 @@ export class FrameReader {
         if (available >= FRAME_HEADER_BYTES + length) {
           const from = this.#start + FRAME_HEADER_BYTES;
           this.#start = from + length;
-          return this.#buffer.slice(from, from + length);
+          return this.#buffer.subarray(from, from + length);
         }
       }
       if (this.#end === this.#buffer.length) this.#compact();

@@ -75,6 +75,8 @@ async function killTerminals(routerPath: string) {
 export async function startWorld(): Promise<EtWorld> {
   const sshd = await startSshd();
   const dir = await Deno.makeTempDir({ prefix: "et-world-" });
+  // Other test users' terminals must reach the router socket inside.
+  await Deno.chmod(dir, 0o755);
   const routerPath = `${dir}/router.sock`;
   const daemon = new Deno.Command(ET[0], {
     args: [

@@ -41,8 +41,13 @@ export class TapPipe implements BytePipe {
     return n;
   }
 
+  /** Closes the socket; closing twice is fine (tests kill at random). */
   close() {
-    this.#inner.close();
+    try {
+      this.#inner.close();
+    } catch {
+      // already closed
+    }
   }
 }
 

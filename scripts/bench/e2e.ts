@@ -1,0 +1,334 @@
+/**
+ * End-to-end benchmarks of `et` beside `ssh -tt` against the same private
+ * sshd on this machine, in the same run: bulk output, keystroke echo,
+ * connect time, resume after the path returns, and process memory.
+ *
+ * Both clients run with stdin and stdout piped to this process, and both
+ * reach a login shell on a remote pty, so they do the same work: the
+ * numbers differ only by the transport between client and pty.
+ *
+ * @module
+ */
+
+import type { EtWorld } from "../../tests/e2e/_world.ts";
+import { FaultProxy } from "../../tests/helpers/fault_proxy.ts";
+import {
+  findProcesses,
+  mbPerSecond,
+  peakRssOf,
+  progress,
+  rssOf,
+  sleep,
+} from "./util.ts";
+import { type Hit, WatchedProcess } from "./watched.ts";
+
+/** Which client a measurement is about. */
+export type ClientKind = "et" | "ssh";
+
+/** Every process this module started, so a failure still cleans up. */
+const running = new Set<WatchedProcess>();
+
+/** Kills every client still running (for the benchmark's cleanup). */
+export async function closeAllClients(): Promise<void> {
+  await Promise.allSettled([...running].map((p) => p.close()));
+  running.clear();
+}
+
+/** Starts a client and remembers it for cleanup. */
+function spawn(argv: string[]): WatchedProcess {
+  const client = new WatchedProcess(argv);
+  running.add(client);
+  client.child.status.then(() => running.delete(client));
+  return client;
+}
+
+/** argv of an interactive `et` or `ssh -tt` session to the world's sshd. */
+export function clientArgv(
+  world: EtWorld,
+  kind: ClientKind,
+  port?: number,
+): string[] {
+  if (kind === "et") return world.client([], port ? { port } : {});
+  // sshCommand is "ssh -F <path>" with a temp-dir path free of spaces.
+  return [...world.sshd.sshCommand.split(" "), "-tt", world.sshd.hostAlias];
+}
+
+let probes = 0;
+
+/**
+ * Types `echo P_$((<n>+0))_` (n counting from 1000) and resolves when the
+ * shell's answer `P_<n>_` appears: proof that a line went to the remote shell and its
+ * output came back. The pty's echo of the typed line shows the unexpanded
+ * `$((...))`, so only the answer matches.
+ */
+export async function probe(
+  client: WatchedProcess,
+  timeoutMs = 30_000,
+): Promise<Hit> {
+  const n = 1000 + probes++;
+  const answer = client.waitFor(`P_${n}_`, client.total, timeoutMs);
+  answer.catch(() => {}); // awaited below; only typing may fail first
+  await client.type(`echo P_$((${n}+0))_\n`);
+  return await answer;
+}
+
+/** Starts an interactive session and waits until its shell answers. */
+export async function startSession(
+  world: EtWorld,
+  kind: ClientKind,
+  port?: number,
+): Promise<WatchedProcess> {
+  const client = spawn(clientArgv(world, kind, port));
+  try {
+    await probe(client, 60_000);
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
+  return client;
+}
+
+/** Ends a session politely (`exit`), killing the client if it lingers. */
+export async function endSession(client: WatchedProcess): Promise<void> {
+  if (!client.exited) await client.type("exit\n").catch(() => {});
+  await client.exit(10_000);
+}
+
+/**
+ * Milliseconds from spawning the client to the shell's answer to a line
+ * typed at once (the `et` client buffers keystrokes until connected; ssh
+ * reads them once its channel is open).
+ */
+export async function connectTime(
+  world: EtWorld,
+  kind: ClientKind,
+): Promise<number> {
+  const client = spawn(clientArgv(world, kind));
+  try {
+    const hit = await probe(client, 60_000);
+    return hit.at - client.spawnedAt;
+  } finally {
+    await endSession(client);
+  }
+}
+
+/**
+ * Keystroke echo latencies in ms: `keys` single letters, one at a time,
+ * each at least `gapMs` after the previous, timed from the write to the
+ * arrival of its echo. The line is cleared with Ctrl-U every 20 letters so
+ * the shell never wraps or redraws a long line.
+ */
+export async function echoLatencies(
+  client: WatchedProcess,
+  keys: number,
+  gapMs = 20,
+): Promise<number[]> {
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  const samples: number[] = [];
+  await probe(client);
+  await sleep(300); // let the prompt settle: no output in flight
+  for (let i = 0; i < keys; i++) {
+    if (i > 0 && i % 20 === 0) {
+      await client.type("\x15"); // Ctrl-U: erase the line typed so far
+      await sleep(150);
+    }
+    const letter = letters[i % 20];
+    const from = client.total;
+    const echoed = client.waitFor(letter, from, 5000);
+    echoed.catch(() => {}); // awaited below; only typing may fail first
+    const sent = performance.now();
+    await client.type(letter);
+    const hit = await echoed;
+    samples.push(hit.at - sent);
+    const rest = sent + gapMs - performance.now();
+    if (rest > 0) await sleep(rest);
+  }
+  await client.type("\x15");
+  await sleep(150);
+  return samples;
+}
+
+/** A temp file of `bytes` bytes of base64 text (76-column lines). */
+export async function makeDataFile(
+  dir: string,
+  bytes: number,
+): Promise<string> {
+  const path = `${dir}/bulk.b64`;
+  // base64 turns 3 bytes into 4 chars plus a newline per 76: read enough.
+  const raw = Math.ceil(bytes * 0.76) + 4096;
+  const made = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'head -c "$1" /dev/urandom | base64 -w 76 | head -c "$2" > "$3"',
+      "sh",
+      String(raw),
+      String(bytes),
+      path,
+    ],
+    stdin: "null",
+  }).output();
+  const size = (await Deno.stat(path)).size;
+  if (!made.success || size !== bytes) {
+    throw new Error(`could not make a ${bytes}-byte data file (got ${size})`);
+  }
+  return path;
+}
+
+let bulkRuns = 0;
+
+/**
+ * `cat`s `file` in the session's shell with the pty in raw mode (so the
+ * bytes arrive unchanged) between two markers, and returns MB/s timed from
+ * the chunk carrying the start marker (which comes right before the file's
+ * first byte) to the chunk carrying the end marker. Checks that exactly the
+ * file's size arrived in between.
+ */
+export async function bulkThroughput(
+  client: WatchedProcess,
+  file: string,
+  bytes: number,
+): Promise<number> {
+  const n = bulkRuns++;
+  // Markers contain "_" and "@", which base64 never does, and are typed
+  // split by quotes so the pty's echo of the command line cannot match.
+  const start = `@@B${n}_S@@`;
+  const end = `@@B${n}_E@@`;
+  const from = client.total;
+  const startHit = client.waitFor(start, from, 60_000);
+  const endHit = client.waitFor(end, from, 60_000 + bytes / 1000);
+  await client.type(
+    `stty raw -echo; printf '%s' '@@B${n}''_S@@'; cat ${file}; ` +
+      `printf '%s' '@@B${n}''_E@@'; stty sane\n`,
+  );
+  const first = await startHit;
+  const last = await endHit;
+  const received = last.offset - (first.offset + start.length);
+  if (received !== bytes) {
+    throw new Error(`bulk: ${received} bytes arrived, expected ${bytes}`);
+  }
+  // The prompt must be back before anything else is timed.
+  await probe(client);
+  return mbPerSecond(bytes, last.at - first.at);
+}
+
+/** Pid of the world's `et server` daemon. */
+export async function daemonPid(world: EtWorld): Promise<number> {
+  const pids = await findProcesses(({ argv }) =>
+    argv.includes("server") && argv.includes(world.routerPath)
+  );
+  if (pids.length !== 1) throw new Error(`found ${pids.length} daemons`);
+  return pids[0];
+}
+
+/** Pids of the world's `et terminal --serve` processes. */
+export function terminalPids(world: EtWorld): Promise<number[]> {
+  return findProcesses(({ argv, env }) =>
+    argv.includes("terminal") && argv.includes("--serve") &&
+    env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)
+  );
+}
+
+/** Resume times of one kind of outage, in ms. */
+export interface ResumeResults {
+  /** Path refused (every connect reset) for a while, then back. */
+  refused: number[];
+  /** Path silently dropping everything for a while, then back. */
+  blackholed: number[];
+  /** One cut (RST) with the path working at once. */
+  cut: number[];
+}
+
+/** Outage lengths and how often each is tried. */
+export interface ResumeOptions {
+  runs: number;
+  refuseMs: number;
+  blackholeMs: number;
+}
+
+/**
+ * An `et` session through the fault proxy: after each outage, the time from
+ * the path's return until a line typed at that moment is answered. The
+ * line is typed while still disconnected: the client buffers it.
+ */
+export async function resumeTimes(
+  world: EtWorld,
+  options: ResumeOptions,
+): Promise<ResumeResults> {
+  const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+  const results: ResumeResults = { refused: [], blackholed: [], cut: [] };
+  let client: WatchedProcess | undefined;
+  try {
+    client = await startSession(world, "et", proxy.port);
+    const answered = async () => {
+      const back = performance.now();
+      const hit = await probe(client!, 30_000);
+      return hit.at - back;
+    };
+    for (let i = 0; i < options.runs; i++) {
+      proxy.cut();
+      results.cut.push(await answered());
+      progress(`resume after a cut: ${results.cut.at(-1)!.toFixed(0)} ms`);
+      await sleep(500);
+    }
+    for (let i = 0; i < options.runs; i++) {
+      proxy.setRefuse(true);
+      proxy.cut();
+      await sleep(options.refuseMs);
+      proxy.setRefuse(false);
+      results.refused.push(await answered());
+      progress(
+        `resume after ${options.refuseMs} ms refused: ${
+          results.refused.at(-1)!.toFixed(0)
+        } ms`,
+      );
+      await sleep(500);
+    }
+    for (let i = 0; i < options.runs; i++) {
+      proxy.setBlackhole(true);
+      await sleep(options.blackholeMs);
+      proxy.setBlackhole(false);
+      results.blackholed.push(await answered());
+      progress(
+        `resume after a ${options.blackholeMs} ms blackhole: ${
+          results.blackholed.at(-1)!.toFixed(0)
+        } ms`,
+      );
+      await sleep(500);
+    }
+    return results;
+  } finally {
+    if (client) await endSession(client);
+    await proxy.close();
+  }
+}
+
+/** Current and peak RSS of one process, in bytes (NaN if it is gone). */
+export interface Rss {
+  now: number;
+  peak: number;
+}
+
+/** Memory of the processes of one `et` session. */
+export interface SessionMemory {
+  daemon: Rss;
+  terminal: Rss;
+  client: Rss;
+}
+
+/** RSS now and at peak of the daemon, a terminal and a client. */
+export async function sessionMemory(
+  daemon: number,
+  terminal: number,
+  client: number,
+): Promise<SessionMemory> {
+  const read = async (pid: number): Promise<Rss> => ({
+    now: await rssOf(pid),
+    peak: await peakRssOf(pid),
+  });
+  const [d, t, c] = await Promise.all([
+    read(daemon),
+    read(terminal),
+    read(client),
+  ]);
+  return { daemon: d, terminal: t, client: c };
+}
