@@ -32,6 +32,9 @@ import {
 
 const log = logger("client");
 
+/** An outage is announced on stderr once it has lasted this long. */
+const OUTAGE_NOTICE_DELAY_MS = 1000;
+
 /** Everything the client needs to start a session. */
 export interface ClientOptions {
   destination: Destination;
@@ -132,17 +135,26 @@ async function joinTerminals(
 
   local.enterRaw();
   try {
-    let down = false;
+    // Announce only outages that last: a cut healed in milliseconds is
+    // invisible to the user and should stay so (no lines on the screen).
+    let announced = false;
+    let pending: ReturnType<typeof setTimeout> | undefined;
     connection.onEvent((event) => {
-      if (
-        event.type === "disconnected" && !down && !connection.isEnding
-      ) {
-        down = true;
-        notice("connection lost, reconnecting…", local.isTty);
+      if (event.type === "disconnected") {
         log.info(`disconnected: ${event.reason}`);
-      } else if (event.type === "connected" && down) {
-        down = false;
-        notice("reconnected", local.isTty);
+        if (pending === undefined && !announced && !connection.isEnding) {
+          pending = setTimeout(() => {
+            pending = undefined;
+            if (connection.connected || connection.isEnding) return;
+            announced = true;
+            notice("connection lost, reconnecting…", local.isTty);
+          }, OUTAGE_NOTICE_DELAY_MS);
+        }
+      } else {
+        clearTimeout(pending);
+        pending = undefined;
+        if (announced) notice("reconnected", local.isTty);
+        announced = false;
       }
     });
     const reconnecting = keepConnected(connection, {
@@ -191,6 +203,7 @@ async function joinTerminals(
       await Deno.stdout.write(data);
     }
     const end = await connection.closed;
+    clearTimeout(pending);
     await reconnecting;
     local.restore();
     if (exitCode !== null) return exitCode;

@@ -183,7 +183,7 @@ async function relayConnection(
 }
 
 async function pump(from: Deno.Conn, to: Deno.Conn) {
-  const buffer = new Uint8Array(128 * 1024);
+  const buffer = new Uint8Array(64 * 1024);
   try {
     for (let n; (n = await from.read(buffer)) !== null;) {
       await writeAll(to, buffer.subarray(0, n));

@@ -28,7 +28,9 @@ export const DEFAULT_WINDOW_BYTES = 1024 * 1024;
  * ```
  */
 export class BackedWriter {
-  #frames: Uint8Array[] = [];
+  // Acknowledged slots are cleared at once so their memory is freed; the
+  // array itself is compacted now and then.
+  #frames: Array<Uint8Array | undefined> = [];
   #head = 0;
   #base = 0;
   #bytes = 0;
@@ -82,7 +84,7 @@ export class BackedWriter {
     if (seq < this.#base || seq >= this.nextSeq) {
       throw new RangeError(`frame ${seq} is not held`);
     }
-    return this.#frames[this.#head + seq - this.#base];
+    return this.#frames[this.#head + seq - this.#base]!;
   }
 
   /**
@@ -92,7 +94,8 @@ export class BackedWriter {
   acknowledge(count: number): boolean {
     if (count > this.nextSeq) return false;
     while (this.#base < count) {
-      this.#bytes -= this.#frames[this.#head].length;
+      this.#bytes -= this.#frames[this.#head]!.length;
+      this.#frames[this.#head] = undefined;
       this.#head++;
       this.#base++;
     }

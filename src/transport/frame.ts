@@ -13,6 +13,9 @@ export const MAX_FRAME_BYTES = 128 * 1024;
 /** Bytes of the length prefix. */
 export const FRAME_HEADER_BYTES = 4;
 
+const INITIAL_BUFFER_BYTES = 16 * 1024;
+const MAX_BUFFER_BYTES = FRAME_HEADER_BYTES + MAX_FRAME_BYTES + 64 * 1024;
+
 /** A frame that cannot be valid: the connection carrying it must close. */
 export class FrameError extends Error {
   override name = "FrameError";
@@ -42,7 +45,9 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
  */
 export class FrameReader {
   #pipe: BytePipe;
-  #buffer = new Uint8Array(FRAME_HEADER_BYTES + MAX_FRAME_BYTES + 64 * 1024);
+  // Starts small (an idle connection costs little) and grows, up to one
+  // maximal frame plus a read's worth, only when traffic needs it.
+  #buffer = new Uint8Array(INITIAL_BUFFER_BYTES);
   #view = new DataView(this.#buffer.buffer);
   #start = 0;
   #end = 0;
@@ -74,8 +79,12 @@ export class FrameReader {
           this.#start = from + length;
           return this.#buffer.subarray(from, from + length);
         }
+        this.#reserve(FRAME_HEADER_BYTES + length);
       }
-      if (this.#end === this.#buffer.length) this.#compact();
+      if (this.#end === this.#buffer.length) {
+        if (this.#start > 0) this.#compact();
+        else this.#grow(this.#buffer.length * 2);
+      }
       const n = await this.#pipe.read(this.#buffer.subarray(this.#end));
       if (n === null) {
         if (this.#end > this.#start) {
@@ -95,6 +104,31 @@ export class FrameReader {
     const rest = this.#buffer.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
     return rest;
+  }
+
+  /** Makes sure a frame of `size` bytes fits from the read position. */
+  #reserve(size: number) {
+    if (this.#start + size <= this.#buffer.length) return;
+    if (size <= this.#buffer.length) this.#compact();
+    else this.#grow(size);
+  }
+
+  /** Replaces the buffer by a larger one holding the unread bytes. */
+  #grow(size: number) {
+    const capacity = Math.min(
+      Math.max(size, this.#buffer.length * 2),
+      MAX_BUFFER_BYTES,
+    );
+    if (capacity <= this.#buffer.length) {
+      this.#compact();
+      return;
+    }
+    const next = new Uint8Array(capacity);
+    next.set(this.#buffer.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buffer = next;
+    this.#view = new DataView(next.buffer);
   }
 
   /** Moves unread bytes to the front so a whole frame always fits. */

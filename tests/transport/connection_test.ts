@@ -61,7 +61,7 @@ Deno.test("connections killed mid-stream resend exactly the gap", async () => {
   let killing = true;
   const killer = (async () => {
     while (killing) {
-      await new Promise((resolve) => setTimeout(resolve, 40));
+      await new Promise((resolve) => setTimeout(resolve, 20));
       taps.at(-1)?.close();
     }
   })();
@@ -73,7 +73,7 @@ Deno.test("connections killed mid-stream resend exactly the gap", async () => {
   ]);
   killing = false;
   await killer;
-  assert.ok(taps.length > 10, `only ${taps.length} connections`);
+  assert.ok(taps.length > 5, `only ${taps.length} connections`);
   assert.equal(upHash.digest(), sha(up));
   assert.equal(downHash.digest(), sha(down));
   await pair.stop();

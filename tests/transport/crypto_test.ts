@@ -73,3 +73,26 @@ Deno.test("the same plaintext under different counters never repeats", async () 
     }
   }
 });
+
+Deno.test("small packets sealed synchronously are byte-identical to WebCrypto's", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const server = await deriveSessionKeys(secret, "server");
+  for (const size of [0, 1, 100, 4096, 4097, 70_000]) {
+    const plain = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
+    const big = size > 65536 ? new Uint8Array(size) : plain;
+    const sealed = await seal(client.send, 0, size, header, big);
+    // The nonce layout of PROTOCOL.md: 4-byte space (0), 8-byte counter.
+    const iv = new Uint8Array(12);
+    new DataView(iv.buffer).setBigUint64(4, BigInt(size));
+    const reference = new Uint8Array(
+      await crypto.subtle.encrypt(
+        { name: "AES-GCM", iv, additionalData: header },
+        client.send.crypto,
+        big,
+      ),
+    );
+    assert.deepEqual(sealed, reference, `size ${size}`);
+    assert.deepEqual(await open(server.receive, 0, size, header, sealed), big);
+  }
+});
