@@ -115,6 +115,10 @@ Deno.test({
       await client.type("echo MARK-$((6*7))\n");
       await client.waitFor("MARK-42", 30_000);
       await client.type("sleep 30 && echo SLEPT-$((1+1))\n");
+      // Cut the path only once the shell has the command (its echo is
+      // back), so the job really runs through the outage.
+      await client.waitFor("echo SLEPT-$((1+1))\r\n");
+      await new Promise((resolve) => setTimeout(resolve, 300));
       proxy.setBlackhole(true); // silent: no error reaches either end
       await new Promise((resolve) => setTimeout(resolve, 60_000));
       assert.match(client.stderr, /connection lost/);

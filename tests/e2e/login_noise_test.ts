@@ -18,6 +18,9 @@ async function ensureNoisyUser(): Promise<string> {
   if ((await sh(`id -u ${USER} >/dev/null 2>&1`)) !== 0) {
     assert.equal(await sh(`useradd -m -s /bin/bash ${USER}`), 0, "useradd");
   }
+  // A new account is locked ("!"), which sshd without PAM refuses even for
+  // key logins; "*" allows keys and still no password.
+  assert.equal(await sh(`usermod -p '*' ${USER}`), 0, "usermod");
   const home = `/home/${USER}`;
   const noise = [
     'echo "bashrc noise on stdout ET_TERMINAL_READ"',

@@ -42,6 +42,9 @@ Deno.test({
       await term.waitFor("hello from vi");
       await term.type(":wq");
       await term.sendKeys("Enter");
+      // Wait for vi to give the screen back: typeahead sent while it exits
+      // is swallowed by vi, as it would be for a person typing that fast.
+      await term.waitFor(/vi\.txt\s*\n.*[#$] *$/m);
       await term.type(`cat ${d}/vi.txt`);
       await term.sendKeys("Enter");
       await term.waitFor(/^hello from vi\s*$/m);

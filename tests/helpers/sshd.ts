@@ -16,7 +16,10 @@ const LOG_KEEP = 64 * 1024;
 export interface Sshd {
   /** The port sshd listens on, on 127.0.0.1. */
   port: number;
-  /** The temp dir (mode 0700) holding keys, configs and the pid file. */
+  /**
+   * The temp dir (mode 0711: other test users may reach the authorized
+   * keys file, nobody may list it) holding keys, configs and the pid file.
+   */
   dir: string;
   /** The user that logs in: the current one (`id -un`). */
   user: string;
@@ -72,7 +75,9 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
   );
 
   const dir = await Deno.makeTempDir({ prefix: "et-sshd-" });
-  await Deno.chmod(dir, 0o700);
+  // sshd reads AuthorizedKeysFile as the user logging in: other test users
+  // must be able to reach it. Private keys inside stay 0600.
+  await Deno.chmod(dir, 0o711);
   try {
     const user = (await run("id", ["-un"])).trim();
     await run("ssh-keygen", [
@@ -102,7 +107,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
       ? await Deno.readTextFile(`${dir}/id_ed25519.pub`)
       : "";
     await Deno.writeTextFile(`${dir}/authorized_keys`, authorized, {
-      mode: 0o600,
+      mode: 0o644,
     });
 
     // A free port can be taken by someone else between probing and sshd's
