@@ -49,6 +49,34 @@ export function splitCommandLine(text: string): string[] {
   return words;
 }
 
+/** The user's ssh command with `extra` arguments appended. */
+function sshCommand(
+  ssh: string[],
+  extra: string[],
+  stdio: Pick<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
+): { output(): Promise<Deno.CommandOutput>; spawn(): Deno.ChildProcess } {
+  const [program, ...args] = ssh;
+  const command = new Deno.Command(program, {
+    args: [...args, ...extra],
+    ...stdio,
+  });
+  const notFound = (error: unknown) =>
+    error instanceof Deno.errors.NotFound
+      ? new Error(`ssh command not found: ${program}`)
+      : error;
+  return {
+    output: () =>
+      command.output().catch((error) => Promise.reject(notFound(error))),
+    spawn: () => {
+      try {
+        return command.spawn();
+      } catch (error) {
+        throw notFound(error);
+      }
+    },
+  };
+}
+
 /** What `ssh -G` says about a destination. */
 export interface ResolvedHost {
   /** The real host name or address to dial. */
@@ -61,21 +89,11 @@ export async function resolveWithSsh(
   ssh: string[],
   target: string,
 ): Promise<ResolvedHost> {
-  const [program, ...args] = ssh;
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command(program, {
-      args: [...args, "-G", target],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`ssh command not found: ${program}`);
-    }
-    throw error;
-  }
+  const output = await sshCommand(ssh, ["-G", target], {
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const text = new TextDecoder().decode(output.stdout);
   if (!output.success) {
     const reason =
@@ -112,21 +130,11 @@ export interface RemoteTerminalOptions {
 export async function startRemoteTerminal(
   options: RemoteTerminalOptions,
 ): Promise<void> {
-  const [program, ...args] = options.ssh;
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(program, {
-      args: [...args, options.target, `${options.terminalPath} terminal`],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`ssh command not found: ${program}`);
-    }
-    throw error;
-  }
+  const child = sshCommand(
+    options.ssh,
+    [options.target, `${options.terminalPath} terminal`],
+    { stdin: "piped", stdout: "piped", stderr: "inherit" },
+  ).spawn();
   const writer = child.stdin.getWriter();
   try {
     await writer.write(new TextEncoder().encode(options.bootstrapLine));

@@ -17,6 +17,7 @@ import {
   DEFAULT_CHANNEL_WINDOW_BYTES,
 } from "./channel.ts";
 import {
+  concatBytes,
   deriveSessionKeys,
   NONCE_SPACE_CONTROL,
   NONCE_SPACE_DATA,
@@ -442,7 +443,7 @@ export class EternalConnection {
         if (batch.length === 1 || size > COALESCE_BYTES) {
           for (const frame of batch) await writeAll(pipe, frame);
         } else {
-          await writeAll(pipe, join(batch, size));
+          await writeAll(pipe, concatBytes(batch));
         }
       }
     } catch (error) {
@@ -615,16 +616,6 @@ export class EternalConnection {
     }
     return `${hex}/${this.role}`;
   }
-}
-
-function join(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 export { ChannelClosedError };

@@ -33,8 +33,13 @@ Deno.test("ssh -F <config> et-test runs a command", async () => {
     assert.equal(user, sshd.user);
     assert.ok(deno?.endsWith("deno"), who.stdout);
     assert.match(sshd.log(), /Accepted publickey/);
-    // The temp dir is private.
-    assert.equal((await Deno.stat(sshd.dir)).mode! & 0o777, 0o700);
+    // Traversable (other test users' logins read the authorized keys), not
+    // listable; the private keys inside stay private.
+    assert.equal((await Deno.stat(sshd.dir)).mode! & 0o777, 0o711);
+    assert.equal(
+      (await Deno.stat(`${sshd.dir}/id_ed25519`)).mode! & 0o077,
+      0,
+    );
   } finally {
     await sshd.stop();
   }
