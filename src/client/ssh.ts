@@ -64,16 +64,20 @@ function sshCommand(
     error instanceof Deno.errors.NotFound
       ? new Error(`ssh command not found: ${program}`)
       : error;
+  // Deno throws a spawn failure synchronously, from output() as from spawn().
+  const run = <T>(start: () => T): T => {
+    try {
+      return start();
+    } catch (error) {
+      throw notFound(error);
+    }
+  };
   return {
     output: () =>
-      command.output().catch((error) => Promise.reject(notFound(error))),
-    spawn: () => {
-      try {
-        return command.spawn();
-      } catch (error) {
-        throw notFound(error);
-      }
-    },
+      run(() => command.output()).catch((error) =>
+        Promise.reject(notFound(error))
+      ),
+    spawn: () => run(() => command.spawn()),
   };
 }
 
