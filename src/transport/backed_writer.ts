@@ -109,21 +109,20 @@ export class BackedWriter {
   }
 
   /**
-   * Checks that a peer which has received `count` frames can be resumed:
-   * throws CannotResumeError if the gap is no longer held, or a RangeError
-   * if the peer claims frames never sent.
+   * Where to resume sending for a peer that says it has received `count`
+   * frames: from `count`, or from the acknowledged mark if that is higher.
+   * A count below the mark is stale, not lost: the peer acknowledged more
+   * since (an older reconnect attempt can finish after a newer one), and
+   * everything from the mark on is still held. Throws CannotResumeError if
+   * the peer claims frames that were never sent: its state cannot match.
    */
-  checkResume(count: number) {
-    if (count < this.#base) {
-      throw new CannotResumeError(
-        `peer resumes at packet ${count} but packets before ${this.#base} are gone`,
-      );
-    }
+  resumePoint(count: number): number {
     if (count > this.nextSeq) {
-      throw new RangeError(
+      throw new CannotResumeError(
         `peer claims ${count} packets but only ${this.nextSeq} were sent`,
       );
     }
+    return Math.max(count, this.#base);
   }
 
   /** Fails every current and future wait with `reason`. */

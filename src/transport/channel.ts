@@ -124,6 +124,11 @@ export class Channel {
     return run;
   }
 
+  /** Bytes this side may still send before the peer grants more. */
+  get credit(): number {
+    return this.#credit;
+  }
+
   /** Bytes received but not yet read. */
   get pendingBytes(): number {
     let total = 0;

@@ -270,10 +270,10 @@ export class EternalConnection {
 
   /**
    * @internal Checks that a peer that has received `count` packets can be
-   * resumed; throws CannotResumeError when the gap is gone.
+   * resumed; throws CannotResumeError when its count cannot be ours.
    */
   checkResume(count: number) {
-    this.#writer.checkResume(count);
+    this.#writer.resumePoint(count);
   }
 
   /**
@@ -285,15 +285,15 @@ export class EternalConnection {
       closeQuietly(pipe);
       return;
     }
+    const resumeFrom = this.#writer.resumePoint(peerReceived);
     this.detach("replaced by a new connection");
-    this.#writer.checkResume(peerReceived);
-    this.#writer.acknowledge(peerReceived);
+    this.#writer.acknowledge(resumeFrom);
     const generation = this.#generation;
     this.#pipe = pipe;
-    this.#sendCursor = peerReceived;
+    this.#sendCursor = resumeFrom;
     this.#lastReceivedAt = Date.now();
     this.#lastSentAt = 0;
-    const resent = this.#writer.nextSeq - peerReceived;
+    const resent = this.#writer.nextSeq - resumeFrom;
     log.info(
       `session ${this.#tag()}: pipe attached, resending ${resent} packets`,
     );

@@ -194,9 +194,7 @@ export async function clientHandshake(
         try {
           connection.attach(pipe, frames, accept.received);
         } catch (error) {
-          if (
-            error instanceof CannotResumeError || error instanceof RangeError
-          ) {
+          if (error instanceof CannotResumeError) {
             throw new HandshakeRefusedError(
               RefuseCode.CannotResume,
               describeRefusal(RefuseCode.CannotResume, error.message),

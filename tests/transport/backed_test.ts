@@ -24,14 +24,17 @@ Deno.test("gap resend: every unacknowledged frame is still there", () => {
   const writer = new BackedWriter(1 << 20);
   for (let i = 0; i < 10; i++) writer.push(new Uint8Array([i]));
   writer.acknowledge(4);
-  writer.checkResume(6);
+  assert.equal(writer.resumePoint(6), 6);
   const gap = [];
   for (let seq = 6; seq < writer.nextSeq; seq++) {
     gap.push(writer.frameAt(seq)[0]);
   }
   assert.deepEqual(gap, [6, 7, 8, 9]);
-  assert.throws(() => writer.checkResume(3), CannotResumeError);
-  assert.throws(() => writer.checkResume(11), RangeError);
+  // A stale count (an older attempt's) resumes from the acknowledged mark.
+  assert.equal(writer.resumePoint(3), 4);
+  assert.equal(writer.resumePoint(10), 10);
+  // A peer claiming packets never sent cannot be resumed.
+  assert.throws(() => writer.resumePoint(11), CannotResumeError);
 });
 
 Deno.test("a full window makes writers wait until an ack frees room", async () => {

@@ -26,12 +26,17 @@ async function pacedWrite(
   }
 }
 
-async function readAll(channel: Channel, size: number): Promise<string> {
+async function readAll(
+  channel: Channel,
+  size: number,
+  progress?: (bytes: number) => void,
+): Promise<string> {
   const hash = new StreamHash();
   while (hash.size < size) {
     const chunk = await channel.read();
     if (chunk === null) throw new Error(`ended after ${hash.size} bytes`);
     hash.update(chunk);
+    progress?.(chunk.length);
   }
   assert.equal(hash.size, size, "no byte duplicated");
   return hash.digest();
@@ -88,14 +93,48 @@ Deno.test("100 MB each way survive 200+ random cuts, refusals and blackholes", a
   // Two faults per megabyte sent: 200 faults land inside the transfer.
   const gate = async (piece: number) => {
     if (piece === 50) await (pureBlackhole ??= blackholeAlone());
-    await waitUntil(() => total >= piece * 2, 120_000, `fault ${piece * 2}`);
+    // Piece i waits for 2(i+1) faults: the last of 100 pieces needs 200.
+    const needed = (piece + 1) * 2;
+    await waitUntil(() => total >= needed, 120_000, `fault ${needed}`);
   };
-  const [upDigest, downDigest] = await Promise.all([
-    readAll(pair.server.channel(1), size),
-    readAll(pair.client.channel(1), size),
-    pacedWrite(pair.client.channel(1), up, gate),
-    pacedWrite(pair.server.channel(1), down, gate),
-  ]);
+  // A stall must fail with the state of both ends, never hang the suite.
+  let moved = 0;
+  let lastMoved = -1;
+  let stalledFor = 0;
+  let failStall: (error: Error) => void = () => {};
+  const stalled = new Promise<never>((_, reject) => failStall = reject);
+  const describe = (end: typeof pair.client) =>
+    `connected=${end.connected} received=${end.receivedCount} ` +
+    `unacked=${end.unacknowledgedBytes} credit=${end.channel(1).credit} ` +
+    `pending=${end.channel(1).pendingBytes}`;
+  const watchdog = setInterval(() => {
+    stalledFor = moved === lastMoved ? stalledFor + 1 : 0;
+    lastMoved = moved;
+    if (stalledFor === 30) {
+      failStall(
+        new Error(
+          `no progress for 30 s after ${moved} bytes, ${total} faults; ` +
+            `client ${describe(pair.client)}; server ${describe(pair.server)}`,
+        ),
+      );
+    }
+  }, 1000);
+  const count = (bytes: number) => moved += bytes;
+  let digests: [string, string, void, void];
+  try {
+    digests = await Promise.race([
+      Promise.all([
+        readAll(pair.server.channel(1), size, count),
+        readAll(pair.client.channel(1), size, count),
+        pacedWrite(pair.client.channel(1), up, gate),
+        pacedWrite(pair.server.channel(1), down, gate),
+      ]),
+      stalled,
+    ]);
+  } finally {
+    clearInterval(watchdog);
+  }
+  const [upDigest, downDigest] = digests;
   await stop();
   assert.ok(total >= 200, `only ${total} faults`);
   assert.equal(upDigest, createHash("sha256").update(up).digest("hex"));
