@@ -135,6 +135,19 @@ async function joinTerminals(
 
   local.enterRaw();
   try {
+    const sendSize = () =>
+      control.write(encodeControl({ type: "resize", ...local.size() })).catch(
+        () => {},
+      );
+    // The notices scrolled whatever was on screen: a size change one row
+    // down and back makes a full-screen program (vi, top) repaint itself.
+    const redrawRemote = () => {
+      const { cols, rows } = local.size();
+      if (rows < 2) return;
+      control.write(encodeControl({ type: "resize", cols, rows: rows - 1 }))
+        .then(() => sendSize()).catch(() => {});
+    };
+
     // Announce only outages that last: a cut healed in milliseconds is
     // invisible to the user and should stay so (no lines on the screen).
     let announced = false;
@@ -153,7 +166,10 @@ async function joinTerminals(
       } else {
         clearTimeout(pending);
         pending = undefined;
-        if (announced) notice("reconnected", local.isTty);
+        if (announced) {
+          notice("reconnected", local.isTty);
+          redrawRemote();
+        }
         announced = false;
       }
     });
@@ -163,10 +179,6 @@ async function joinTerminals(
         log.info(`reconnect failed: ${errorMessage(error)}`),
     });
 
-    const sendSize = () =>
-      control.write(encodeControl({ type: "resize", ...local.size() })).catch(
-        () => {},
-      );
     sendSize();
     local.onResize(sendSize);
 

@@ -4,6 +4,7 @@
  * status, and the local terminal restored afterwards.
  */
 import assert from "node:assert/strict";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { TmuxTerminal } from "../helpers/tmux.ts";
 import { shellQuote, startWorld } from "./_world.ts";
 
@@ -119,6 +120,66 @@ Deno.test({
       assert.ok(elapsed < 1000, `took ${elapsed} ms`);
     } finally {
       await term.kill();
+      await world.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "a full-screen program is repainted after an outage notice",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const world = await startWorld();
+    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+    const file = `${world.dir}/lines.txt`;
+    await Deno.writeTextFile(
+      file,
+      Array.from({ length: 10 }, (_, i) => `line ${i + 1} of the file`).join(
+        "\n",
+      ) + "\n",
+    );
+    const term = await TmuxTerminal.start(
+      [
+        "bash",
+        "--norc",
+        "--noprofile",
+        "-c",
+        `${shellQuote(world.client([], { port: proxy.port }))}; sleep 600`,
+      ],
+      { cols: 100, rows: 30 },
+    );
+    try {
+      await term.type("echo MARK-$((6*7))");
+      await term.sendKeys("Enter");
+      await term.waitFor(/^MARK-42/m, 30_000);
+      await term.type(`vi ${file}`);
+      await term.sendKeys("Enter");
+      await term.waitFor(/^line 1 of the file/m);
+      // An outage long enough to be announced on the screen.
+      proxy.cut();
+      proxy.setRefuse(true);
+      await term.waitFor("[et: connection lost, reconnecting…]", 5000);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      proxy.setRefuse(false);
+      await term.waitFor(/^line 1 of the file/m, 5000);
+      // vi repainted: the notices are gone and the file is whole on screen.
+      const deadline = Date.now() + 5000;
+      let screen = await term.capture();
+      while (screen.includes("[et:") && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        screen = await term.capture();
+      }
+      assert.ok(!screen.includes("[et:"), `notices left on screen:\n${screen}`);
+      const lines = screen.split("\n");
+      for (let i = 1; i <= 10; i++) {
+        assert.equal(lines[i - 1].trimEnd(), `line ${i} of the file`, screen);
+      }
+      await term.type(":q");
+      await term.sendKeys("Enter");
+    } finally {
+      await term.kill();
+      await proxy.close();
       await world.close();
     }
   },
