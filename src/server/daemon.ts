@@ -20,6 +20,7 @@ import {
   writeAll,
 } from "../transport/mod.ts";
 import { SessionRouter } from "./router.ts";
+import { checkTerminalSocket } from "./socket_check.ts";
 
 const log = logger("server");
 
@@ -146,6 +147,9 @@ async function relayConnection(
       return;
     }
     try {
+      // Checked again now: the registrant owns that directory and could
+      // have swapped the socket since it registered.
+      await checkTerminalSocket(registration.socketPath);
       unix = await Deno.connect({
         transport: "unix",
         path: registration.socketPath,

@@ -11,6 +11,7 @@
  */
 
 import { errorMessage, logger } from "../log.ts";
+import { checkTerminalSocket } from "./socket_check.ts";
 
 const log = logger("router");
 
@@ -87,6 +88,11 @@ export class SessionRouter {
     return new SessionRouter(listener, path);
   }
 
+  /** Path of the router socket. */
+  get path(): string {
+    return this.#path;
+  }
+
   /** The registration for a session id (hex), if it is live. */
   lookup(idHex: string): Registration | undefined {
     return this.#sessions.get(idHex);
@@ -113,7 +119,12 @@ export class SessionRouter {
     try {
       const line = await readLine(conn);
       if (line === null) return;
-      const request = JSON.parse(line);
+      let request;
+      try {
+        request = JSON.parse(line);
+      } catch {
+        request = null;
+      }
       const id = request?.id;
       const socketPath = request?.socket;
       if (
@@ -123,6 +134,18 @@ export class SessionRouter {
       ) {
         log.warn("refused malformed registration");
         await answer({ ok: false, error: "malformed registration" });
+        return;
+      }
+      try {
+        await checkTerminalSocket(socketPath);
+      } catch (error) {
+        log.warn(
+          `refused registration of ${socketPath}: ${errorMessage(error)}`,
+        );
+        await answer({
+          ok: false,
+          error: `refused socket: ${errorMessage(error)}`,
+        });
         return;
       }
       if (this.#sessions.has(id)) {

@@ -10,7 +10,15 @@ import {
   waitUntil,
 } from "../helpers/session_pair.ts";
 
-configureLog({ level: "silent" });
+// The last log lines, kept for the stall report below.
+const recent: string[] = [];
+configureLog({
+  level: "info",
+  sink: (line) => {
+    recent.push(line);
+    if (recent.length > 40) recent.shift();
+  },
+});
 
 const MB = 1_000_000;
 
@@ -114,7 +122,8 @@ Deno.test("100 MB each way survive 200+ random cuts, refusals and blackholes", a
       failStall(
         new Error(
           `no progress for 30 s after ${moved} bytes, ${total} faults; ` +
-            `client ${describe(pair.client)}; server ${describe(pair.server)}`,
+            `client ${describe(pair.client)}; server ${describe(pair.server)}` +
+            `\nlast log lines:\n${recent.join("\n")}`,
         ),
       );
     }

@@ -1,0 +1,54 @@
+/**
+ * Network nonsense for refusal tests: random bytes, impossible lengths,
+ * truncated frames, hellos for unknown sessions, HTTP, bogus packets.
+ *
+ * @module
+ */
+
+import { encodeFrame } from "../../src/transport/mod.ts";
+
+/** Attacks a listener with every kind of nonsense a network can carry. */
+export async function attackListener(port: number, rounds = 60) {
+  const payloads: Uint8Array[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const kind = i % 6;
+    if (kind === 0) payloads.push(crypto.getRandomValues(new Uint8Array(4096)));
+    if (kind === 1) {
+      payloads.push(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2]));
+    }
+    if (kind === 2) {
+      payloads.push(encodeFrame(new Uint8Array(100)).subarray(0, 40));
+    }
+    if (kind === 3) {
+      // A hello for a random session, then garbage.
+      const hello = new Uint8Array(50);
+      hello[0] = 1;
+      hello[1] = 1;
+      crypto.getRandomValues(hello.subarray(2));
+      payloads.push(encodeFrame(hello));
+    }
+    if (kind === 4) {
+      payloads.push(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+    }
+    if (kind === 5) payloads.push(encodeFrame(new Uint8Array([0x10, 0, 0])));
+  }
+  await Promise.all(payloads.map(async (payload) => {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await conn.write(payload);
+        const sink = new Uint8Array(1024);
+        // Read what the server answers until it hangs up (bounded).
+        const deadline = setTimeout(() => conn.close(), 6000);
+        try {
+          while ((await conn.read(sink)) !== null) { /* drain */ }
+        } catch { /* closed */ }
+        clearTimeout(deadline);
+      } finally {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    } catch { /* refused: also fine */ }
+  }));
+}
