@@ -40,7 +40,45 @@ export interface KeepConnectedOptions {
 interface Attempt {
   abort: AbortController;
   proving: boolean;
-  failed: boolean;
+}
+
+/**
+ * Dials with a time limit: a connect whose SYNs go unanswered can hang for
+ * minutes, and attempts stuck there would hold every slot. A pipe that
+ * arrives after the limit or after the attempt was abandoned is closed.
+ */
+function dialBounded(
+  dial: () => Promise<BytePipe>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<BytePipe> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (error: Error | null, pipe?: BytePipe) => {
+      if (done) {
+        pipe?.close();
+        return;
+      }
+      done = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      if (error) {
+        pipe?.close();
+        reject(error);
+      } else resolve(pipe!);
+    };
+    const onAbort = () => finish(new Error("attempt abandoned"));
+    const timer = setTimeout(
+      () => finish(new Error(`connect timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    signal.addEventListener("abort", onAbort);
+    dial().then(
+      (pipe) => finish(null, pipe),
+      (error) =>
+        finish(error instanceof Error ? error : new Error(String(error))),
+    );
+  });
 }
 
 function sleep(ms: number): Promise<void> {
@@ -66,17 +104,15 @@ export async function keepConnected(
     const attempt: Attempt = {
       abort: new AbortController(),
       proving: false,
-      failed: false,
     };
     pending.add(attempt);
     (async () => {
-      let pipe: BytePipe | null = null;
       try {
-        pipe = await options.dial();
-        if (attempt.abort.signal.aborted) {
-          pipe.close();
-          return;
-        }
+        const pipe = await dialBounded(
+          options.dial,
+          connection.options.handshakeTimeoutMs,
+          attempt.abort.signal,
+        );
         await clientHandshake(
           connection,
           pipe,
@@ -84,7 +120,6 @@ export async function keepConnected(
           () => attempt.proving = true,
         );
       } catch (error) {
-        attempt.failed = true;
         if (attempt.abort.signal.aborted) return;
         if (error instanceof HandshakeRefusedError) {
           connection.fail(error);

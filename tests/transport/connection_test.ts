@@ -3,6 +3,7 @@ import {
   EternalConnection,
   generateSessionSecret,
   keepConnected,
+  serverHandshake,
 } from "../../src/transport/mod.ts";
 import { configureLog } from "../../src/log.ts";
 import { TapPipe } from "../helpers/tap_pipe.ts";
@@ -225,4 +226,35 @@ Deno.test("keepConnected dials again at once, then backs off to its cap", async 
   assert.ok(gaps[0] < 250, `first retry after ${gaps[0]} ms`);
   assert.ok(Math.max(...gaps) < 700, `longest gap ${Math.max(...gaps)}`);
   assert.ok(gaps.at(-1)! > 400, "backs off towards the cap");
+});
+
+Deno.test("dials that never answer do not stop reconnecting", async () => {
+  const secret = generateSessionSecret();
+  const options = { handshakeTimeoutMs: 300 };
+  const server = await EternalConnection.create(secret, "server", options);
+  const client = await EternalConnection.create(secret, "client", options);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const serving = (async () => {
+    try {
+      for await (const conn of listener) serverHandshake(conn, () => server);
+    } catch { /* closed */ }
+  })();
+  let dials = 0;
+  // More silent dials than there are attempt slots: only a bounded dial
+  // frees a slot for the one that finally answers.
+  const loop = keepConnected(client, {
+    dial: () =>
+      ++dials <= 13
+        ? new Promise<never>(() => {})
+        : Deno.connect({ hostname: "127.0.0.1", port }),
+  });
+  await waitUntil(() => client.connected, 15_000, "connect after silent dials");
+  assert.ok(dials > 13);
+  client.fail(new Error("done"));
+  server.fail(new Error("done"));
+  await loop;
+  listener.close();
+  await serving;
+  await new Promise((resolve) => setTimeout(resolve, 50));
 });
