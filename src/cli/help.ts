@@ -33,8 +33,9 @@ Options:
 How it works: et runs ssh once to start 'et terminal' on the remote as you,
 passing a fresh session key over ssh's stdin. It then connects over TCP to
 'et server' on the remote and keeps reconnecting through drops: output and
-keystrokes are buffered and resent, nothing is lost or repeated. While the
-network is down et prints a notice on stderr and keeps your keystrokes.
+keystrokes are buffered and resent, nothing is lost or repeated. An outage
+longer than a second gets a notice on stderr (full-screen programs are
+repainted after it); keystrokes typed meanwhile are kept and delivered.
 
 Exit status: the remote shell's exit status; 1 if the session could not be
 started or was lost for good; 2 for bad usage.
@@ -62,4 +63,6 @@ export const TERMINAL_HELP = `Usage: et terminal
 Started by the et client over ssh, as the user; reads the session secret
 from stdin (never argv), starts the login shell on a pty, registers with the
 daemon's router ($ET_ROUTER_SOCKET, else /run/et/router.sock) and detaches.
+Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
+ET_LOG_LEVEL=debug|info|warn sets how much.
 `;

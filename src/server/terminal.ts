@@ -13,7 +13,13 @@
  * @module
  */
 
-import { configureLog, errorMessage, fileSink, logger } from "../log.ts";
+import {
+  configureLog,
+  errorMessage,
+  fileSink,
+  logger,
+  type LogLevel,
+} from "../log.ts";
 import { Pty } from "../pty/mod.ts";
 import {
   type BootstrapRequest,
@@ -110,7 +116,7 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   }
   const idHex = toHex(request.secret.id);
   configureLog({
-    level: (Deno.env.get("ET_LOG_LEVEL") as "info" | undefined) ?? "info",
+    level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
     sink: fileSink(`${dir}/terminal-${idHex.slice(0, 8)}.log`),
   });
   const socketPath = `${dir}/${
@@ -163,6 +169,11 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   await Deno.remove(socketPath).catch(() => {});
   log.info(`session ${idHex.slice(0, 8)} over, shell exit ${code}`);
   return 0;
+}
+
+function logLevelFromEnv(value: string | undefined): LogLevel {
+  const levels: LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+  return levels.find((level) => level === value) ?? "info";
 }
 
 async function startShell(term: string): Promise<Pty> {
