@@ -10,6 +10,7 @@
 
 import { errorMessage, logger } from "../log.ts";
 import {
+  acceptEach,
   closeQuietly,
   encodeFrame,
   encodeRefuse,
@@ -68,26 +69,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const port = (listener.addr as Deno.NetAddr).port;
   const open = new Set<Deno.Conn>();
   const relays = new Set<Promise<void>>();
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        const relay = relayConnection(
-          conn,
-          router,
-          options.helloTimeoutMs ?? 5000,
-          open,
-        )
-          .finally(() => {
-            open.delete(conn);
-            relays.delete(relay);
-          });
-        relays.add(relay);
-      }
-    } catch (error) {
-      log.error(`listener stopped: ${errorMessage(error)}`);
-    }
-  })();
+  const accepting = acceptEach(listener, (conn) => {
+    open.add(conn);
+    const relay = relayConnection(
+      conn,
+      router,
+      options.helloTimeoutMs ?? 5000,
+      open,
+    ).finally(() => {
+      open.delete(conn);
+      relays.delete(relay);
+    });
+    relays.add(relay);
+  });
   log.info(
     `listening on ${
       options.hostname ?? "0.0.0.0"
@@ -124,7 +118,11 @@ async function relayConnection(
   const peer = `${(tcp.remoteAddr as Deno.NetAddr).hostname}:${
     (tcp.remoteAddr as Deno.NetAddr).port
   }`;
-  tcp.setNoDelay(true);
+  try {
+    tcp.setNoDelay(true);
+  } catch {
+    // already dead: the hello read below finds out and cleans up.
+  }
   const frames = new FrameReader(tcp);
   const timer = setTimeout(() => closeQuietly(tcp), helloTimeoutMs);
   let unix: Deno.Conn | null = null;

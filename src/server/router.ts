@@ -11,6 +11,7 @@
  */
 
 import { errorMessage, logger } from "../log.ts";
+import { acceptEach } from "../transport/mod.ts";
 import { checkTerminalSocket } from "./socket_check.ts";
 
 const log = logger("router");
@@ -103,12 +104,8 @@ export class SessionRouter {
     return this.#sessions.size;
   }
 
-  async #serve() {
-    try {
-      for await (const conn of this.#listener) this.#handle(conn);
-    } catch {
-      // listener closed
-    }
+  #serve(): Promise<void> {
+    return acceptEach(this.#listener, (conn) => this.#handle(conn));
   }
 
   async #handle(conn: Deno.Conn) {

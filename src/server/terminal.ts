@@ -32,6 +32,7 @@ import {
   TERMINAL_CHANNEL,
 } from "../session/mod.ts";
 import {
+  acceptEach,
   EternalConnection,
   type EternalConnectionOptions,
   serverHandshake,
@@ -205,20 +206,14 @@ async function acceptRelayed(
   listener: Deno.UnixListener,
   connection: EternalConnection,
 ) {
-  try {
-    for await (const conn of listener) {
-      serverHandshake(
-        conn,
-        (id) =>
-          toHex(id) === toHex(connection.sessionId) ? connection : undefined,
-        {
-          peer: "relay",
-        },
-      );
-    }
-  } catch {
-    // listener closed
-  }
+  const ours = toHex(connection.sessionId);
+  await acceptEach(listener, (conn) => {
+    serverHandshake(
+      conn,
+      (id) => toHex(id) === ours ? connection : undefined,
+      { peer: "relay" },
+    );
+  });
 }
 
 /**

@@ -45,6 +45,7 @@ export {
   serverHandshake,
   type SessionLookup,
 } from "./handshake.ts";
+export { acceptEach } from "./accept_loop.ts";
 export { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
 export { keepConnected, type KeepConnectedOptions } from "./reconnect.ts";
 export { ReplayFilter } from "./replay_filter.ts";

@@ -52,3 +52,21 @@ export async function attackListener(port: number, rounds = 60) {
     } catch { /* refused: also fine */ }
   }));
 }
+
+/**
+ * Connects `count` times and resets each connection at once (RST via
+ * node:net), so many die while still waiting in the listener's queue.
+ */
+export async function resetStorm(port: number, count = 100) {
+  const { default: net } = await import("node:net");
+  await Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<void>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1", () => {
+          socket.resetAndDestroy();
+          resolve();
+        });
+        socket.on("error", () => resolve());
+      })),
+  );
+}

@@ -7,6 +7,7 @@
 
 import { createHash } from "node:crypto";
 import {
+  acceptEach,
   type BytePipe,
   EternalConnection,
   type EternalConnectionOptions,
@@ -58,18 +59,11 @@ export async function startSessionPair(
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serverPort = (listener.addr as Deno.NetAddr).port;
   const handshakes = new Set<Promise<unknown>>();
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        conn.setNoDelay(true);
-        const handshake = serverHandshake(conn, () => server);
-        handshakes.add(handshake);
-        handshake.finally(() => handshakes.delete(handshake));
-      }
-    } catch {
-      // listener closed
-    }
-  })();
+  const accepting = acceptEach(listener, (conn) => {
+    const handshake = serverHandshake(conn, () => server);
+    handshakes.add(handshake);
+    handshake.finally(() => handshakes.delete(handshake));
+  });
   const dialPort = options.via ? await options.via(serverPort) : serverPort;
   const clientLoop = keepConnected(client, {
     dial: async () => {

@@ -18,7 +18,7 @@ import {
   StreamHash,
   waitUntil,
 } from "../helpers/session_pair.ts";
-import { attackListener } from "../helpers/attack.ts";
+import { attackListener, resetStorm } from "../helpers/attack.ts";
 
 configureLog({ level: "silent" });
 
@@ -168,6 +168,8 @@ Deno.test("daemon: garbage and unknown ids are refused while a live session keep
     toHex(secret.id),
     socket.path,
   );
+  // Connections reset while queued must not stop the daemon's listener.
+  await resetStorm(daemon.port, 100);
   const loop = keepConnected(client, {
     dial: () => Deno.connect({ hostname: "127.0.0.1", port: daemon.port }),
   });
