@@ -70,3 +70,12 @@ export function splitFrames(writes: Uint8Array[]): Uint8Array[] {
   }
   return frames;
 }
+
+/** A `wrapClientPipe` that wraps every dialed socket and records it. */
+export function recordTaps(taps: TapPipe[]): (conn: Deno.Conn) => TapPipe {
+  return (conn) => {
+    const tap = new TapPipe(conn);
+    taps.push(tap);
+    return tap;
+  };
+}

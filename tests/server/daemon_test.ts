@@ -5,7 +5,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { configureLog, type LogSink } from "../../src/log.ts";
-import { registerSession, startDaemon } from "../../src/server/mod.ts";
+import {
+  type Daemon,
+  registerSession,
+  startDaemon,
+} from "../../src/server/mod.ts";
 import {
   EternalConnection,
   generateSessionSecret,
@@ -37,7 +41,12 @@ async function terminalSocketDir() {
 
 const id = () => toHex(crypto.getRandomValues(new Uint8Array(16)));
 
-Deno.test("router: a terminal socket registers once; the entry dies with its connection", async () => {
+type TerminalSocket = Awaited<ReturnType<typeof terminalSocketDir>>;
+
+/** Runs `body` with a daemon on a free port and a terminal-like socket. */
+async function withDaemon(
+  body: (daemon: Daemon, socket: TerminalSocket) => Promise<void>,
+) {
   const work = await Deno.makeTempDir();
   const daemon = await startDaemon({
     port: 0,
@@ -46,6 +55,17 @@ Deno.test("router: a terminal socket registers once; the entry dies with its con
   });
   const socket = await terminalSocketDir();
   try {
+    await body(daemon, socket);
+  } finally {
+    socket.listener.close();
+    await daemon.close();
+    await Deno.remove(socket.root, { recursive: true });
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+Deno.test("router: a terminal socket registers once; the entry dies with its connection", () =>
+  withDaemon(async (daemon, socket) => {
     const session = id();
     const registration = await registerSession(
       daemon.router.path,
@@ -63,84 +83,68 @@ Deno.test("router: a terminal socket registers once; the entry dies with its con
       2000,
       "unregister",
     );
-  } finally {
-    socket.listener.close();
-    await daemon.close();
-    await Deno.remove(socket.root, { recursive: true });
-    await Deno.remove(work, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("router: refuses sockets that are not et terminal sockets", async () => {
-  const work = await Deno.makeTempDir();
-  const daemon = await startDaemon({
-    port: 0,
-    hostname: "127.0.0.1",
-    routerPath: `${work}/router.sock`,
-  });
-  const socket = await terminalSocketDir();
-  const other = Deno.listen({
-    transport: "unix",
-    path: `${socket.dir}/agent.sock`,
-  });
-  const refused = (path: string, why: RegExp) =>
-    assert.rejects(registerSession(daemon.router.path, id(), path), why);
-  try {
-    // Another service's socket, even inside an et directory.
-    await refused(`${socket.dir}/agent.sock`, /not an et terminal socket/);
-    // A symlink with the right name, pointing at another socket.
-    const link = `${socket.dir}/${"ab".repeat(8)}.sock`;
-    await Deno.symlink(`${socket.dir}/agent.sock`, link);
-    await refused(link, /not a socket/);
-    // Relative and dotted paths.
-    await refused(`et/${"cd".repeat(8)}.sock`, /malformed|absolute/);
-    await refused(`${socket.dir}/../et/${"cd".repeat(8)}.sock`, /normalized/);
-    // A directory others can enter.
-    await Deno.chmod(socket.dir, 0o755);
-    await refused(socket.path, /mode 0700/);
-    await Deno.chmod(socket.dir, 0o700);
-    // A socket owned by someone else than its directory (needs root).
-    if (Deno.uid() === 0) {
-      await Deno.chown(socket.path, 65534, 65534);
-      await refused(socket.path, /different owners/);
-      await Deno.chown(socket.path, 0, 0);
-    }
-    // Garbage registrations.
-    for (
-      const line of [
-        "not json\n",
-        "{}\n",
-        '{"op":"register","id":"zz","socket":"/x"}\n',
-      ]
-    ) {
-      const conn = await Deno.connect({
-        transport: "unix",
-        path: daemon.router.path,
-      });
-      await conn.write(new TextEncoder().encode(line));
-      const answer = new Uint8Array(200);
-      const n = await conn.read(answer);
-      assert.match(
-        new TextDecoder().decode(answer.subarray(0, n ?? 0)),
-        /"ok":false/,
+Deno.test("router: refuses sockets that are not et terminal sockets", () =>
+  withDaemon(async (daemon, socket) => {
+    const other = Deno.listen({
+      transport: "unix",
+      path: `${socket.dir}/agent.sock`,
+    });
+    const refused = (path: string, why: RegExp) =>
+      assert.rejects(registerSession(daemon.router.path, id(), path), why);
+    try {
+      // Another service's socket, even inside an et directory.
+      await refused(`${socket.dir}/agent.sock`, /not an et terminal socket/);
+      // A symlink with the right name, pointing at another socket.
+      const link = `${socket.dir}/${"ab".repeat(8)}.sock`;
+      await Deno.symlink(`${socket.dir}/agent.sock`, link);
+      await refused(link, /not a socket/);
+      // Relative and dotted paths.
+      await refused(`et/${"cd".repeat(8)}.sock`, /malformed|absolute/);
+      await refused(`${socket.dir}/../et/${"cd".repeat(8)}.sock`, /normalized/);
+      // A directory others can enter.
+      await Deno.chmod(socket.dir, 0o755);
+      await refused(socket.path, /mode 0700/);
+      await Deno.chmod(socket.dir, 0o700);
+      // A socket owned by someone else than its directory (needs root).
+      if (Deno.uid() === 0) {
+        await Deno.chown(socket.path, 65534, 65534);
+        await refused(socket.path, /different owners/);
+        await Deno.chown(socket.path, 0, 0);
+      }
+      // Garbage registrations.
+      for (
+        const line of [
+          "not json\n",
+          "{}\n",
+          '{"op":"register","id":"zz","socket":"/x"}\n',
+        ]
+      ) {
+        const conn = await Deno.connect({
+          transport: "unix",
+          path: daemon.router.path,
+        });
+        await conn.write(new TextEncoder().encode(line));
+        const answer = new Uint8Array(200);
+        const n = await conn.read(answer);
+        assert.match(
+          new TextDecoder().decode(answer.subarray(0, n ?? 0)),
+          /"ok":false/,
+        );
+        conn.close();
+      }
+      // And the router still takes a proper registration.
+      const registration = await registerSession(
+        daemon.router.path,
+        id(),
+        socket.path,
       );
-      conn.close();
+      registration.close();
+    } finally {
+      other.close();
     }
-    // And the router still takes a proper registration.
-    const registration = await registerSession(
-      daemon.router.path,
-      id(),
-      socket.path,
-    );
-    registration.close();
-  } finally {
-    other.close();
-    socket.listener.close();
-    await daemon.close();
-    await Deno.remove(socket.root, { recursive: true });
-    await Deno.remove(work, { recursive: true });
-  }
-});
+  }));
 
 Deno.test("daemon: garbage and unknown ids are refused while a live session keeps flowing", async () => {
   const lines: string[] = [];

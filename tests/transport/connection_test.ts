@@ -6,7 +6,7 @@ import {
   serverHandshake,
 } from "../../src/transport/mod.ts";
 import { configureLog } from "../../src/log.ts";
-import { TapPipe } from "../helpers/tap_pipe.ts";
+import { recordTaps, TapPipe } from "../helpers/tap_pipe.ts";
 import {
   patternBytes,
   startSessionPair,
@@ -51,11 +51,7 @@ Deno.test("bytes flow both ways at once, intact", async () => {
 Deno.test("connections killed mid-stream resend exactly the gap", async () => {
   const taps: TapPipe[] = [];
   const pair = await startSessionPair({
-    wrapClientPipe: (conn) => {
-      const tap = new TapPipe(conn);
-      taps.push(tap);
-      return tap;
-    },
+    wrapClientPipe: recordTaps(taps),
   });
   const up = patternBytes(20_000_000, 3);
   const down = patternBytes(20_000_000, 4);

@@ -10,7 +10,7 @@ import {
   serverHandshake,
 } from "../../src/transport/mod.ts";
 import { configureLog } from "../../src/log.ts";
-import { splitFrames, TapPipe } from "../helpers/tap_pipe.ts";
+import { recordTaps, splitFrames, TapPipe } from "../helpers/tap_pipe.ts";
 import { startSessionPair, waitUntil } from "../helpers/session_pair.ts";
 
 configureLog({ level: "silent" });
@@ -133,11 +133,7 @@ Deno.test("a replayed handshake is refused and does not disturb the session", as
 Deno.test("packets replayed from an earlier connection are never delivered twice", async () => {
   const taps: TapPipe[] = [];
   const pair = await startSessionPair({
-    wrapClientPipe: (conn) => {
-      const tap = new TapPipe(conn);
-      taps.push(tap);
-      return tap;
-    },
+    wrapClientPipe: recordTaps(taps),
   });
   const encoder = new TextEncoder();
   await pair.client.channel(1).write(encoder.encode("one;"));
