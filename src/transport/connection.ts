@@ -19,14 +19,12 @@ import {
 import {
   concatBytes,
   deriveSessionKeys,
-  NONCE_SPACE_CONTROL,
-  NONCE_SPACE_DATA,
-  open,
-  seal,
   type SessionKeys,
   type SessionRole,
+  TAG_BYTES,
 } from "./crypto.ts";
-import { encodeFrame, FrameError, type FrameReader } from "./frame.ts";
+import { FRAME_HEADER_BYTES, FrameError, type FrameReader } from "./frame.ts";
+import { openPacket, sealPacket } from "./packet.ts";
 import { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
 import { ReplayFilter } from "./replay_filter.ts";
 import type { SessionSecret } from "./session_secret.ts";
@@ -36,14 +34,15 @@ import {
   encodeMessage,
   encodeText,
   FrameType,
+  MESSAGE_HEADER_BYTES,
   MessageType,
   PACKET_HEADER_BYTES,
   packetCounter,
-  packetHeader,
   ProtocolError,
   readU32Body,
   readU64,
   u32,
+  u64,
 } from "./wire.ts";
 
 const log = logger("transport");
@@ -354,27 +353,19 @@ export class EternalConnection {
     // frames in the writer always agree.
     const run = this.#sendChain.then(async () => {
       if (this.#end) throw new SessionClosedError(this.#end.reason);
-      const plainLength = 13 + body.length;
-      const frameLength = 4 + PACKET_HEADER_BYTES + plainLength + 16;
+      const frameLength = FRAME_HEADER_BYTES + PACKET_HEADER_BYTES +
+        MESSAGE_HEADER_BYTES + body.length + TAG_BYTES;
       await this.#writer.waitForRoom(frameLength);
       const seq = this.#writer.nextSeq;
       const ack = this.#reader.received;
-      const header = packetHeader(FrameType.Data, seq);
-      const sealed = await seal(
-        this.keys.send,
-        NONCE_SPACE_DATA,
-        seq,
-        header,
-        encodeMessage({ ack, type, channel, body }),
+      this.#writer.push(
+        await sealPacket(
+          this.keys.send,
+          FrameType.Data,
+          seq,
+          encodeMessage({ ack, type, channel, body }),
+        ),
       );
-      const frame = new Uint8Array(4 + PACKET_HEADER_BYTES + sealed.length);
-      new DataView(frame.buffer).setUint32(
-        0,
-        PACKET_HEADER_BYTES + sealed.length,
-      );
-      frame.set(header, 4);
-      frame.set(sealed, 4 + PACKET_HEADER_BYTES);
-      this.#writer.push(frame);
       this.#lastAckSent = ack;
       this.#cancelAck();
       this.#wakePump?.();
@@ -389,20 +380,9 @@ export class EternalConnection {
       if (!this.#pipe) return;
       const counter = this.#controlCounter++;
       const ack = this.#reader.received;
-      const header = packetHeader(FrameType.Control, counter);
-      const plain = new Uint8Array(8);
-      new DataView(plain.buffer).setBigUint64(0, BigInt(ack));
-      const sealed = await seal(
-        this.keys.send,
-        NONCE_SPACE_CONTROL,
-        counter,
-        header,
-        plain,
+      this.#controlOut.push(
+        await sealPacket(this.keys.send, FrameType.Control, counter, u64(ack)),
       );
-      const body = new Uint8Array(PACKET_HEADER_BYTES + sealed.length);
-      body.set(header);
-      body.set(sealed, PACKET_HEADER_BYTES);
-      this.#controlOut.push(encodeFrame(body));
       this.#lastAckSent = ack;
       this.#wakePump?.();
     });
@@ -486,13 +466,7 @@ export class EternalConnection {
         `packet ${seq} arrived but ${this.#reader.received} was expected`,
       );
     }
-    const plain = await open(
-      this.keys.receive,
-      NONCE_SPACE_DATA,
-      seq,
-      body.subarray(0, PACKET_HEADER_BYTES),
-      body.subarray(PACKET_HEADER_BYTES),
-    );
+    const plain = await openPacket(this.keys.receive, FrameType.Data, body);
     if (plain === null) {
       throw new ProtocolError(`packet ${seq} failed authentication`);
     }
@@ -511,13 +485,7 @@ export class EternalConnection {
   async #receiveControl(body: Uint8Array, generation: number) {
     const counter = packetCounter(body);
     if (!this.#controlFilter.isFresh(counter)) return; // replayed
-    const plain = await open(
-      this.keys.receive,
-      NONCE_SPACE_CONTROL,
-      counter,
-      body.subarray(0, PACKET_HEADER_BYTES),
-      body.subarray(PACKET_HEADER_BYTES),
-    );
+    const plain = await openPacket(this.keys.receive, FrameType.Control, body);
     if (plain === null || plain.length !== 8) {
       throw new ProtocolError(`control ${counter} failed authentication`);
     }

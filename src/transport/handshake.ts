@@ -224,8 +224,6 @@ export interface ServerHandshakeOptions {
    * @default {5000}
    */
   timeoutMs?: number;
-  /** A hello already read from this pipe (by a relay), if any. */
-  hello?: Uint8Array;
   /** Describes the peer in logs. */
   peer?: string;
 }
@@ -270,8 +268,7 @@ export async function serverHandshake(
       pipe,
       timeoutMs,
       (async () => {
-        const helloBody = options.hello ?? (await readHello(frames)).body;
-        const hello = decodeHello(helloBody);
+        const { hello } = await readHello(frames);
         if (hello.version !== PROTOCOL_VERSION) {
           log.warn(`${peer}: refused protocol version ${hello.version}`);
           await refuse(
