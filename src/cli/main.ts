@@ -39,6 +39,15 @@ function parse(args: string[], options: OptionSpec) {
   }
 }
 
+/** Runs a parser of user input, turning its error into a usage error. */
+function usage<T>(parseInput: () => T): T {
+  try {
+    return parseInput();
+  } catch (error) {
+    throw new UsageError(errorMessage(error));
+  }
+}
+
 async function defaultClientLog(): Promise<string> {
   const state = Deno.env.get("XDG_STATE_HOME");
   if (state) {
@@ -75,14 +84,9 @@ async function client(args: string[]): Promise<number> {
         : `unexpected argument '${positionals[1]}'`,
     );
   }
-  let destination;
-  try {
-    destination = parseDestination(positionals[0]);
-    if (values.port !== undefined) {
-      destination.port = parsePort(values.port as string);
-    }
-  } catch (error) {
-    throw new UsageError(errorMessage(error));
+  const destination = usage(() => parseDestination(positionals[0]));
+  if (values.port !== undefined) {
+    destination.port = usage(() => parsePort(values.port as string));
   }
   if (values.noexit && values.command === undefined) {
     throw new UsageError("-e/--noexit needs -c/--command");
@@ -123,14 +127,9 @@ async function server(args: string[]): Promise<number> {
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument '${positionals[0]}'`);
   }
-  let port = DEFAULT_SERVER_PORT;
-  try {
-    if (values.port !== undefined) {
-      port = parsePort(values.port as string, true);
-    }
-  } catch (error) {
-    throw new UsageError(errorMessage(error));
-  }
+  const port = values.port === undefined
+    ? DEFAULT_SERVER_PORT
+    : usage(() => parsePort(values.port as string, true));
   configureLog({ level: values.verbose ? "debug" : "info" });
   const routerPath = (values.router as string | undefined) ??
     routerPathFromEnv();
@@ -155,7 +154,6 @@ async function server(args: string[]): Promise<number> {
 async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     serve: { type: "boolean" },
-    router: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -166,9 +164,9 @@ async function terminal(args: string[]): Promise<number> {
     throw new UsageError(`unexpected argument '${positionals[0]}'`);
   }
   if (values.serve) {
-    return await serveTerminal({
-      routerPath: (values.router as string | undefined) ?? routerPathFromEnv(),
-    });
+    // The router comes from the environment only: the launcher and the
+    // session process it starts must agree, and ssh carries no flags here.
+    return await serveTerminal({ routerPath: routerPathFromEnv() });
   }
   configureLog({ level: "silent" });
   return await launchTerminal();

@@ -13,9 +13,9 @@ import {
   acceptEach,
   closeQuietly,
   encodeFrame,
-  encodeRefuse,
   FrameReader,
   readHello,
+  refuse,
   RefuseCode,
   toHex,
   writeAll,
@@ -98,14 +98,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await router.close();
     },
   };
-}
-
-async function refuse(conn: Deno.Conn, code: number, reason: string) {
-  try {
-    await writeAll(conn, encodeFrame(encodeRefuse({ code, reason })));
-  } catch {
-    // peer gone
-  }
 }
 
 /** Handles one client connection from hello to close. Never throws. */

@@ -228,7 +228,11 @@ export interface ServerHandshakeOptions {
   peer?: string;
 }
 
-async function refuse(pipe: BytePipe, code: number, reason: string) {
+/**
+ * Sends a REFUSE (code and a short reason) and closes the pipe. For the
+ * server side and for relays; never throws.
+ */
+export async function refuse(pipe: BytePipe, code: number, reason: string) {
   try {
     await writeAll(pipe, encodeFrame(encodeRefuse({ code, reason })));
   } catch {

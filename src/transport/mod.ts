@@ -42,6 +42,7 @@ export {
   describeRefusal,
   HandshakeRefusedError,
   readHello,
+  refuse,
   serverHandshake,
   type SessionLookup,
 } from "./handshake.ts";
