@@ -9,6 +9,7 @@
  */
 
 import {
+  acceptEach,
   EternalConnection,
   generateSessionSecret,
   keepConnected,
@@ -35,21 +36,15 @@ export class PairHost {
   constructor() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#listener = listener;
-    this.#accepting = (async () => {
-      try {
-        for await (const conn of listener) {
-          conn.setNoDelay(true);
-          const handshake = serverHandshake(
-            conn,
-            (id) => this.#sessions.get(toHex(id)),
-          );
-          this.#handshakes.add(handshake);
-          handshake.finally(() => this.#handshakes.delete(handshake));
-        }
-      } catch {
-        // Listener closed.
-      }
-    })();
+    this.#accepting = acceptEach(listener, (conn) => {
+      conn.setNoDelay(true);
+      const handshake = serverHandshake(
+        conn,
+        (id) => this.#sessions.get(toHex(id)),
+      );
+      this.#handshakes.add(handshake);
+      handshake.finally(() => this.#handshakes.delete(handshake));
+    });
   }
 
   /** The listener's port on 127.0.0.1. */

@@ -11,6 +11,7 @@ import {
   startDaemon,
 } from "../../src/server/mod.ts";
 import {
+  acceptEach,
   EternalConnection,
   generateSessionSecret,
   keepConnected,
@@ -160,13 +161,10 @@ Deno.test("daemon: garbage and unknown ids are refused while a live session keep
   const secret = generateSessionSecret();
   const server = await EternalConnection.create(secret, "server");
   const client = await EternalConnection.create(secret, "client");
-  const serving = (async () => {
-    try {
-      for await (const conn of socket.listener) {
-        serverHandshake(conn, () => server);
-      }
-    } catch { /* closed */ }
-  })();
+  const serving = acceptEach(
+    socket.listener,
+    (conn) => serverHandshake(conn, () => server),
+  );
   const registration = await registerSession(
     daemon.router.path,
     toHex(secret.id),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  acceptEach,
   EternalConnection,
   generateSessionSecret,
   keepConnected,
@@ -231,11 +232,10 @@ Deno.test("dials that never answer do not stop reconnecting", async () => {
   const client = await EternalConnection.create(secret, "client", options);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
-  const serving = (async () => {
-    try {
-      for await (const conn of listener) serverHandshake(conn, () => server);
-    } catch { /* closed */ }
-  })();
+  const serving = acceptEach(
+    listener,
+    (conn) => serverHandshake(conn, () => server),
+  );
   let dials = 0;
   // More silent dials than there are attempt slots: only a bounded dial
   // frees a slot for the one that finally answers.

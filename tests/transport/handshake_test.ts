@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  acceptEach,
   encodeFrame,
   EternalConnection,
   FrameReader,
@@ -20,13 +21,10 @@ function listenWith(
 ) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const served: Promise<unknown>[] = [];
-  const loop = (async () => {
-    try {
-      for await (const conn of listener) {
-        served.push(serverHandshake(conn, lookup));
-      }
-    } catch { /* closed */ }
-  })();
+  const loop = acceptEach(
+    listener,
+    (conn) => served.push(serverHandshake(conn, lookup)),
+  );
   return {
     port: (listener.addr as Deno.NetAddr).port,
     async close() {
