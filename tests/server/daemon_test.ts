@@ -147,65 +147,58 @@ Deno.test("router: refuses sockets that are not et terminal sockets", () =>
     }
   }));
 
-Deno.test("daemon: garbage and unknown ids are refused while a live session keeps flowing", async () => {
-  const lines: string[] = [];
-  const sink: LogSink = (line) => lines.push(line);
-  configureLog({ level: "warn", sink });
-  const work = await Deno.makeTempDir();
-  const daemon = await startDaemon({
-    port: 0,
-    hostname: "127.0.0.1",
-    routerPath: `${work}/router.sock`,
-  });
-  const socket = await terminalSocketDir();
-  const secret = generateSessionSecret();
-  const server = await EternalConnection.create(secret, "server");
-  const client = await EternalConnection.create(secret, "client");
-  const serving = acceptEach(
-    socket.listener,
-    (conn) => serverHandshake(conn, () => server),
-  );
-  const registration = await registerSession(
-    daemon.router.path,
-    toHex(secret.id),
-    socket.path,
-  );
-  // Connections reset while queued must not stop the daemon's listener.
-  await resetStorm(daemon.port, 100);
-  const loop = keepConnected(client, {
-    dial: () => Deno.connect({ hostname: "127.0.0.1", port: daemon.port }),
-  });
-  try {
-    const size = 20_000_000;
-    const data = patternBytes(size, 31);
-    const hash = new StreamHash();
-    await Promise.all([
-      client.channel(1).write(data),
-      attackListener(daemon.port),
-      (async () => {
-        while (hash.size < size) hash.update((await server.channel(1).read())!);
-      })(),
-    ]);
-    assert.equal(
-      hash.digest(),
-      createHash("sha256").update(data).digest("hex"),
+Deno.test("daemon: garbage and unknown ids are refused while a live session keeps flowing", () =>
+  withDaemon(async (daemon, socket) => {
+    const lines: string[] = [];
+    const sink: LogSink = (line) => lines.push(line);
+    configureLog({ level: "warn", sink });
+    const secret = generateSessionSecret();
+    const server = await EternalConnection.create(secret, "server");
+    const client = await EternalConnection.create(secret, "client");
+    // Ends when withDaemon closes the socket's listener.
+    acceptEach(socket.listener, (conn) => serverHandshake(conn, () => server));
+    const registration = await registerSession(
+      daemon.router.path,
+      toHex(secret.id),
+      socket.path,
     );
-    assert.ok(lines.some((line) => line.includes("refused unknown session")));
-    assert.ok(lines.some((line) => line.includes("refused:")));
-    // The relay carried the handshake end to end: the daemon holds no key,
-    // yet the session is authenticated and resumes through it.
-    client.detach("test drop");
-    await waitUntil(() => client.connected, 5000, "resume through the daemon");
-  } finally {
-    client.fail(new Error("done"));
-    server.fail(new Error("done"));
-    await loop;
-    registration.close();
-    socket.listener.close();
-    await serving;
-    await daemon.close();
-    await Deno.remove(socket.root, { recursive: true });
-    await Deno.remove(work, { recursive: true });
-    configureLog({ level: "silent" });
-  }
-});
+    // Connections reset while queued must not stop the daemon's listener.
+    await resetStorm(daemon.port, 100);
+    const loop = keepConnected(client, {
+      dial: () => Deno.connect({ hostname: "127.0.0.1", port: daemon.port }),
+    });
+    try {
+      const size = 20_000_000;
+      const data = patternBytes(size, 31);
+      const hash = new StreamHash();
+      await Promise.all([
+        client.channel(1).write(data),
+        attackListener(daemon.port),
+        (async () => {
+          while (hash.size < size) {
+            hash.update((await server.channel(1).read())!);
+          }
+        })(),
+      ]);
+      assert.equal(
+        hash.digest(),
+        createHash("sha256").update(data).digest("hex"),
+      );
+      assert.ok(lines.some((line) => line.includes("refused unknown session")));
+      assert.ok(lines.some((line) => line.includes("refused:")));
+      // The relay carried the handshake end to end: the daemon holds no key,
+      // yet the session is authenticated and resumes through it.
+      client.detach("test drop");
+      await waitUntil(
+        () => client.connected,
+        5000,
+        "resume through the daemon",
+      );
+    } finally {
+      client.fail(new Error("done"));
+      server.fail(new Error("done"));
+      await loop;
+      registration.close();
+      configureLog({ level: "silent" });
+    }
+  }));
