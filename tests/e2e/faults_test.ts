@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { chaos, FaultProxy } from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
 import { PipedClient } from "./_client.ts";
-import { startWorld } from "./_world.ts";
+import { type EtWorld, startWorld } from "./_world.ts";
 
 const e2e = { sanitizeResources: false, sanitizeOps: false };
 
@@ -20,21 +20,44 @@ function base64Lines(bytes: Uint8Array): string {
   return lines.join("\n") + "\n";
 }
 
+/** The pieces of a session that runs through the fault proxy. */
+interface ProxiedSession {
+  world: EtWorld;
+  proxy: FaultProxy;
+  client: PipedClient;
+}
+
+/**
+ * Runs `body` with a client connected through a fault proxy and its shell
+ * answering; always tears everything down.
+ */
+async function withProxiedSession(
+  keepBytes: boolean,
+  body: (session: ProxiedSession) => Promise<void>,
+) {
+  const world = await startWorld();
+  const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+  const client = new PipedClient(
+    world.client([], { port: proxy.port }),
+    keepBytes,
+  );
+  try {
+    await client.type("echo MARK-$((6*7))\n");
+    await client.waitFor("MARK-42", 30_000);
+    await body({ world, proxy, client });
+  } finally {
+    await client.close();
+    await proxy.close();
+    await world.close();
+  }
+}
+
 Deno.test({
   ...e2e,
   name:
     "50 MB of output through cuts and blackholes arrive byte-exact; keystrokes typed offline arrive once",
-  async fn() {
-    const world = await startWorld();
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    const client = new PipedClient(
-      world.client([], { port: proxy.port }),
-      true,
-    );
-    try {
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
-
+  fn: () =>
+    withProxiedSession(true, async ({ world, proxy, client }) => {
       // Keystrokes typed while the path is down arrive once, in order.
       proxy.cut();
       proxy.setRefuse(true);
@@ -95,25 +118,15 @@ Deno.test({
 
       await client.type("exit 0\n");
       assert.equal(await client.exit(30_000), 0);
-    } finally {
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
   ...e2e,
   name:
     "a session survives a 60 s outage and resumes within 1 s of the path returning",
-  async fn() {
-    const world = await startWorld();
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    const client = new PipedClient(world.client([], { port: proxy.port }));
-    try {
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
+  fn: () =>
+    withProxiedSession(false, async ({ proxy, client }) => {
       await client.type("sleep 30 && echo SLEPT-$((1+1))\n");
       // Cut the path only once the shell has the command (its echo is
       // back), so the job really runs through the outage.
@@ -135,12 +148,7 @@ Deno.test({
       );
       await client.type("exit 4\n");
       assert.equal(await client.exit(30_000), 4);
-    } finally {
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
