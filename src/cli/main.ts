@@ -9,13 +9,13 @@ import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
 import { parseDestination, parsePort } from "../client/mod.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
+import { startDaemon } from "../daemon/mod.ts";
+import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
 import {
-  launchTerminal,
+  DEFAULT_SERVER_PORT,
+  privateRuntimeDir,
   routerPathFromEnv,
-  serveTerminal,
-  startDaemon,
-} from "../server/mod.ts";
-import { DEFAULT_SERVER_PORT, privateRuntimeDir } from "../session/mod.ts";
+} from "../session/mod.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
 
 /** Bad command line: one line on stderr, exit 2. */

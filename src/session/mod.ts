@@ -1,8 +1,13 @@
 /**
- * The terminal session protocol shared by `client/` and `server/`.
+ * What the client, the terminal process and the daemon agree on above the
+ * transport: channels and control messages, the bootstrap and ready lines,
+ * the session lifecycle, the router and control-socket protocols, and the
+ * private runtime directory.
  *
  * @module
  */
 
 export * from "./terminal_protocol.ts";
 export * from "./runtime_dir.ts";
+export * from "./line_reader.ts";
+export * from "./router_protocol.ts";

@@ -12,6 +12,12 @@
 
 import { errorMessage, logger } from "../log.ts";
 import { acceptEach } from "../transport/mod.ts";
+import { withDeadline } from "../deadline.ts";
+import {
+  decodeRegisterRequest,
+  readLine,
+  ROUTER_LINE_LIMIT,
+} from "../session/mod.ts";
 import { checkTerminalSocket } from "./socket_check.ts";
 
 const log = logger("router");
@@ -21,31 +27,7 @@ export interface Registration {
   socketPath: string;
 }
 
-/** Default path of the router socket for a daemon run as root. */
-export const DEFAULT_ROUTER_PATH = "/run/et/router.sock";
-
-/** The router socket path: $ET_ROUTER_SOCKET, else the default. */
-export function routerPathFromEnv(): string {
-  return Deno.env.get("ET_ROUTER_SOCKET") ?? DEFAULT_ROUTER_PATH;
-}
-
 const encoder = new TextEncoder();
-
-/** Reads one newline-terminated line (at most `limit` bytes) from a conn. */
-export async function readLine(
-  conn: Deno.Conn,
-  limit = 4096,
-): Promise<string | null> {
-  const bytes: number[] = [];
-  const one = new Uint8Array(1);
-  while (bytes.length < limit) {
-    const n = await conn.read(one);
-    if (n === null) return null;
-    if (one[0] === 0x0a) return new TextDecoder().decode(new Uint8Array(bytes));
-    bytes.push(one[0]);
-  }
-  throw new Error("line too long");
-}
 
 /**
  * Session ids → terminal sockets, fed by the router socket.
@@ -114,25 +96,22 @@ export class SessionRouter {
     const answer = (value: unknown) =>
       conn.write(encoder.encode(JSON.stringify(value) + "\n"));
     try {
-      const line = await readLine(conn);
+      // A registrant that never finishes its line must not hold a
+      // connection (and its buffer) forever.
+      const line = await withDeadline(
+        readLine(conn, ROUTER_LINE_LIMIT),
+        5000,
+        "no registration line within 5 s",
+        () => conn.close(),
+      );
       if (line === null) return;
-      let request;
-      try {
-        request = JSON.parse(line);
-      } catch {
-        request = null;
-      }
-      const id = request?.id;
-      const socketPath = request?.socket;
-      if (
-        request?.op !== "register" || typeof id !== "string" ||
-        !/^[0-9a-f]{32}$/.test(id) || typeof socketPath !== "string" ||
-        !socketPath.startsWith("/")
-      ) {
+      const request = decodeRegisterRequest(line);
+      if (!request) {
         log.warn("refused malformed registration");
         await answer({ ok: false, error: "malformed registration" });
         return;
       }
+      const { id, socket: socketPath } = request;
       try {
         await checkTerminalSocket(socketPath);
       } catch (error) {
@@ -186,40 +165,4 @@ export class SessionRouter {
       await Deno.remove(this.#path);
     } catch { /* gone */ }
   }
-}
-
-/**
- * Registers a session with the daemon's router; resolves with the open
- * registration connection (closing it unregisters), or throws a one-line
- * Error saying why not.
- */
-export async function registerSession(
-  routerPath: string,
-  idHex: string,
-  socketPath: string,
-): Promise<Deno.Conn> {
-  let conn: Deno.Conn;
-  try {
-    conn = await Deno.connect({ transport: "unix", path: routerPath });
-  } catch (error) {
-    throw new Error(
-      `cannot reach the et server's router at ${routerPath} (is \`et server\` running?): ${
-        errorMessage(error)
-      }`,
-    );
-  }
-  await conn.write(
-    encoder.encode(
-      JSON.stringify({ op: "register", id: idHex, socket: socketPath }) + "\n",
-    ),
-  );
-  const line = await readLine(conn);
-  const answer = line ? JSON.parse(line) : null;
-  if (!answer?.ok) {
-    conn.close();
-    throw new Error(
-      `the et server refused the session: ${answer?.error ?? "no answer"}`,
-    );
-  }
-  return conn;
 }

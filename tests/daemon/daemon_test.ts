@@ -5,11 +5,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { configureLog, type LogSink } from "../../src/log.ts";
-import {
-  type Daemon,
-  registerSession,
-  startDaemon,
-} from "../../src/server/mod.ts";
+import { type Daemon, startDaemon } from "../../src/daemon/mod.ts";
+import { registerSession } from "../../src/session/mod.ts";
 import {
   acceptEach,
   EternalConnection,

@@ -39,7 +39,7 @@ import {
   toHex,
 } from "../transport/mod.ts";
 import { loginAccount, readStdinLine, selfCommand } from "./local_io.ts";
-import { registerSession } from "./router.ts";
+import { registerSession } from "../session/mod.ts";
 
 const log = logger("terminal");
 const encoder = new TextEncoder();
