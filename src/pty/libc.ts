@@ -1,7 +1,7 @@
 /**
  * Private FFI bindings to the few glibc calls the pty layer needs. Nothing
- * outside `src/pty/` should import this file: the `Pty` class is the public
- * surface.
+ * outside `src/pty/` should import this file: the `Pty` class and the
+ * functions of `termios.ts` are the public surface.
  *
  * Constants are the Linux values shared by x86_64 and aarch64; the library
  * refuses to open on other systems rather than pass wrong numbers.
@@ -64,6 +64,9 @@ const SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // struct termios is passed by pointer; termios.ts owns its layout.
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -16,3 +16,14 @@
  */
 
 export { Pty, type PtyExitStatus, type PtySpawnOptions } from "./pty.ts";
+export {
+  getTermios,
+  LINUX_TERMIOS,
+  makeRaw,
+  setTermios,
+  TCSADRAIN,
+  TCSANOW,
+  termiosFields,
+  type TermiosPlatform,
+  termiosPlatform,
+} from "./termios.ts";
