@@ -52,6 +52,7 @@ export class Channel {
   #closed: Error | null = null;
   #writeEnded = false;
   #writeChain: Promise<void> = Promise.resolve();
+  #chunkLimit: number;
 
   /** Made by the connection; use `connection.channel(id)`. */
   constructor(id: number, link: ChannelLink, windowBytes: number) {
@@ -59,6 +60,13 @@ export class Channel {
     this.#link = link;
     this.#window = windowBytes;
     this.#credit = windowBytes;
+    // The receiver grants credit in quarter-window batches, so up to a
+    // quarter may stay ungranted for good: a message waiting for more than
+    // three quarters of the window could wait forever. Half is safe.
+    this.#chunkLimit = Math.max(
+      1,
+      Math.min(MAX_CHUNK_BYTES, Math.floor(windowBytes / 2)),
+    );
   }
 
   /**
@@ -84,6 +92,14 @@ export class Channel {
   /**
    * Sends all of `data`, waiting for channel credit and room in the
    * connection's window. Writes on one channel keep their order.
+   *
+   * A write of at most {@link MAX_CHUNK_BYTES} (and at most half the
+   * channel window) is atomic: it waits until the whole of it fits the
+   * credit, goes out as one message, and resolves if and only if that
+   * message is held by the connection (delivered, or kept for resending
+   * and for the connection's `unacknowledged()`). If the session ends
+   * first it rejects and none of it was sent. A larger write goes out as
+   * several such messages; if it rejects, a prefix may have been sent.
    */
   write(data: Uint8Array): Promise<void> {
     const run = this.#writeChain.then(() => this.#writeNow(data));
@@ -97,16 +113,13 @@ export class Channel {
     }
     let offset = 0;
     while (offset < data.length) {
-      while (this.#credit <= 0) {
+      // Never split a message to fit the credit: wait for all of it.
+      const size = Math.min(data.length - offset, this.#chunkLimit);
+      while (this.#credit < size) {
         if (this.#closed) throw this.#closed;
         await new Promise<void>((resolve) => this.#creditWaiter = resolve);
       }
       if (this.#closed) throw this.#closed;
-      const size = Math.min(
-        data.length - offset,
-        MAX_CHUNK_BYTES,
-        this.#credit,
-      );
       this.#credit -= size;
       await this.#link.sendData(this.id, data.subarray(offset, offset + size));
       offset += size;

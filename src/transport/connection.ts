@@ -29,6 +29,16 @@ import { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
 import { ReplayFilter } from "./replay_filter.ts";
 import type { SessionSecret } from "./session_secret.ts";
 import {
+  ACK_DELAY_MS,
+  ACK_EVERY_PACKETS,
+  DEAD_AFTER_MS,
+  HANDSHAKE_TIMEOUT_MS,
+  KEEPALIVE_MS,
+  Liveness,
+  livenessTickMs,
+  monotonicNow,
+} from "./timers.ts";
+import {
   decodeMessage,
   decodeText,
   encodeMessage,
@@ -67,7 +77,8 @@ export interface EternalConnectionOptions {
   keepaliveMs?: number;
   /**
    * Declare the pipe dead when nothing arrived for this long, even if the
-   * OS reports no error (a silent blackhole).
+   * OS reports no error (a silent blackhole). Measured on the monotonic
+   * clock; a pipe is also dropped at once when the machine has slept.
    * @default {6000}
    */
   deadAfterMs?: number;
@@ -88,6 +99,18 @@ export interface SessionEnd {
   error?: Error;
 }
 
+/** Options of {@link EternalConnection.attach}. */
+export interface AttachOptions {
+  /**
+   * The handshake attempt this pipe comes from; a pipe is attached only if
+   * its attempt is newer than every attempt attached before.
+   * @default {one above the last attached}
+   */
+  attempt?: number;
+  /** A frame the new pipe sends before anything else (the ACCEPT). */
+  prelude?: Uint8Array;
+}
+
 /** Something that happened to the pipe under the session. */
 export type ConnectionEvent =
   | { type: "connected"; resent: number }
@@ -98,10 +121,6 @@ export class SessionClosedError extends Error {
   override name = "SessionClosedError";
 }
 
-/** Packets received before an ack is sent without waiting for the timer. */
-const ACK_EVERY_PACKETS = 4;
-/** Longest delay of a standalone ack. */
-const ACK_DELAY_MS = 5;
 /** Bytes of small frames coalesced into one pipe write. */
 const COALESCE_BYTES = 64 * 1024;
 
@@ -133,6 +152,9 @@ export class EternalConnection {
 
   #pipe: BytePipe | null = null;
   #generation = 0;
+  // Highest handshake attempt attached, and (client) the last one numbered.
+  #attachedAttempt = 0;
+  #attemptCounter = 0;
   #sendCursor = 0;
   #controlOut: Uint8Array[] = [];
   #wakePump: (() => void) | null = null;
@@ -140,8 +162,7 @@ export class EternalConnection {
   // Acks must never wait behind data that waits for acks: own chain.
   #controlChain: Promise<void> = Promise.resolve();
 
-  #lastReceivedAt = 0;
-  #lastSentAt = 0;
+  #timers: Liveness;
   #lastAckSent = 0;
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
   #liveness: ReturnType<typeof setInterval> | null = null;
@@ -168,10 +189,14 @@ export class EternalConnection {
       windowBytes: options.windowBytes ?? DEFAULT_WINDOW_BYTES,
       channelWindowBytes: options.channelWindowBytes ??
         DEFAULT_CHANNEL_WINDOW_BYTES,
-      keepaliveMs: options.keepaliveMs ?? 1000,
-      deadAfterMs: options.deadAfterMs ?? 6000,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
+      keepaliveMs: options.keepaliveMs ?? KEEPALIVE_MS,
+      deadAfterMs: options.deadAfterMs ?? DEAD_AFTER_MS,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     };
+    this.#timers = new Liveness(
+      this.options.keepaliveMs,
+      this.options.deadAfterMs,
+    );
     this.#writer = new BackedWriter(this.options.windowBytes);
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#link = {
@@ -184,10 +209,7 @@ export class EternalConnection {
     };
     this.#liveness = setInterval(
       () => this.#checkLiveness(),
-      Math.max(
-        50,
-        Math.min(this.options.keepaliveMs, this.options.deadAfterMs) / 4,
-      ),
+      livenessTickMs(this.options.keepaliveMs, this.options.deadAfterMs),
     );
   }
 
@@ -243,8 +265,62 @@ export class EternalConnection {
   }
 
   /**
-   * @internal Drops the current pipe (if any) so no more packets from it
-   * are counted. Called by the handshake before it reads receivedCount.
+   * Decrypts what this end sent and the peer has not acknowledged: the
+   * CHANNEL_DATA bodies still held for resending, per channel, in order.
+   * Meant for a session that has ended (or is about to be retired), to hand
+   * its undelivered bytes to a successor; on a live one it is a snapshot.
+   *
+   * @example
+   * ```ts
+   * connection.fail(new Error("client replaced"));
+   * for (const [id, chunks] of await connection.unacknowledged()) {
+   *   for (const chunk of chunks) await successor.channel(id).write(chunk);
+   * }
+   * ```
+   */
+  async unacknowledged(): Promise<Map<number, Uint8Array[]>> {
+    const frames: Uint8Array[] = [];
+    for (
+      let seq = this.#writer.acknowledged;
+      seq < this.#writer.nextSeq;
+      seq++
+    ) {
+      frames.push(this.#writer.frameAt(seq));
+    }
+    const byChannel = new Map<number, Uint8Array[]>();
+    for (const frame of frames) {
+      // AES-GCM is symmetric: our own send key opens what we sealed.
+      const plain = await openPacket(
+        this.keys.send,
+        FrameType.Data,
+        frame.subarray(FRAME_HEADER_BYTES),
+      );
+      if (plain === null) throw new Error("a held packet does not open");
+      const message = decodeMessage(plain);
+      if (message.type !== MessageType.ChannelData) continue;
+      const chunks = byChannel.get(message.channel) ?? [];
+      chunks.push(message.body);
+      byChannel.set(message.channel, chunks);
+    }
+    return byChannel;
+  }
+
+  /** @internal Numbers the next handshake attempt (client): 1, 2, 3… */
+  nextAttempt(): number {
+    if (this.#attemptCounter >= 0xffff_ffff) {
+      throw new Error("handshake attempt numbers exhausted");
+    }
+    return ++this.#attemptCounter;
+  }
+
+  /** @internal The newest handshake attempt attached so far (0: none). */
+  get attachedAttempt(): number {
+    return this.#attachedAttempt;
+  }
+
+  /**
+   * Drops the current pipe (if any) so no more packets from it are
+   * counted; the client's redial loop then dials again.
    */
   detach(reason: string) {
     this.#generation++;
@@ -276,31 +352,45 @@ export class EternalConnection {
   }
 
   /**
-   * @internal Starts using an authenticated pipe. `peerReceived` is how many
-   * of our packets the peer holds: everything after it is resent.
+   * @internal Starts using an authenticated pipe in place of the current
+   * one. `peerReceived` is how many of our packets the peer holds (it may
+   * lag: it was sent before the swap); everything after it is resent.
+   * Returns false, changing nothing, when the session has ended (the pipe
+   * is closed) or a newer attempt is attached already (the caller decides).
+   * Throws CannotResumeError when the peer claims packets never sent.
    */
-  attach(pipe: BytePipe, frames: FrameReader, peerReceived: number) {
+  attach(
+    pipe: BytePipe,
+    frames: FrameReader,
+    peerReceived: number,
+    options: AttachOptions = {},
+  ): boolean {
     if (this.#end) {
       closeQuietly(pipe);
-      return;
+      return false;
     }
+    const attempt = options.attempt ?? this.#attachedAttempt + 1;
+    if (attempt <= this.#attachedAttempt) return false;
     const resumeFrom = this.#writer.resumePoint(peerReceived);
-    this.detach("replaced by a new connection");
+    // Packets of the old pipe still being opened are dropped from here on
+    // (generation): the peer resends them from the count it was told.
+    this.detach("replaced by a newer connection");
+    this.#attachedAttempt = attempt;
     this.#writer.acknowledge(resumeFrom);
     const generation = this.#generation;
     this.#pipe = pipe;
     this.#sendCursor = resumeFrom;
-    this.#lastReceivedAt = Date.now();
-    this.#lastSentAt = 0;
+    this.#timers.attached();
     const resent = this.#writer.nextSeq - resumeFrom;
     log.info(
-      `session ${this.#tag()}: pipe attached, resending ${resent} packets`,
+      `session ${this.#tag()}: pipe attached (attempt ${attempt}), resending ${resent} packets`,
     );
     this.#readLoop(pipe, frames, generation);
-    this.#pump(pipe, generation);
+    this.#pump(pipe, generation, options.prelude);
     // Tell the peer at once what we hold, so its window frees promptly.
     this.#sendControl().catch(() => {});
     this.#emit({ type: "connected", resent });
+    return true;
   }
 
   /**
@@ -318,9 +408,10 @@ export class EternalConnection {
     } catch {
       // already failing: finish below.
     }
-    const deadline = Date.now() + lingerMs;
+    const deadline = monotonicNow() + lingerMs;
     while (
-      !this.#end && this.#writer.bufferedBytes > 0 && Date.now() < deadline
+      !this.#end && this.#writer.bufferedBytes > 0 &&
+      monotonicNow() < deadline
     ) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -358,14 +449,17 @@ export class EternalConnection {
       await this.#writer.waitForRoom(frameLength);
       const seq = this.#writer.nextSeq;
       const ack = this.#reader.received;
-      this.#writer.push(
-        await sealPacket(
-          this.keys.send,
-          FrameType.Data,
-          seq,
-          encodeMessage({ ack, type, channel, body }),
-        ),
+      const frame = await sealPacket(
+        this.keys.send,
+        FrameType.Data,
+        seq,
+        encodeMessage({ ack, type, channel, body }),
       );
+      // Held if and only if this resolves: a message the session did not
+      // take is never half-sent, and unacknowledged() finds every one it did.
+      const end = this.#end as SessionEnd | null; // may have come meanwhile
+      if (end) throw new SessionClosedError(end.reason);
+      this.#writer.push(frame);
       this.#lastAckSent = ack;
       this.#cancelAck();
       this.#wakePump?.();
@@ -390,12 +484,20 @@ export class EternalConnection {
     return run;
   }
 
-  /** Writes held frames from the send cursor, and queued control frames. */
-  async #pump(pipe: BytePipe, generation: number) {
+  /**
+   * Writes `prelude` (if any), then queued control frames and held frames
+   * from the send cursor, for as long as `pipe` is the current one.
+   */
+  async #pump(pipe: BytePipe, generation: number, prelude?: Uint8Array) {
     try {
       while (generation === this.#generation) {
         const batch: Uint8Array[] = [];
         let size = 0;
+        if (prelude) {
+          batch.push(prelude);
+          size += prelude.length;
+          prelude = undefined;
+        }
         while (this.#controlOut.length > 0) {
           const frame = this.#controlOut.shift()!;
           batch.push(frame);
@@ -417,7 +519,7 @@ export class EternalConnection {
           await new Promise<void>((resolve) => this.#wakePump = resolve);
           continue;
         }
-        this.#lastSentAt = Date.now();
+        this.#timers.sent();
         // Small frames (keystrokes, acks) are joined into one write; big
         // ones go as they are, since copying them costs more than a syscall.
         if (batch.length === 1 || size > COALESCE_BYTES) {
@@ -437,7 +539,7 @@ export class EternalConnection {
         const body = await frames.next();
         if (generation !== this.#generation) return;
         if (body === null) throw new Error("peer closed the connection");
-        this.#lastReceivedAt = Date.now();
+        this.#timers.received();
         if (body[0] === FrameType.Data) {
           await this.#receiveData(body, generation);
         } else if (body[0] === FrameType.Control) {
@@ -548,16 +650,9 @@ export class EternalConnection {
   }
 
   #checkLiveness() {
-    if (!this.#pipe) return;
-    const now = Date.now();
-    if (now - this.#lastReceivedAt > this.options.deadAfterMs) {
-      this.detach(
-        `nothing received for ${this.options.deadAfterMs} ms`,
-      );
-      return;
-    }
-    if (now - this.#lastSentAt >= this.options.keepaliveMs) {
-      this.#lastSentAt = now;
+    const verdict = this.#timers.tick(this.#pipe !== null);
+    if (verdict.action === "dead") this.detach(verdict.reason);
+    else if (verdict.action === "keepalive") {
       this.#sendControl().catch(() => {});
     }
   }

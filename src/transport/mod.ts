@@ -18,6 +18,7 @@ export {
   MAX_CHUNK_BYTES,
 } from "./channel.ts";
 export {
+  type AttachOptions,
   type ConnectionEvent,
   EternalConnection,
   type EternalConnectionOptions,
@@ -44,11 +45,18 @@ export {
   readHello,
   refuse,
   serverHandshake,
+  type ServerHandshakeOptions,
   type SessionLookup,
 } from "./handshake.ts";
 export { acceptEach } from "./accept_loop.ts";
 export { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
-export { keepConnected, type KeepConnectedOptions } from "./reconnect.ts";
+export {
+  keepConnected,
+  type KeepConnectedOptions,
+  ReconnectGaveUpError,
+  type ReconnectLoop,
+  type ReconnectStatus,
+} from "./reconnect.ts";
 export { ReplayFilter } from "./replay_filter.ts";
 export {
   decodeSessionSecret,

@@ -14,6 +14,12 @@ export const PROTOCOL_VERSION = 1;
 export const HANDSHAKE_NONCE_BYTES = 32;
 /** Bytes of a handshake proof (HMAC-SHA256). */
 export const PROOF_BYTES = 32;
+/** Bytes of the MAC an authenticated refusal carries (HMAC-SHA256). */
+export const REFUSE_MAC_BYTES = 32;
+/** Longest refusal reason on the wire, in bytes of UTF-8. */
+export const MAX_REFUSE_REASON_BYTES = 200;
+/** Set in a refusal's code byte when a MAC ends the frame. */
+const REFUSE_MAC_FLAG = 0x80;
 
 /** The first byte of every frame body. */
 export const FrameType = {
@@ -33,6 +39,16 @@ export const RefuseCode = {
   VersionMismatch: 3,
   CannotResume: 4,
   Malformed: 5,
+  /**
+   * A newer attempt of the same client is already attached: this one is
+   * abandoned, the session is not.
+   */
+  StaleAttempt: 6,
+  /**
+   * The session was taken over by a client with a new passkey; signed with
+   * the old key, so only a retired client can believe it.
+   */
+  TakenOver: 7,
 } as const;
 
 /** A value of {@link RefuseCode}. */
@@ -62,10 +78,23 @@ export interface Proof {
   proof: Uint8Array;
 }
 
+/** The client's proof: a {@link Proof} for one numbered attempt. */
+export interface Auth extends Proof {
+  /** The client's attempt number, strictly increasing per session. */
+  attempt: number;
+}
+
 /** A handshake refusal. */
 export interface Refusal {
   code: number;
   reason: string;
+  /**
+   * The reason exactly as on the wire (what a MAC covers); filled in by
+   * the decoder, computed from `reason` by the encoder when absent.
+   */
+  reasonBytes?: Uint8Array;
+  /** Present when the refusing end holds the session key and signed it. */
+  mac?: Uint8Array;
 }
 
 const encoder = new TextEncoder();
@@ -137,48 +166,95 @@ export function decodeChallenge(body: Uint8Array): Challenge {
   return { version: body[1], serverNonce: body.slice(2) };
 }
 
-/** Encodes an auth (client) or accept (server) body. */
-export function encodeProof(
-  type: typeof FrameType.Auth | typeof FrameType.Accept,
-  proof: Proof,
-): Uint8Array {
+/** Encodes an auth body: attempt, received count and the client's proof. */
+export function encodeAuth(auth: Auth): Uint8Array {
+  const out = new Uint8Array(1 + 4 + 8 + PROOF_BYTES);
+  out[0] = FrameType.Auth;
+  out.set(u32(auth.attempt), 1);
+  out.set(u64(auth.received), 5);
+  out.set(auth.proof, 13);
+  return out;
+}
+
+/** Decodes an auth body. */
+export function decodeAuth(body: Uint8Array): Auth {
+  expect(body, FrameType.Auth, 1 + 4 + 8 + PROOF_BYTES, "auth");
+  const view = viewOf(body);
+  return {
+    attempt: view.getUint32(1),
+    received: readU64(view, 5),
+    proof: body.slice(13),
+  };
+}
+
+/** Encodes an accept body: the server's received count and proof. */
+export function encodeAccept(proof: Proof): Uint8Array {
   const out = new Uint8Array(1 + 8 + PROOF_BYTES);
-  out[0] = type;
+  out[0] = FrameType.Accept;
   out.set(u64(proof.received), 1);
   out.set(proof.proof, 9);
   return out;
 }
 
-/** Decodes an auth or accept body. */
-export function decodeProof(
-  type: typeof FrameType.Auth | typeof FrameType.Accept,
-  body: Uint8Array,
-): Proof {
-  expect(
-    body,
-    type,
-    1 + 8 + PROOF_BYTES,
-    type === FrameType.Auth ? "auth" : "accept",
-  );
+/** Decodes an accept body. */
+export function decodeAccept(body: Uint8Array): Proof {
+  expect(body, FrameType.Accept, 1 + 8 + PROOF_BYTES, "accept");
   return { received: readU64(viewOf(body), 1), proof: body.slice(9) };
 }
 
-/** Encodes a refusal with a short human-readable reason. */
+/**
+ * A refusal reason as it goes on the wire: UTF-8, cut to at most
+ * {@link MAX_REFUSE_REASON_BYTES} on a character boundary.
+ */
+export function refuseReasonBytes(reason: string): Uint8Array {
+  const bytes = encoder.encode(reason);
+  if (bytes.length <= MAX_REFUSE_REASON_BYTES) return bytes;
+  let end = MAX_REFUSE_REASON_BYTES;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.slice(0, end);
+}
+
+/**
+ * Encodes a refusal with a short human-readable reason. With a MAC the
+ * code byte gets its high bit set and the MAC ends the frame.
+ */
 export function encodeRefuse(refusal: Refusal): Uint8Array {
-  const reason = encoder.encode(refusal.reason).slice(0, 200);
-  const out = new Uint8Array(2 + reason.length);
+  const reason = refusal.reasonBytes ?? refuseReasonBytes(refusal.reason);
+  const mac = refusal.mac ?? new Uint8Array();
+  if (mac.length !== 0 && mac.length !== REFUSE_MAC_BYTES) {
+    throw new ProtocolError("a refusal MAC is 32 bytes");
+  }
+  const out = new Uint8Array(2 + reason.length + mac.length);
   out[0] = FrameType.Refuse;
-  out[1] = refusal.code;
+  out[1] = (refusal.code & 0x7f) | (mac.length > 0 ? REFUSE_MAC_FLAG : 0);
   out.set(reason, 2);
+  out.set(mac, 2 + reason.length);
   return out;
 }
 
-/** Decodes a refusal body. */
+/**
+ * Decodes a refusal body, with or without a MAC (relays and older servers
+ * send none).
+ */
 export function decodeRefuse(body: Uint8Array): Refusal {
   if (body[0] !== FrameType.Refuse || body.length < 2) {
     throw new ProtocolError("malformed refusal");
   }
-  return { code: body[1], reason: decoder.decode(body.subarray(2)) };
+  const code = body[1] & 0x7f;
+  if ((body[1] & REFUSE_MAC_FLAG) === 0) {
+    const reasonBytes = body.slice(2);
+    return { code, reason: decoder.decode(reasonBytes), reasonBytes };
+  }
+  if (body.length < 2 + REFUSE_MAC_BYTES) {
+    throw new ProtocolError("malformed refusal: MAC cut short");
+  }
+  const reasonBytes = body.slice(2, body.length - REFUSE_MAC_BYTES);
+  return {
+    code,
+    reason: decoder.decode(reasonBytes),
+    reasonBytes,
+    mac: body.slice(body.length - REFUSE_MAC_BYTES),
+  };
 }
 
 /** Bytes before the sealed part of a data or control packet. */

@@ -7,6 +7,7 @@ import {
   generateSessionSecret,
   HandshakeRefusedError,
   keepConnected,
+  ReconnectGaveUpError,
   RefuseCode,
   serverHandshake,
 } from "../../src/transport/mod.ts";
@@ -35,20 +36,21 @@ function listenWith(
   };
 }
 
-async function clientAgainst(port: number) {
+async function clientAgainst(port: number, connectTimeoutMs: number) {
   const client = await EternalConnection.create(
     generateSessionSecret(),
     "client",
   );
   const loop = keepConnected(client, {
     dial: () => Deno.connect({ hostname: "127.0.0.1", port }),
+    connectTimeoutMs,
   });
   const end = await client.closed;
   await loop;
-  return end;
+  return { end, status: loop.status };
 }
 
-Deno.test("a wrong passkey is refused with a clear, final error", async () => {
+Deno.test("a wrong passkey is retried until the deadline, then named in one line", async () => {
   const secret = generateSessionSecret();
   const wrong = await EternalConnection.create(
     { id: secret.id, passkey: generateSessionSecret().passkey },
@@ -56,26 +58,39 @@ Deno.test("a wrong passkey is refused with a clear, final error", async () => {
   );
   const server = await listenWith(() => wrong);
   const client = await EternalConnection.create(secret, "client");
+  const started = performance.now();
   const loop = keepConnected(client, {
     dial: () => Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+    connectTimeoutMs: 1000,
   });
   const end = await client.closed;
   await loop;
-  assert.ok(end.error instanceof HandshakeRefusedError);
-  assert.equal(end.error.code, RefuseCode.BadProof);
-  assert.match(end.reason, /wrong passkey/);
+  const took = performance.now() - started;
+  // A bad-proof refusal is never signed (an attacker could provoke one),
+  // so it cannot end the session by itself: the deadline does.
+  assert.ok(end.error instanceof ReconnectGaveUpError);
+  assert.equal(
+    end.reason,
+    "could not connect within 1 s: authentication failed: wrong passkey",
+  );
+  assert.ok(loop.status.failedAttempts > 2, `${loop.status.failedAttempts}`);
+  assert.ok(took >= 950 && took < 2000, `gave up after ${took} ms`);
   assert.equal(wrong.connected, false);
   wrong.fail(new Error("done"));
   await server.close();
 });
 
-Deno.test("an unknown session is refused at once", async () => {
+Deno.test("an unknown session is retried, not final: the deadline ends it", async () => {
   const server = await listenWith(() => undefined);
-  const started = Date.now();
-  const end = await clientAgainst(server.port);
-  assert.ok(end.error instanceof HandshakeRefusedError);
-  assert.equal(end.error.code, RefuseCode.UnknownSession);
-  assert.ok(Date.now() - started < 2000);
+  const { end, status } = await clientAgainst(server.port, 600);
+  assert.ok(end.error instanceof ReconnectGaveUpError);
+  assert.match(
+    end.reason,
+    /^could not connect within 0\.6 s: the server does not know this session/,
+  );
+  assert.ok(status.lastError instanceof HandshakeRefusedError);
+  assert.equal(status.lastError.code, RefuseCode.UnknownSession);
+  assert.equal(status.lastError.authenticated, false);
   await server.close();
 });
 
