@@ -12,33 +12,62 @@ export const CLIENT_HELP =
   `et ${VERSION} — a remote terminal that survives network drops
 
 Usage:
-  et [options] [user@]host[:port]    open a shell on host (port: et server's, default 2022)
-  et server [options]                run the daemon that routes sessions (see et server --help)
-  et terminal                        started by the client over ssh; not for direct use
+  et [options] [user@]host[:port] [--] [command [args...]]
+  et --list [user@]host               your sessions on host
+  et --attach [ID] [user@]host        resume a session (the latest detached one)
+  et server [options]                 the daemon on the remote (et server --help)
+  et terminal                         started by the client over ssh; not for direct use
 
-Options:
-  -p, --port PORT          et server TCP port on the remote (default 2022)
-  -c, --command CMD        type CMD into the remote shell, then exit with its status
-  -e, --noexit             with -c: keep the shell open after CMD
-      --ssh COMMAND        ssh command line to bootstrap with (default "ssh"),
-                           e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
-      --terminal-path CMD  how to run et on the remote (default "et"),
-                           e.g. --terminal-path "deno run -A /srv/et/main.ts"
-  -v, --verbose            log more (repeat for debug); logs go to the log file
-      --log-file PATH      log file (default $XDG_STATE_HOME/et/client.log,
-                           else /tmp/et-<uid>/client.log; created mode 0600)
-  -h, --help               show this help
-      --version            show the version
+Sessions:
+  Without a command, et opens a login shell on host. With one, it runs it
+  through your shell there, like ssh: only its output and its exit status.
+  The session lives on the remote host whatever happens to the network or
+  to this process: run et --attach to take it up again from anywhere.
+  -c, --command CMD         same as a command after the host
+  -e, --noexit              with a command: type it into an interactive shell and stay
+      --pty / --no-pty      force a remote pty, or none (default: a pty for a shell,
+                            and for a command only when stdin and stdout are terminals;
+                            without one, stdout and stderr stay apart and stdin EOF
+                            reaches the command)
+  -x, --kill-other-sessions end your other sessions on host first
+      --session-timeout D   how long a session waits for its client to come back,
+                            then hangs up its shell (default 7d; 0 = forever)
+      --max-backlog SIZE    output kept for you while away; past it the program
+                            blocks, nothing is dropped (default 64M)
+  e.g. et build@ci 'make -j8 > build.log'   survives network drops, unlike ssh
 
-How it works: et runs ssh once to start 'et terminal' on the remote as you,
-passing a fresh session key over ssh's stdin. It then connects over TCP to
-'et server' on the remote and keeps reconnecting through drops: output and
-keystrokes are buffered and resent, nothing is lost or repeated. An outage
-longer than a second gets a notice on stderr (full-screen programs are
-repainted after it); keystrokes typed meanwhile are kept and delivered.
+Connecting:
+  -p, --port PORT           et server TCP port on the remote (default 2022)
+      --connect-timeout D   keep trying the first connection this long (default 30s)
+      --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
+                            e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
+      --terminal-path CMD   how to run et on the remote (default "et"),
+                            e.g. --terminal-path "deno run -A /srv/et/main.ts"
 
-Exit status: the remote shell's exit status; 1 if the session could not be
-started or was lost for good; 2 for bad usage.
+Escapes (after a newline, as in ssh):
+  ~.  detach: et exits, the session keeps running (et --attach resumes it)
+  ~?  list the escapes      ~~  send a literal ~
+      --escape-char C       another escape character (C, ^X) or none
+
+Logging and help:
+  -v, --verbose             log more (repeat for debug); logs go to the log file
+      --log-file PATH       log file (default $XDG_STATE_HOME/et/client.log,
+                            else /tmp/et-<uid>/client.log; created mode 0600)
+  -h, --help                show this help
+      --version             show the version and the protocol version
+
+Durations: 500ms, 30s, 5m, 2h, 7d (a bare number is seconds). Sizes: 512K, 64M, 1G.
+
+How it works: et runs ssh once to start (or find) your session on the
+remote, passing a fresh key over ssh's stdin. It then connects over TCP to
+'et server' there and keeps reconnecting through drops, a daemon restart or
+a laptop's sleep: output and keystrokes are buffered and resent, nothing is
+lost or repeated, and the remote program keeps running while you are away.
+A wait longer than a second gets a notice on stderr (full-screen programs
+are repainted after it).
+
+Exit status: the remote program's exit status; 0 after a detach or --list;
+1 if the session could not be started or was lost for good; 2 for bad usage.
 `;
 
 /** Help for `et server`. */

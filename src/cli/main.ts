@@ -11,11 +11,18 @@ import { parseDestination, parsePort } from "../client/mod.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
 import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
+import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_BACKLOG_BYTES,
   DEFAULT_SERVER_PORT,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  MAX_BACKLOG_CAP_BYTES,
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
@@ -57,40 +64,139 @@ async function defaultClientLog(): Promise<string> {
   return `${await privateRuntimeDir()}/client.log`;
 }
 
+const CLIENT_OPTIONS: OptionSpec = {
+  port: { type: "string", short: "p" },
+  command: { type: "string", short: "c" },
+  noexit: { type: "boolean", short: "e" },
+  pty: { type: "boolean" },
+  "no-pty": { type: "boolean" },
+  attach: { type: "boolean" },
+  list: { type: "boolean" },
+  "kill-other-sessions": { type: "boolean", short: "x" },
+  "connect-timeout": { type: "string" },
+  "session-timeout": { type: "string" },
+  "max-backlog": { type: "string" },
+  "escape-char": { type: "string" },
+  ssh: { type: "string" },
+  "terminal-path": { type: "string" },
+  verbose: { type: "boolean", short: "v", multiple: true },
+  "log-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+};
+
+/**
+ * Splits `[options] destination [--] [command...]` like ssh does: options
+ * end at the first word that is not an option or an option's value; the
+ * words after the destination are the remote command, options or not.
+ */
+function splitAtDestination(
+  args: string[],
+  spec: OptionSpec,
+): { options: string[]; rest: string[] } {
+  const takesValue = (flag: string) => {
+    if (flag.startsWith("--")) {
+      const name = flag.slice(2);
+      return !name.includes("=") && spec[name]?.type === "string";
+    }
+    // A cluster like -vx or -p2022: only its last letter may take a value,
+    // and only if nothing follows it.
+    const letters = flag.slice(1);
+    for (let i = 0; i < letters.length; i++) {
+      const entry = Object.values(spec).find((o) => o.short === letters[i]);
+      if (entry?.type === "string") return i === letters.length - 1;
+    }
+    return false;
+  };
+  let i = 0;
+  while (i < args.length) {
+    const arg = args[i];
+    if (arg === "--") {
+      return { options: args.slice(0, i), rest: args.slice(i + 1) };
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    i += takesValue(arg) ? 2 : 1;
+  }
+  return { options: args.slice(0, i), rest: args.slice(i) };
+}
+
 async function client(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    port: { type: "string", short: "p" },
-    command: { type: "string", short: "c" },
-    noexit: { type: "boolean", short: "e" },
-    ssh: { type: "string" },
-    "terminal-path": { type: "string" },
-    verbose: { type: "boolean", short: "v", multiple: true },
-    "log-file": { type: "string" },
-    help: { type: "boolean", short: "h" },
-    version: { type: "boolean" },
-  });
+  const split = splitAtDestination(args, CLIENT_OPTIONS);
+  const { values } = parse(split.options, CLIENT_OPTIONS);
   if (values.help) {
     console.log(CLIENT_HELP);
     return 0;
   }
   if (values.version) {
-    console.log(`et ${VERSION}`);
+    console.log(`et ${VERSION} (protocol ${PROTOCOL_VERSION})`);
     return 0;
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? "missing destination [user@]host[:port]"
-        : `unexpected argument '${positionals[1]}'`,
-    );
+  let positionals = split.rest;
+  if (positionals[0] === "--") positionals = positionals.slice(1);
+  let attachTarget = "";
+  if (values.attach && positionals.length === 2) {
+    attachTarget = positionals[0].toLowerCase();
+    if (!/^[0-9a-f]{1,32}$/.test(attachTarget)) {
+      throw new UsageError(
+        `invalid session id '${positionals[0]}' (expected hex from et --list)`,
+      );
+    }
+    positionals = positionals.slice(1);
+  }
+  if (positionals.length === 0) {
+    throw new UsageError("missing destination [user@]host[:port]");
   }
   const destination = usage(() => parseDestination(positionals[0]));
+  let remoteCommand = positionals.length > 1
+    ? positionals.slice(1).join(" ")
+    : undefined;
   if (values.port !== undefined) {
     destination.port = usage(() => parsePort(values.port as string));
   }
-  if (values.noexit && values.command === undefined) {
-    throw new UsageError("-e/--noexit needs -c/--command");
+  if (values.command !== undefined) {
+    if (remoteCommand !== undefined) {
+      throw new UsageError(
+        "give the command either with -c or after the host, not both",
+      );
+    }
+    remoteCommand = values.command as string;
   }
+  if (values.noexit && remoteCommand === undefined) {
+    throw new UsageError("-e/--noexit needs a command (-c CMD)");
+  }
+  if (values.pty && values["no-pty"]) {
+    throw new UsageError("--pty and --no-pty contradict each other");
+  }
+  const exclusive = [values.attach, values.list, remoteCommand !== undefined]
+    .filter(Boolean).length;
+  if (exclusive > 1) {
+    throw new UsageError("--attach, --list and a command exclude each other");
+  }
+  if ((values.attach || values.list) && positionals.length > 1) {
+    throw new UsageError(`unexpected argument '${positionals[1]}'`);
+  }
+  const duration = (name: string, fallback: number) =>
+    values[name] === undefined
+      ? fallback
+      : usage(() => parseDuration(values[name] as string, `--${name}`));
+  const connectTimeoutMs = duration(
+    "connect-timeout",
+    DEFAULT_CONNECT_TIMEOUT_MS,
+  );
+  if (connectTimeoutMs <= 0) {
+    throw new UsageError("--connect-timeout must be above 0");
+  }
+  const sessionTimeoutMs = duration(
+    "session-timeout",
+    DEFAULT_SESSION_TIMEOUT_MS,
+  );
+  const maxBacklogBytes = values["max-backlog"] === undefined
+    ? DEFAULT_MAX_BACKLOG_BYTES
+    : usage(() => parseSize(values["max-backlog"] as string, "--max-backlog"));
+  const escapeChar = values["escape-char"] === undefined
+    ? DEFAULT_ESCAPE_CHAR
+    : usage(() => parseEscapeChar(values["escape-char"] as string));
+
   const verbosity = (values.verbose as boolean[] | undefined)?.length ?? 0;
   const level: LogLevel = verbosity >= 2
     ? "debug"
@@ -103,12 +209,32 @@ async function client(args: string[]): Promise<number> {
       (values["log-file"] as string | undefined) ?? await defaultClientLog(),
     ),
   });
+  const bothTerminals = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  const typed = Boolean(values.noexit);
+  // Like ssh: an interactive shell gets a pty; a command gets one only
+  // when it runs between two terminals, unless told.
+  const pty = values["no-pty"]
+    ? false
+    : values.pty || remoteCommand === undefined || typed || bothTerminals;
   return await runClient({
     destination,
     ssh: (values.ssh as string | undefined) ?? "ssh",
     terminalPath: (values["terminal-path"] as string | undefined) ?? "et",
-    command: values.command as string | undefined,
-    noExit: Boolean(values.noexit),
+    mode: values.list
+      ? { kind: "list" }
+      : values.attach
+      ? { kind: "attach", target: attachTarget }
+      : {
+        kind: "new",
+        command: typed ? undefined : remoteCommand,
+        typeCommand: typed ? remoteCommand : undefined,
+        pty: Boolean(pty),
+        killOthers: Boolean(values["kill-other-sessions"]),
+      },
+    connectTimeoutMs,
+    sessionTimeoutMs,
+    maxBacklogBytes: Math.min(maxBacklogBytes, MAX_BACKLOG_CAP_BYTES),
+    escapeChar,
   });
 }
 

@@ -1,7 +1,8 @@
 /**
- * The `et` client: bootstrap the session over ssh, connect to the daemon,
- * and join the local terminal to the remote one until the remote shell
- * exits — through every disconnect in between.
+ * The `et` client: bootstrap (or find) the session over ssh, connect to the
+ * daemon through every fault, and join the local terminal (or the local
+ * stdio, without a pty) to the remote program until it exits, the user
+ * detaches, or the session is given up.
  *
  * @module
  */
@@ -13,16 +14,25 @@ import {
   DEFAULT_SERVER_PORT,
   encodeBootstrap,
   encodeControl,
+  isForwardedEnvName,
+  type ReadyReport,
+  type SessionInfo,
+  STDERR_CHANNEL,
   TERMINAL_CHANNEL,
 } from "../session/mod.ts";
 import {
-  clientHandshake,
+  type Channel,
   EternalConnection,
   type EternalConnectionOptions,
+  fromHex,
   generateSessionSecret,
   keepConnected,
+  ReconnectGaveUpError,
+  type SessionSecret,
+  toHex,
 } from "../transport/mod.ts";
 import { type Destination, sshTarget } from "./destination.ts";
+import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
 import {
   resolveWithSsh,
@@ -32,20 +42,41 @@ import {
 
 const log = logger("client");
 
-/** An outage is announced on stderr once it has lasted this long. */
-const OUTAGE_NOTICE_DELAY_MS = 1000;
+/** A wait (connecting, an outage) is announced once it has lasted this long. */
+const NOTICE_DELAY_MS = 1000;
 
-/** Everything the client needs to start a session. */
+/** What the client is asked to do. */
+export type ClientMode =
+  | {
+    kind: "new";
+    /** Run this through the remote shell (`et host cmd`, `-c`). */
+    command?: string;
+    /** Type this into an interactive shell and stay (`-e`). */
+    typeCommand?: string;
+    /** Run on a remote pty. */
+    pty: boolean;
+    /** End this user's other sessions on the host first (`-x`). */
+    killOthers: boolean;
+  }
+  | { kind: "attach"; target: string }
+  | { kind: "list" };
+
+/** Everything the client needs. */
 export interface ClientOptions {
   destination: Destination;
   /** The ssh command line (`ssh` by default, may carry options). */
   ssh: string;
   /** Command that runs et on the remote. */
   terminalPath: string;
-  /** Typed into the remote shell once connected. */
-  command?: string;
-  /** With `command`: keep the shell open after it. */
-  noExit?: boolean;
+  mode: ClientMode;
+  /** Longest wait for the first connection. */
+  connectTimeoutMs: number;
+  /** How long the session waits for a client that is away; 0: forever. */
+  sessionTimeoutMs: number;
+  /** Output the session keeps while the client is away. */
+  maxBacklogBytes: number;
+  /** The escape character (`~`), or null for none. */
+  escapeChar: number | null;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
 }
@@ -70,9 +101,22 @@ async function dialOnce(hostname: string, port: number): Promise<Deno.TcpConn> {
   }
 }
 
+/** LANG, LC_* and COLORTERM of this process, for the remote program. */
+function forwardedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(Deno.env.toObject())) {
+    if (
+      isForwardedEnvName(name) && value.length <= 256 &&
+      /^[\x20-\x7e]*$/.test(value)
+    ) env[name] = value;
+  }
+  return env;
+}
+
 /**
- * Runs a whole session; resolves with the exit code for `et` (the remote
- * shell's status). Throws a one-line Error when the session cannot start.
+ * Runs the client; resolves with the exit code for `et` (the remote
+ * program's status, 0 after a detach or a list). Throws a one-line Error
+ * when the session cannot start.
  */
 export async function runClient(options: ClientOptions): Promise<number> {
   const ssh = splitCommandLine(options.ssh);
@@ -81,147 +125,375 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const resolved = await resolveWithSsh(ssh, target);
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
+  // How the user named the host, for commands we suggest (port included).
+  const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
+  const local = new LocalTerminal();
+  const bootstrap = (request: Parameters<typeof encodeBootstrap>[0]) =>
+    startRemoteTerminal({
+      ssh,
+      target,
+      terminalPath: options.terminalPath,
+      bootstrapLine: encodeBootstrap(request),
+    });
 
-  const secret = generateSessionSecret();
-  await startRemoteTerminal({
-    ssh,
-    target,
-    terminalPath: options.terminalPath,
-    bootstrapLine: encodeBootstrap({
-      secret,
-      term: Deno.env.get("TERM") || "xterm-256color",
-    }),
+  const mode = options.mode;
+  if (mode.kind === "list") {
+    const report = await bootstrap({ op: "list" });
+    if (!("sessions" in report)) throw new Error("unexpected answer to list");
+    printSessions(report.sessions, shown);
+    return 0;
+  }
+  const fresh = generateSessionSecret();
+  const size = local.size();
+  let report: ReadyReport;
+  if (mode.kind === "new") {
+    report = await bootstrap({
+      op: "new",
+      secret: fresh,
+      program: {
+        command: mode.command,
+        pty: mode.pty,
+        term: Deno.env.get("TERM") || "xterm-256color",
+        cols: size.cols,
+        rows: size.rows,
+        env: forwardedEnv(),
+      },
+      limits: {
+        connectTimeoutMs: options.connectTimeoutMs,
+        sessionTimeoutMs: options.sessionTimeoutMs,
+        maxBacklogBytes: options.maxBacklogBytes,
+      },
+      killOthers: mode.killOthers,
+    });
+  } else {
+    report = await bootstrap({
+      op: "attach",
+      target: mode.target,
+      passkey: fresh.passkey,
+      cols: size.cols,
+      rows: size.rows,
+    });
+  }
+  if (!("id" in report)) throw new Error("unexpected answer from et terminal");
+  const pty = mode.kind === "attach" || mode.pty;
+  // Notices go to the terminal only: with no pty, stderr is the remote's.
+  const noticesOn = pty || Deno.stderr.isTerminal();
+  if (report.detached > 0 && noticesOn) {
+    notice(
+      `${report.detached} detached session${
+        report.detached > 1 ? "s" : ""
+      } on ${target}: et --attach ${shown} resumes the latest (et --list ${shown})`,
+      false,
+    );
+  }
+  const secret: SessionSecret = {
+    id: fromHex(report.id, 16),
+    passkey: fresh.passkey,
+  };
+  return await runSession(local, secret, {
+    ...options,
+    target: shown,
+    noticesOn,
+    where: `${resolved.hostname}:${port}`,
+    dial: () => dialOnce(resolved.hostname, port),
+    pty,
+    typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
   });
+}
 
+interface SessionRun extends ClientOptions {
+  /** The destination as the user would type it, for messages. */
+  target: string;
+  /** Whether notices may go to stderr. */
+  noticesOn: boolean;
+  /** host:port of the daemon, for messages. */
+  where: string;
+  dial: () => Promise<Deno.TcpConn>;
+  pty: boolean;
+  typeCommand?: string;
+}
+
+/** Connects (retrying) and joins the local side to the session. */
+async function runSession(
+  local: LocalTerminal,
+  secret: SessionSecret,
+  run: SessionRun,
+): Promise<number> {
   const connection = await EternalConnection.create(
     secret,
     "client",
-    options.connection,
+    run.connection,
   );
-  const dial = () => dialOnce(resolved.hostname, port);
-  try {
-    await clientHandshake(connection, await dial());
-  } catch (error) {
-    connection.fail(error as Error);
-    throw new Error(
-      `cannot connect to the et server at ${resolved.hostname}:${port}: ${
-        errorMessage(error)
-      }`,
-    );
-  }
-  return await joinTerminals(connection, options, dial);
-}
+  const id8 = toHex(secret.id).slice(0, 8);
+  const resumeHint = `et --attach ${id8} ${run.target}`;
+  const say = (text: string) => {
+    if (run.noticesOn) notice(text, local.isRaw);
+  };
+  const reconnecting = keepConnected(connection, {
+    dial: run.dial,
+    connectTimeoutMs: run.connectTimeoutMs,
+    awayTimeoutMs: run.sessionTimeoutMs,
+    onAttemptFailed: (error) =>
+      log.info(`attempt failed: ${errorMessage(error)}`),
+  });
+  announceWaits(
+    connection,
+    say,
+    () => reconnecting.status.lastReason ?? "",
+    run.where,
+  );
 
-async function joinTerminals(
-  connection: EternalConnection,
-  options: ClientOptions,
-  dial: () => Promise<Deno.TcpConn>,
-): Promise<number> {
-  const local = new LocalTerminal();
+  if (run.pty) {
+    local.enterRaw();
+  }
+  let detaching = false;
+  const detach = async () => {
+    detaching = true;
+    await connection.channel(CONTROL_CHANNEL).write(
+      encodeControl({ type: "detach" }),
+    ).catch(() => {});
+    // Give the notice a moment to reach the session, so --list shows it
+    // detached at once; the session finds out by itself otherwise.
+    // (Under the 300 ms that a signal's cleanup is given.)
+    const deadline = performance.now() + 250;
+    while (
+      connection.connected && connection.unacknowledgedBytes > 0 &&
+      performance.now() < deadline
+    ) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+  local.guardSignals(async () => {
+    await detach();
+  });
+
   const terminal = connection.channel(TERMINAL_CHANNEL);
   const control = connection.channel(CONTROL_CHANNEL);
   let exitCode: number | null = null;
-
-  const restoreAndExit = (code: number) => {
-    local.restore();
-    Deno.exit(code);
-  };
-  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
-    Deno.addSignalListener(
-      signal,
-      () => restoreAndExit(128 + (signal === "SIGTERM" ? 15 : 1)),
-    );
-  }
-
-  local.enterRaw();
-  try {
-    const sendSize = () =>
-      control.write(encodeControl({ type: "resize", ...local.size() })).catch(
-        () => {},
-      );
-    // The notices scrolled whatever was on screen: a size change one row
-    // down and back makes a full-screen program (vi, top) repaint itself.
-    const redrawRemote = () => {
-      const { cols, rows } = local.size();
-      if (rows < 2) return;
-      control.write(encodeControl({ type: "resize", cols, rows: rows - 1 }))
-        .then(() => sendSize()).catch(() => {});
-    };
-
-    // Announce only outages that last: a cut healed in milliseconds is
-    // invisible to the user and should stay so (no lines on the screen).
-    let announced = false;
-    let pending: ReturnType<typeof setTimeout> | undefined;
-    connection.onEvent((event) => {
-      if (event.type === "disconnected") {
-        log.info(`disconnected: ${event.reason}`);
-        if (pending === undefined && !announced && !connection.isEnding) {
-          pending = setTimeout(() => {
-            pending = undefined;
-            if (connection.connected || connection.isEnding) return;
-            announced = true;
-            notice("connection lost, reconnecting…", local.isTty);
-          }, OUTAGE_NOTICE_DELAY_MS);
-        }
-      } else {
-        clearTimeout(pending);
-        pending = undefined;
-        if (announced) {
-          notice("reconnected", local.isTty);
-          redrawRemote();
-        }
-        announced = false;
+  const controlReading = (async () => {
+    const decoder = new ControlDecoder();
+    for (let data; (data = await control.read()) !== null;) {
+      for (const message of decoder.push(data)) {
+        if (message.type === "exit") exitCode = message.code;
       }
-    });
-    const reconnecting = keepConnected(connection, {
-      dial,
-      onAttemptFailed: (error) =>
-        log.info(`reconnect failed: ${errorMessage(error)}`),
-    });
-
-    sendSize();
-    local.onResize(sendSize);
-
-    if (options.command !== undefined) {
-      const line = options.noExit
-        ? `${options.command}\n`
-        : `${options.command}; exit\n`;
-      terminal.write(new TextEncoder().encode(line)).catch(() => {});
     }
+  })();
 
-    // Keystrokes: read without waiting for the network; the channel buffers
-    // them (bounded) while disconnected and delivers them on resume.
-    (async () => {
+  let detachedByEscape = false;
+  try {
+    if (run.pty) {
+      const sendSize = () =>
+        control.write(encodeControl({ type: "resize", ...local.size() }))
+          .catch(() => {});
+      sendSize();
+      local.onResize(sendSize);
+      repaintAfterOutages(connection, local, control);
+      if (run.typeCommand !== undefined) {
+        terminal.write(new TextEncoder().encode(`${run.typeCommand}\n`))
+          .catch(() => {});
+      }
+    }
+    const escapes = run.pty && local.isTty
+      ? new EscapeFilter(run.escapeChar)
+      : null;
+    // Keystrokes (or piped input): read without waiting for the network;
+    // the channel keeps them (bounded) while disconnected.
+    const input = (async () => {
       const buffer = new Uint8Array(16 * 1024);
       try {
         for (let n; (n = await local.read(buffer)) !== null;) {
-          await terminal.write(buffer.slice(0, n));
+          let bytes: Uint8Array = buffer.slice(0, n);
+          if (escapes) {
+            const { forward, actions } = escapes.push(bytes);
+            bytes = forward;
+            for (const action of actions) {
+              if (action === "help") say(ESCAPE_HELP);
+              if (action === "detach") {
+                if (bytes.length > 0) await terminal.write(bytes);
+                await detach();
+                detachedByEscape = true;
+                return;
+              }
+            }
+          }
+          if (bytes.length > 0) await terminal.write(bytes);
         }
+        // End of input: the remote program's stdin ends too (no pty).
+        if (!run.pty) await terminal.closeWrite();
       } catch {
         // session over
       }
     })();
 
-    (async () => {
-      const decoder = new ControlDecoder();
-      for (let data; (data = await control.read()) !== null;) {
-        for (const message of decoder.push(data)) {
-          if (message.type === "exit") exitCode = message.code;
-        }
-      }
-    })();
-
-    for (let data; (data = await terminal.read()) !== null;) {
-      await Deno.stdout.write(data);
+    const outputs = [copyOut(terminal, Deno.stdout)];
+    if (!run.pty) {
+      outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
+    }
+    await Promise.race([
+      Promise.all(outputs),
+      input.then(() => {
+        if (detachedByEscape) return;
+        return new Promise(() => {}); // input ending alone ends nothing
+      }),
+    ]);
+    if (detachedByEscape) {
+      local.restore();
+      local.resetModes();
+      say(`detached; the session keeps running: ${resumeHint}`);
+      return 0;
     }
     const end = await connection.closed;
-    clearTimeout(pending);
-    await reconnecting;
+    await Promise.allSettled([reconnecting, controlReading]);
     local.restore();
     if (exitCode !== null) return exitCode;
-    if (end.error) throw new Error(`session ended: ${end.reason}`);
+    if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
+      throw new Error(
+        `cannot connect to the et server at ${run.where} within ${
+          formatAge(end.error.timeoutMs)
+        }: ${reconnecting.status.lastReason ?? "no answer"}`,
+      );
+    }
+    if (!connection.connected && end.error && !detaching) {
+      local.resetModes();
+      const hint = end.reason.includes("taken over")
+        ? ""
+        : `; if it is still running: ${resumeHint}`;
+      throw new Error(`session lost: ${end.reason}${hint}`);
+    }
+    if (end.byPeer) {
+      throw new Error(`session ended: ${end.reason}`);
+    }
     return 0;
   } finally {
     local.restore();
   }
+}
+
+/** Copies a channel to a local output until the channel ends. */
+async function copyOut(
+  channel: Channel,
+  out: { write(p: Uint8Array): Promise<number> },
+) {
+  try {
+    for (let data; (data = await channel.read()) !== null;) {
+      let offset = 0;
+      while (offset < data.length) {
+        offset += await out.write(data.subarray(offset));
+      }
+    }
+  } catch (error) {
+    log.info(`output ended: ${errorMessage(error)}`);
+  }
+}
+
+/**
+ * Shows a notice for waits over a second: the first connection
+ * ("connecting…"), and outages ("connection lost, reconnecting…"); a wait
+ * healed in milliseconds stays invisible.
+ */
+function announceWaits(
+  connection: EternalConnection,
+  say: (text: string) => void,
+  lastFailure: () => string,
+  where: string,
+) {
+  let everConnected = false;
+  let announced = false;
+  const reason = () => lastFailure() ? ` (${lastFailure()})` : "";
+  let pending: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+    pending = undefined;
+    if (connection.connected || connection.isEnding) return;
+    announced = true;
+    say(`connecting to ${where}…${reason()}`);
+  }, NOTICE_DELAY_MS);
+  connection.onEvent((event) => {
+    if (event.type === "disconnected") {
+      log.info(`disconnected: ${event.reason}`);
+      if (pending === undefined && !announced && !connection.isEnding) {
+        pending = setTimeout(() => {
+          pending = undefined;
+          if (connection.connected || connection.isEnding) return;
+          announced = true;
+          say("connection lost, reconnecting…");
+        }, NOTICE_DELAY_MS);
+      }
+    } else {
+      clearTimeout(pending);
+      pending = undefined;
+      if (announced) say(everConnected ? "reconnected" : "connected");
+      announced = false;
+      everConnected = true;
+    }
+  });
+  connection.closed.then(() => clearTimeout(pending));
+}
+
+/**
+ * After an announced outage the notices scrolled whatever was on screen:
+ * a size change one row down and back makes a full-screen program (vi,
+ * top) repaint itself.
+ */
+function repaintAfterOutages(
+  connection: EternalConnection,
+  local: LocalTerminal,
+  control: Channel,
+) {
+  let downSince = 0;
+  connection.onEvent((event) => {
+    if (event.type === "disconnected") {
+      downSince ||= performance.now();
+      return;
+    }
+    const long = downSince > 0 &&
+      performance.now() - downSince > NOTICE_DELAY_MS;
+    downSince = 0;
+    if (!long) return;
+    const { cols, rows } = local.size();
+    if (rows < 2) return;
+    control.write(encodeControl({ type: "resize", cols, rows: rows - 1 }))
+      .then(() => control.write(encodeControl({ type: "resize", cols, rows })))
+      .catch(() => {});
+  });
+}
+
+const ESCAPE_HELP = "escapes (after a newline): ~. detach (the session " +
+  "keeps running)  ~? this help  ~~ a literal ~";
+
+/** Prints `et --list` as a table. */
+function printSessions(sessions: SessionInfo[], target: string) {
+  if (sessions.length === 0) {
+    console.log(`no et sessions on ${target}`);
+    return;
+  }
+  const now = Date.now();
+  const rows = [["ID", "STATE", "AGE", "LAST SEEN", "COMMAND"]];
+  for (const s of sessions) {
+    rows.push([
+      s.id.slice(0, 8),
+      s.state,
+      formatAge(now - s.startedAt),
+      s.state === "attached" ? "now" : `${formatAge(now - s.lastSeenAt)} ago`,
+      s.command || "(login shell)",
+    ]);
+  }
+  const widths = rows[0].map((_, i) =>
+    Math.max(...rows.map((row) => row[i].length))
+  );
+  for (const row of rows) {
+    console.log(
+      row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]))
+        .join("  "),
+    );
+  }
+  console.log(`resume one with: et --attach ID ${target}`);
+}
+
+/** 3d4h, 2h5m, 4m10s, 12s. */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d${h}h`;
+  if (h > 0) return `${h}h${m}m`;
+  if (m > 0) return `${m}m${s % 60}s`;
+  return `${s}s`;
 }

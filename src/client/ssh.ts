@@ -8,7 +8,7 @@
  */
 
 import { logger } from "../log.ts";
-import { READY_MARKER } from "../session/mod.ts";
+import { decodeReady, type ReadyReport } from "../session/mod.ts";
 
 const log = logger("ssh");
 
@@ -127,13 +127,14 @@ export interface RemoteTerminalOptions {
 
 /**
  * Runs `ssh target '<terminal-path> terminal'`, writes the bootstrap line
- * to its stdin and waits for the ready marker on its stdout, skipping any
- * noise a login script prints. ssh's stderr and its prompts (through
- * /dev/tty) stay on the user's terminal. Throws a one-line Error on failure.
+ * to its stdin and waits for the launcher's ready line on its stdout,
+ * skipping any noise a login script prints; resolves with its report.
+ * ssh's stderr and its prompts (through /dev/tty) stay on the user's
+ * terminal. Throws a one-line Error on failure.
  */
 export async function startRemoteTerminal(
   options: RemoteTerminalOptions,
-): Promise<void> {
+): Promise<ReadyReport> {
   const child = sshCommand(
     options.ssh,
     [options.target, `${options.terminalPath} terminal`],
@@ -147,23 +148,26 @@ export async function startRemoteTerminal(
     // ssh exited before reading: its status below explains.
   }
   let seen = "";
-  let ready = false;
+  let ready: ReadyReport | null = null;
   const decoder = new TextDecoder();
   const reader = child.stdout.getReader();
-  while (!ready) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += decoder.decode(value, { stream: true });
-    const lines = seen.split("\n");
-    seen = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line.trim() === READY_MARKER) ready = true;
-      else log.info(`remote said: ${line.slice(0, 200)}`);
+  try {
+    while (!ready) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value, { stream: true });
+      const lines = seen.split("\n");
+      seen = lines.pop() ?? "";
+      for (const line of lines) {
+        ready ??= decodeReady(line);
+        if (!ready) log.info(`remote said: ${line.slice(0, 200)}`);
+      }
     }
+  } finally {
+    reader.cancel().catch(() => {});
   }
-  reader.cancel().catch(() => {});
   const status = await child.status;
-  if (ready) return;
+  if (ready) return ready;
   if (status.code === 255) {
     throw new Error(
       `ssh to ${options.target} failed (see ssh's message above)`,

@@ -11,3 +11,4 @@ export * from "./terminal_protocol.ts";
 export * from "./runtime_dir.ts";
 export * from "./line_reader.ts";
 export * from "./router_protocol.ts";
+export * from "./lifecycle.ts";

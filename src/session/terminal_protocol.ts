@@ -1,7 +1,7 @@
 /**
  * What the client and the terminal process agree on above the transport:
- * which channel carries what, the control messages, and the one line the
- * client sends over ssh's stdin to start a session.
+ * which channel carries what, the control messages, the one line the
+ * client sends over ssh's stdin, and the one line the launcher answers.
  *
  * @module
  */
@@ -9,24 +9,41 @@
 import {
   decodeSessionSecret,
   encodeSessionSecret,
+  fromHex,
   type SessionSecret,
+  toHex,
 } from "../transport/mod.ts";
 
-/** Channel of the terminal's bytes: keystrokes up, output down. */
+/**
+ * Channel of the program's main stream: keystrokes up and pty output down,
+ * or, without a pty, stdin up and stdout down.
+ */
 export const TERMINAL_CHANNEL = 1;
 /** Channel of control messages (newline-delimited JSON). */
 export const CONTROL_CHANNEL = 2;
+/** Channel of the program's stderr, when it runs without a pty. */
+export const STDERR_CHANNEL = 3;
 
 /** Default TCP port of `et server`. */
 export const DEFAULT_SERVER_PORT = 2022;
 
-/** Line the terminal role prints on stdout once its session is ready. */
+/** Word that starts the line the launcher prints once it has done its job. */
 export const READY_MARKER = "ET_TERMINAL_READY";
+
+/** Default for how long a session waits for its client to come back. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+/** Default for how long the first connection may take. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Default output a session keeps for an absent client before it blocks. */
+export const DEFAULT_MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
+/** Most output a client may ask a session to keep while it is away. */
+export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 
 /** A control message between client and terminal. */
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
-  | { type: "exit"; code: number };
+  | { type: "exit"; code: number }
+  | { type: "detach" };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -42,6 +59,8 @@ export function encodeControl(message: ControlMessage): Uint8Array {
  */
 export class ControlDecoder {
   #pending = "";
+  // Inside a line that grew past the limit: skip to its end.
+  #skipping = false;
 
   /** Feeds bytes; returns the complete, valid messages they finish. */
   push(chunk: Uint8Array): ControlMessage[] {
@@ -50,12 +69,24 @@ export class ControlDecoder {
     this.#pending = lines.pop() ?? "";
     const out: ControlMessage[] = [];
     for (const line of lines) {
+      if (this.#skipping) {
+        this.#skipping = false;
+        continue;
+      }
       const message = parseControl(line);
       if (message) out.push(message);
+    }
+    // An endless line is garbage: keep memory bounded.
+    if (this.#pending.length > CONTROL_LINE_LIMIT) {
+      this.#pending = "";
+      this.#skipping = true;
     }
     return out;
   }
 }
+
+/** Longest control line; a longer one is dropped whole. */
+const CONTROL_LINE_LIMIT = 4096;
 
 function parseControl(line: string): ControlMessage | null {
   try {
@@ -68,6 +99,7 @@ function parseControl(line: string): ControlMessage | null {
     if (value?.type === "exit" && Number.isInteger(value.code)) {
       return { type: "exit", code: value.code };
     }
+    if (value?.type === "detach") return { type: "detach" };
   } catch {
     // not JSON: ignored like any unknown message.
   }
@@ -78,19 +110,126 @@ function validSize(n: unknown): n is number {
   return Number.isInteger(n) && (n as number) > 0 && (n as number) < 10_000;
 }
 
-/** What the client tells the terminal role over ssh's stdin. */
-export interface BootstrapRequest {
-  secret: SessionSecret;
-  /** The client's TERM, for the remote shell. */
+/** How the program of a new session is run. */
+export interface ProgramSpec {
+  /** Run through the user's shell with `-c`; absent: a login shell. */
+  command?: string;
+  /** Run on a pty (else plain pipes: stdout and stderr stay apart). */
+  pty: boolean;
+  /** The client's TERM. */
   term: string;
+  /** Initial size of the pty. */
+  cols: number;
+  rows: number;
+  /** LANG, LC_* and COLORTERM of the client. */
+  env: Record<string, string>;
 }
 
-/** Encodes the bootstrap line (secret inside: only for a private pipe). */
+/** Lifetimes a client asks of its session (the host may cap them). */
+export interface SessionLimits {
+  /** The session ends if no client connects within this (plus a margin). */
+  connectTimeoutMs: number;
+  /** The session ends after its client has been away this long; 0: never. */
+  sessionTimeoutMs: number;
+  /** Output kept for an absent client before the program blocks. */
+  maxBacklogBytes: number;
+}
+
+/** What the client asks of `et terminal` over ssh's stdin. */
+export type BootstrapRequest =
+  | {
+    op: "new";
+    secret: SessionSecret;
+    program: ProgramSpec;
+    limits: SessionLimits;
+    /** End this user's other sessions first (`-x`). */
+    killOthers: boolean;
+  }
+  | {
+    op: "attach";
+    /** Session id or a prefix of its hex; empty: the most recent detached. */
+    target: string;
+    /** The fresh passkey for the new client (the old one is retired). */
+    passkey: Uint8Array;
+    cols: number;
+    rows: number;
+  }
+  | { op: "list" };
+
+/** Variables of the client's environment a new session inherits. */
+export function isForwardedEnvName(name: string): boolean {
+  return name === "LANG" || name === "COLORTERM" ||
+    /^LC_[A-Z_]{1,20}$/.test(name);
+}
+
+/** Encodes the bootstrap line (secrets inside: only for a private pipe). */
 export function encodeBootstrap(request: BootstrapRequest): string {
-  return JSON.stringify({
-    secret: encodeSessionSecret(request.secret),
-    term: request.term,
-  }) + "\n";
+  switch (request.op) {
+    case "new":
+      return JSON.stringify({
+        op: "new",
+        secret: encodeSessionSecret(request.secret),
+        program: request.program,
+        limits: request.limits,
+        killOthers: request.killOthers,
+      }) + "\n";
+    case "attach":
+      return JSON.stringify({
+        op: "attach",
+        target: request.target,
+        passkey: toHex(request.passkey),
+        cols: request.cols,
+        rows: request.rows,
+      }) + "\n";
+    case "list":
+      return JSON.stringify({ op: "list" }) + "\n";
+  }
+}
+
+const malformed = (what: string) =>
+  new Error(`malformed bootstrap line: ${what}`);
+
+function wholeNumber(value: unknown, what: string, max: number): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw malformed(what);
+  }
+  return Math.min(value as number, max);
+}
+
+function decodeProgram(value: Record<string, unknown>): ProgramSpec {
+  if (
+    typeof value?.term !== "string" ||
+    !/^[A-Za-z0-9._+-]{1,64}$/.test(value.term)
+  ) {
+    throw malformed("TERM");
+  }
+  if (value.command !== undefined && typeof value.command !== "string") {
+    throw malformed("command");
+  }
+  if ((value.command as string | undefined)?.includes("\0")) {
+    throw malformed("command");
+  }
+  if (!validSize(value.cols) || !validSize(value.rows)) throw malformed("size");
+  const env: Record<string, string> = {};
+  const given = value.env;
+  if (given !== undefined && (typeof given !== "object" || given === null)) {
+    throw malformed("env");
+  }
+  for (const [name, text] of Object.entries(given ?? {})) {
+    if (
+      !isForwardedEnvName(name) || typeof text !== "string" ||
+      text.length > 256 || !/^[\x20-\x7e]*$/.test(text)
+    ) throw malformed(`env ${name.slice(0, 32)}`);
+    env[name] = text;
+  }
+  return {
+    command: value.command as string | undefined,
+    pty: value.pty !== false,
+    term: value.term,
+    cols: value.cols,
+    rows: value.rows,
+    env,
+  };
 }
 
 /** Parses the bootstrap line; throws a one-line Error when malformed. */
@@ -99,13 +238,117 @@ export function decodeBootstrap(line: string): BootstrapRequest {
   try {
     value = JSON.parse(line);
   } catch {
-    throw new Error("malformed bootstrap line");
+    throw malformed("not JSON");
   }
-  if (typeof value?.secret !== "string" || typeof value?.term !== "string") {
-    throw new Error("malformed bootstrap line");
+  switch (value?.op) {
+    case "new": {
+      let secret: SessionSecret;
+      try {
+        secret = decodeSessionSecret(value.secret);
+      } catch {
+        throw malformed("secret");
+      }
+      const limits = value.limits ?? {};
+      return {
+        op: "new",
+        secret,
+        program: decodeProgram(value.program),
+        limits: {
+          connectTimeoutMs: wholeNumber(
+            limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+            "connect timeout",
+            24 * 3600 * 1000,
+          ),
+          sessionTimeoutMs: wholeNumber(
+            limits.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+            "session timeout",
+            Number.MAX_SAFE_INTEGER,
+          ),
+          maxBacklogBytes: wholeNumber(
+            limits.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES,
+            "max backlog",
+            MAX_BACKLOG_CAP_BYTES,
+          ),
+        },
+        killOthers: value.killOthers === true,
+      };
+    }
+    case "attach": {
+      if (
+        typeof value.target !== "string" ||
+        !/^[0-9a-f]{0,32}$/.test(value.target)
+      ) throw malformed("session id");
+      if (
+        typeof value.passkey !== "string" ||
+        !/^[0-9a-f]{64}$/.test(value.passkey)
+      ) throw malformed("passkey");
+      if (!validSize(value.cols) || !validSize(value.rows)) {
+        throw malformed("size");
+      }
+      return {
+        op: "attach",
+        target: value.target,
+        passkey: fromHex(value.passkey, 32),
+        cols: value.cols,
+        rows: value.rows,
+      };
+    }
+    case "list":
+      return { op: "list" };
+    default:
+      throw malformed("unknown op");
   }
-  if (!/^[A-Za-z0-9._+-]{1,64}$/.test(value.term)) {
-    throw new Error("malformed TERM in bootstrap line");
+}
+
+/** One session as `et --list` shows it. */
+export interface SessionInfo {
+  /** Session id, 32 hex digits. */
+  id: string;
+  /** "attached", "detached", "starting" or "draining". */
+  state: string;
+  /** When the session started (ms since the epoch). */
+  startedAt: number;
+  /** When its client was last heard from (ms since the epoch). */
+  lastSeenAt: number;
+  /** The command, or "" for a login shell. */
+  command: string;
+}
+
+/** What the launcher reports on its ready line. */
+export type ReadyReport =
+  | { id: string; detached: number }
+  | { sessions: SessionInfo[] };
+
+/** The launcher's ready line: the marker, a space, JSON. */
+export function encodeReady(report: ReadyReport): string {
+  return `${READY_MARKER} ${JSON.stringify(report)}`;
+}
+
+/**
+ * Recognizes the launcher's ready line among whatever else a login script
+ * printed; null for any other line. Throws when the marker is there but
+ * what follows is not a report.
+ */
+export function decodeReady(line: string): ReadyReport | null {
+  const text = line.trim();
+  if (!text.startsWith(READY_MARKER + " ")) return null;
+  let value;
+  try {
+    value = JSON.parse(text.slice(READY_MARKER.length + 1));
+  } catch {
+    throw new Error("the remote et terminal answered garbage");
   }
-  return { secret: decodeSessionSecret(value.secret), term: value.term };
+  if (typeof value?.id === "string" && /^[0-9a-f]{32}$/.test(value.id)) {
+    return { id: value.id, detached: Number(value.detached) || 0 };
+  }
+  if (Array.isArray(value?.sessions)) {
+    return { sessions: value.sessions.filter(isSessionInfo) };
+  }
+  throw new Error("the remote et terminal answered garbage");
+}
+
+function isSessionInfo(value: SessionInfo): boolean {
+  return typeof value?.id === "string" && /^[0-9a-f]{32}$/.test(value.id) &&
+    typeof value.state === "string" && Number.isFinite(value.startedAt) &&
+    Number.isFinite(value.lastSeenAt) && typeof value.command === "string";
 }

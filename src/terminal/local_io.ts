@@ -1,37 +1,35 @@
 /**
- * Small local-process helpers of the server roles: reading a bounded line
- * from stdin, finding how to run this very program again, and the user's
- * login account.
+ * Small local-process helpers of the terminal role: reading the one line
+ * the client sends over ssh's stdin, finding how to run this very program
+ * again, and the user's login account.
  *
  * @module
  */
 
-/** Reads one line (without the newline) from stdin, bounded in size and time. */
+import { withDeadline } from "../deadline.ts";
+import { LineReader } from "../session/mod.ts";
+
+/**
+ * Reads one line from stdin, bounded in size and time. Throws a one-line
+ * Error when none comes.
+ */
 export async function readStdinLine(
   timeoutMs: number,
-  limit = 4096,
+  limit = 16 * 1024,
 ): Promise<string> {
-  const reader = Deno.stdin.readable.getReader();
-  const timer = setTimeout(() => reader.cancel().catch(() => {}), timeoutMs);
-  const bytes: number[] = [];
-  try {
-    while (bytes.length < limit) {
-      const { value, done } = await reader.read();
-      if (done || !value) break;
-      for (const byte of value) {
-        if (byte === 0x0a) {
-          return new TextDecoder().decode(new Uint8Array(bytes));
-        }
-        bytes.push(byte);
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  throw new Error(
+  const line = await withDeadline(
+    new LineReader(Deno.stdin, limit).next(),
+    timeoutMs,
     "no bootstrap line on stdin (et terminal is started by the et client)",
-  );
+  ).catch((error) => {
+    throw new Error(error.message);
+  });
+  if (line === null) {
+    throw new Error(
+      "no bootstrap line on stdin (et terminal is started by the et client)",
+    );
+  }
+  return line;
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
  * `et terminal`: the user's side of a session on the remote host (the
- * launcher started over ssh, and the session process that owns the shell).
+ * launcher started over ssh, and the session process that owns the
+ * program).
  *
  * @module
  */
 
+export { launchTerminal } from "./launcher.ts";
+export { serveTerminal, type TerminalOptions } from "./session_process.ts";
 export {
-  launchTerminal,
-  serveTerminal,
-  type TerminalOptions,
-} from "./terminal.ts";
+  SessionHost,
+  type SessionHostOptions,
+  type SessionOutcome,
+} from "./session_host.ts";

@@ -16,20 +16,60 @@ export const ROOT = new URL("../../", import.meta.url).pathname.replace(
 /** Runs `et` from source. */
 export const ET = [Deno.execPath(), "run", "-A", `${ROOT}/main.ts`];
 
+/** Options of {@linkcode startWorld}. */
+export interface WorldOptions {
+  /**
+   * Give this world's terminals their own runtime directory (sessions,
+   * control sockets, terminal logs) inside {@linkcode EtWorld.dir}, so that
+   * `--list`, `--attach` and `-x` see only this world's sessions, never
+   * those of tests running beside it.
+   * @default {false} (the user's shared `/tmp/et-<uid>`)
+   */
+  privateRuntime?: boolean;
+}
+
+/** A process of this world's terminal role (launcher or session process). */
+export interface TerminalProcess {
+  pid: number;
+  /** Its command line, words joined by spaces. */
+  cmdline: string;
+}
+
 /** A running world. */
 export interface EtWorld {
   sshd: Sshd;
   /** Temp dir of this world (router socket, logs, data files). */
   dir: string;
-  /** The daemon's TCP port. */
+  /** The daemon's TCP port (the same after {@linkcode restartDaemon}). */
   daemonPort: number;
   routerPath: string;
+  /**
+   * Where this world's terminals keep their control sockets and logs
+   * (`terminal-<id8>.log`).
+   */
+  runtimeDir: string;
   /** Client argv (program first) for `[user@]et-test:<port>` plus `extra`. */
   client(
     extra?: string[],
     options?: { port?: number; user?: string },
   ): string[];
-  /** Stops the daemon and sshd, kills stray terminal processes. */
+  /**
+   * Every live process whose environment names this world's router socket:
+   * launchers (`et terminal`) and session processes (`et terminal --serve`).
+   */
+  terminalProcesses(): Promise<TerminalProcess[]>;
+  /** The session processes (`et terminal --serve`) among them. */
+  sessionProcesses(): Promise<TerminalProcess[]>;
+  /**
+   * Kills the daemon with `signal` and starts it again on the same TCP port
+   * and router path; resolves once it listens again.
+   */
+  restartDaemon(signal?: Deno.Signal): Promise<void>;
+  /**
+   * Stops the daemon and sshd, kills stray terminal processes. With
+   * `ET_TEST_KEEP_WORLD=1` in the environment the world's directory (logs)
+   * is kept and its path printed.
+   */
   close(): Promise<void>;
 }
 
@@ -56,34 +96,61 @@ async function waitForLine(
   }
 }
 
-/** Kills every process whose environment names our router socket. */
-async function killTerminals(routerPath: string) {
+/** Every live process whose environment names our router socket. */
+async function findTerminals(routerPath: string): Promise<TerminalProcess[]> {
+  const found: TerminalProcess[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const env = await Deno.readTextFile(`/proc/${entry.name}/environ`);
-      if (env.split("\0").includes(`ET_ROUTER_SOCKET=${routerPath}`)) {
-        Deno.kill(Number(entry.name), "SIGKILL");
+      if (!env.split("\0").includes(`ET_ROUTER_SOCKET=${routerPath}`)) {
+        continue;
       }
+      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      // A zombie has an empty command line: it is gone already.
+      if (cmdline === "") continue;
+      found.push({
+        pid: Number(entry.name),
+        cmdline: cmdline.split("\0").join(" ").trim(),
+      });
     } catch {
       // gone, or not ours to read
     }
   }
+  return found;
 }
 
-/** Starts sshd and the daemon. */
-export async function startWorld(): Promise<EtWorld> {
-  const sshd = await startSshd();
-  const dir = await Deno.makeTempDir({ prefix: "et-world-" });
-  // Other test users' terminals must reach the router socket inside.
-  await Deno.chmod(dir, 0o755);
-  const routerPath = `${dir}/router.sock`;
-  const daemon = new Deno.Command(ET[0], {
+/** Kills every process whose environment names our router socket. */
+async function killTerminals(routerPath: string) {
+  for (const { pid } of await findTerminals(routerPath)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** A running daemon process and the pipe of its log. */
+interface DaemonProcess {
+  child: Deno.ChildProcess;
+  port: number;
+  /** Settles once its stderr is drained into daemon.log. */
+  draining: Promise<void>;
+}
+
+/** Starts `et server` on `port` (0: any) and waits until it listens. */
+async function spawnDaemon(
+  dir: string,
+  routerPath: string,
+  port: number,
+): Promise<DaemonProcess> {
+  const child = new Deno.Command(ET[0], {
     args: [
       ...ET.slice(1),
       "server",
       "--port",
-      "0",
+      String(port),
       "--bind",
       "127.0.0.1",
       "--router",
@@ -94,23 +161,58 @@ export async function startWorld(): Promise<EtWorld> {
     stderr: "piped",
   }).spawn();
   const match = await waitForLine(
-    daemon.stderr,
+    child.stderr,
     /listening on port (\d+)/,
     20_000,
-  );
-  const daemonPort = Number(match[1]);
-  // Keep draining the daemon's log so it never blocks on a full pipe.
+  ).catch(async (error) => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    throw error;
+  });
+  // Keep draining the daemon's log so it never blocks on a full pipe; a
+  // restarted daemon appends to the same file.
   const logFile = await Deno.open(`${dir}/daemon.log`, {
     create: true,
-    write: true,
+    append: true,
   });
-  const draining = daemon.stderr.pipeTo(logFile.writable).catch(() => {});
-  const terminalPath = `env ET_ROUTER_SOCKET=${routerPath} ${ET.join(" ")}`;
+  const draining = child.stderr.pipeTo(logFile.writable).catch(() => {});
+  return { child, port: Number(match[1]), draining };
+}
+
+/** Stops a daemon with `signal` and waits for it and its log. */
+async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
+  try {
+    daemon.child.kill(signal);
+  } catch { /* gone */ }
+  await daemon.child.status;
+  await daemon.draining;
+}
+
+/** Starts sshd and the daemon. */
+export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
+  const sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "et-world-" });
+  // Other test users' terminals must reach the router socket inside.
+  await Deno.chmod(dir, 0o755);
+  const routerPath = `${dir}/router.sock`;
+  let daemon = await spawnDaemon(dir, routerPath, 0);
+  const daemonPort = daemon.port;
+  let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
+  let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
+  if (options.privateRuntime) {
+    await Deno.mkdir(`${dir}/run`, { mode: 0o700 });
+    envWords += ` XDG_RUNTIME_DIR=${dir}/run`;
+    runtimeDir = `${dir}/run/et`;
+  }
+  const terminalPath = `env ${envWords} ${ET.join(" ")}`;
   return {
     sshd,
     dir,
     daemonPort,
     routerPath,
+    runtimeDir,
     client(extra = [], options = {}) {
       const target = `${
         options.user ? options.user + "@" : ""
@@ -128,15 +230,25 @@ export async function startWorld(): Promise<EtWorld> {
         target,
       ];
     },
+    terminalProcesses: () => findTerminals(routerPath),
+    async sessionProcesses() {
+      return (await findTerminals(routerPath)).filter((p) =>
+        / terminal --serve$/.test(p.cmdline)
+      );
+    },
+    async restartDaemon(signal: Deno.Signal = "SIGKILL") {
+      await stopDaemon(daemon, signal);
+      daemon = await spawnDaemon(dir, routerPath, daemonPort);
+    },
     async close() {
       await killTerminals(routerPath);
-      try {
-        daemon.kill("SIGTERM");
-      } catch { /* gone */ }
-      await daemon.status;
-      await draining;
+      await stopDaemon(daemon, "SIGTERM");
       await sshd.stop();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (Deno.env.get("ET_TEST_KEEP_WORLD")) {
+        console.log(`world kept: ${dir}`);
+      } else {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
     },
   };
 }

@@ -80,15 +80,25 @@ Deno.test({
   async fn() {
     const world = await startWorld();
     try {
-      // Nothing listens on the daemon port.
+      // Nothing listens on the daemon port: et keeps trying (a status line
+      // after 1 s names why), then gives up with one line at the deadline.
       const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const deadPort = (closed.addr as Deno.NetAddr).port;
       closed.close();
-      let result = await run(world.client([], { port: deadPort }));
+      const began = performance.now();
+      let result = await run(
+        world.client(["--connect-timeout", "3s"], { port: deadPort }),
+      );
+      const took = performance.now() - began;
       assert.equal(result.code, 1);
+      assert.ok(took > 3000, `gave up after ${took} ms, before the deadline`);
+      assert.match(
+        result.etLines[0],
+        /^et: connecting to 127\.0\.0\.1:\d+… \(connection refused\)$/,
+      );
       assertOneLine(
-        result,
-        /^et: cannot connect to the et server at 127\.0\.0\.1:\d+: .*refused/i,
+        { ...result, etLines: result.etLines.slice(1) },
+        /^et: cannot connect to the et server at 127\.0\.0\.1:\d+ within 3s: connection refused$/,
       );
 
       // ssh cannot log in.

@@ -45,12 +45,9 @@ Deno.test({
   async fn() {
     await ensureNoisyUser();
     const world = await startWorld();
-    const client = new PipedClient(
-      world.client(["-c", "echo who=$(whoami) home=$HOME term=$TERM"], {
-        user: USER,
-      }),
-    );
+    const client = new PipedClient(world.client([], { user: USER }));
     try {
+      await client.type("echo who=$(whoami) home=$HOME term=$TERM; exit\n");
       const code = await client.exit(90_000);
       assert.equal(code, 0, `stderr: ${client.stderr}`);
       assert.match(

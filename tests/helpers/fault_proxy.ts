@@ -38,6 +38,8 @@ export interface FaultProxyStats {
   accepted: number;
   /** Connections accepted while refusing, and reset at once. */
   refused: number;
+  /** Connections answered with a forged REFUSE frame (see setForgedRefusal). */
+  forged: number;
   /** Connection pairs aborted by {@linkcode FaultProxy.cut}. */
   cuts: number;
   /** Bytes passed on from clients toward the server (dropped ones not counted). */
@@ -102,6 +104,7 @@ export class FaultProxy {
   readonly stats: FaultProxyStats = {
     accepted: 0,
     refused: 0,
+    forged: 0,
     cuts: 0,
     bytesUp: 0,
     bytesDown: 0,
@@ -115,6 +118,8 @@ export class FaultProxy {
   #socketClosed = new Map<net.Socket, Promise<void>>();
   #blackhole = false;
   #refuse = false;
+  #forged: ForgedRefusal | null = null;
+  #tap: ((up: boolean, bytes: number) => void) | null = null;
   #delay = 0;
   #split = false;
   #closed = false;
@@ -197,6 +202,32 @@ export class FaultProxy {
   }
 
   /**
+   * Impersonates the server toward new connections: while set, each new
+   * connection never reaches the server; once the client has sent its
+   * first bytes (its hello) it is answered with one REFUSE frame, as an
+   * attacker on the path could forge it (no MAC), and closed with a FIN.
+   * The frame is `u32` big-endian length, then the body `0x05`, the code
+   * byte and the UTF-8 reason. `codes` are used in turn, one per
+   * connection. Current pairs are untouched; null turns the mode off.
+   */
+  setForgedRefusal(refusal: ForgedRefusal | null): void {
+    if (refusal && refusal.codes.length === 0) {
+      throw new RangeError("setForgedRefusal: no codes");
+    }
+    this.#forged = refusal;
+  }
+
+  /**
+   * Calls `tap` synchronously with each chunk read from an endpoint of a
+   * live pair (`up`: from the client), before the chunk is forwarded, so
+   * a fault injected from `tap` already applies to that chunk (e.g.
+   * blackhole from the first byte of output on). Null removes it.
+   */
+  setTap(tap: ((up: boolean, bytes: number) => void) | null): void {
+    this.#tap = tap;
+  }
+
+  /**
    * Adds `ms` of one-way latency to every chunk read from now on, in each
    * direction: a chunk leaves `ms` after it arrived, order preserved.
    */
@@ -258,6 +289,16 @@ export class FaultProxy {
       return;
     }
     client.setNoDelay(true);
+    if (this.#forged) {
+      const refusal = this.#forged;
+      const code = refusal.codes[this.stats.forged % refusal.codes.length];
+      this.stats.forged++;
+      client.once("data", () => {
+        client.end(forgedRefuseFrame(code, refusal.reason));
+      });
+      client.on("end", () => client.destroy());
+      return;
+    }
     const pair: Pair = {
       client,
       flows: [],
@@ -319,6 +360,8 @@ export class FaultProxy {
       ended: false,
     };
     from.on("data", (chunk: Uint8Array) => {
+      if (pair.blackholed || pair.dead) return;
+      this.#tap?.(up, chunk.length);
       if (pair.blackholed || pair.dead) return;
       // Copy (a Buffer's slice() would not): the chunk may wait in the
       // queue (delay), and its memory is not promised to stay untouched
@@ -422,6 +465,25 @@ export class FaultProxy {
       this.#pairs.delete(pair);
     }
   }
+}
+
+/** What {@linkcode FaultProxy.setForgedRefusal} answers with. */
+export interface ForgedRefusal {
+  /** Refusal codes, used in turn (1 unknown session … 6 stale attempt). */
+  codes: readonly number[];
+  /** The reason text. */
+  reason: string;
+}
+
+/** A REFUSE frame without a MAC: length, 0x05, code, reason. */
+export function forgedRefuseFrame(code: number, reason: string): Uint8Array {
+  const text = new TextEncoder().encode(reason);
+  const frame = new Uint8Array(4 + 2 + text.length);
+  new DataView(frame.buffer).setUint32(0, 2 + text.length);
+  frame[4] = 0x05;
+  frame[5] = code & 0x7f;
+  frame.set(text, 6);
+  return frame;
 }
 
 /** Writes `data` and resolves once it was handed to the kernel (or failed). */

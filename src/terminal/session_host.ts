@@ -1,0 +1,409 @@
+/**
+ * SessionHost: one session on the remote host — its program, the output
+ * its absent client has not taken yet, its lifecycle, and the eternal
+ * connection to its current client. A new client can take the session
+ * over with a fresh passkey (attach): the old connection is retired, the
+ * output it sent but never had acknowledged is recovered and sent again
+ * under the new keys, so nothing is lost and no nonce is ever reused.
+ *
+ * It knows nothing of how clients reach it (daemon relay, own listener):
+ * the caller hands accepted pipes to `connectionFor`'s handshake.
+ *
+ * @module
+ */
+
+import { sleep } from "../deadline.ts";
+import { errorMessage, logger } from "../log.ts";
+import {
+  CONTROL_CHANNEL,
+  ControlDecoder,
+  encodeControl,
+  type LifecycleEvent,
+  type ProgramSpec,
+  type SessionInfo,
+  SessionLifecycle,
+  type SessionLimits,
+  type SessionState,
+  STDERR_CHANNEL,
+  TERMINAL_CHANNEL,
+} from "../session/mod.ts";
+import {
+  type Channel,
+  EternalConnection,
+  type EternalConnectionOptions,
+  type SessionSecret,
+  toHex,
+} from "../transport/mod.ts";
+import { OutputBacklog } from "./backlog.ts";
+import { type Program, startProgram } from "./program.ts";
+
+const log = logger("session");
+
+/**
+ * Output buffered ahead of a connected client. Small, so that Ctrl-C under
+ * a flood quiets the screen at once: the program blocks instead of racing
+ * ahead. While the client is away the backlog may grow to the session's
+ * max backlog.
+ */
+const CONNECTED_LEAD_BYTES = 256 * 1024;
+
+/**
+ * After the program exited, output that has not come for this long ends
+ * the pty's output: a background job that still holds the terminal must
+ * not keep the session open.
+ */
+const DRAIN_QUIET_MS = 300;
+
+/** How a session ended. */
+export interface SessionOutcome {
+  /** "ended" or "expired". */
+  state: SessionState;
+  /** The program's exit code, if it exited. */
+  exitCode: number | null;
+  /** Why, for the log. */
+  reason: string;
+}
+
+/** What a session host is started with. */
+export interface SessionHostOptions {
+  secret: SessionSecret;
+  program: ProgramSpec;
+  limits: SessionLimits;
+  /** Transport tuning (tests shorten timers). */
+  connection?: EternalConnectionOptions;
+}
+
+/** One live session. */
+export class SessionHost {
+  /** The session id, hex. */
+  readonly idHex: string;
+  readonly #id: Uint8Array;
+  readonly #program: Program;
+  readonly #spec: ProgramSpec;
+  readonly #limits: SessionLimits;
+  readonly #connectionOptions?: EternalConnectionOptions;
+  readonly #life: SessionLifecycle;
+  readonly #startedAt = Date.now();
+  #lastSeenWall = Date.now();
+  readonly #backlogs = new Map<number, OutputBacklog>();
+  #connection: EternalConnection;
+  // Connections retired by attach, so their clients can be told to stop.
+  #retired: EternalConnection[] = [];
+  #wiring: AbortController | null = null;
+  #pumps: Promise<unknown>[] = [];
+  #exitCode: number | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #resolveOutcome!: (outcome: SessionOutcome) => void;
+  /** Resolves once, when the session has ended or expired. */
+  readonly outcome: Promise<SessionOutcome>;
+
+  private constructor(
+    options: SessionHostOptions,
+    program: Program,
+    connection: EternalConnection,
+  ) {
+    this.#id = options.secret.id;
+    this.idHex = toHex(this.#id);
+    this.#program = program;
+    this.#spec = options.program;
+    this.#limits = options.limits;
+    this.#connectionOptions = options.connection;
+    this.#life = new SessionLifecycle(options.limits, performance.now());
+    this.outcome = new Promise((resolve) => this.#resolveOutcome = resolve);
+    const capacity = () =>
+      this.#life.clientPresent && this.#life.state === "connected"
+        ? CONNECTED_LEAD_BYTES
+        : this.#limits.maxBacklogBytes;
+    this.#backlogs.set(
+      TERMINAL_CHANNEL,
+      new OutputBacklog(program.output, capacity),
+    );
+    if (program.errors) {
+      this.#backlogs.set(
+        STDERR_CHANNEL,
+        new OutputBacklog(program.errors, capacity),
+      );
+    }
+    this.#connection = connection;
+    this.#wire(connection);
+    this.#schedule();
+    program.exited.then((exit) => this.#programExited(exit.code));
+  }
+
+  /** Starts the program and the session's first connection state. */
+  static async start(options: SessionHostOptions): Promise<SessionHost> {
+    const connection = await EternalConnection.create(
+      options.secret,
+      "server",
+      options.connection,
+    );
+    let program: Program;
+    try {
+      program = await startProgram(options.program);
+    } catch (error) {
+      connection.fail(error as Error);
+      throw error;
+    }
+    return new SessionHost(options, program, connection);
+  }
+
+  /** The program's process id. */
+  get pid(): number {
+    return this.#program.pid;
+  }
+
+  /** The lifecycle state. */
+  get state(): SessionState {
+    return this.#life.state;
+  }
+
+  /** The connection a handshake for session `id` must use, if any. */
+  connectionFor(id: Uint8Array): EternalConnection | undefined {
+    if (this.#life.isFinal || toHex(id) !== this.idHex) return undefined;
+    return this.#connection;
+  }
+
+  /** Connection states this session retired (attach), newest first. */
+  retiredFor(id: Uint8Array): EternalConnection[] {
+    return toHex(id) === this.idHex ? this.#retired : [];
+  }
+
+  /** The session as `et --list` shows it. */
+  info(): SessionInfo {
+    const state = this.#life.state;
+    const present = this.#life.clientPresent;
+    return {
+      id: this.idHex,
+      state: state === "starting"
+        ? "starting"
+        : state === "draining"
+        ? "draining"
+        : present
+        ? "attached"
+        : "detached",
+      startedAt: this.#startedAt,
+      lastSeenAt: present ? Date.now() : this.#lastSeenWall,
+      command: this.#spec.command ?? "",
+    };
+  }
+
+  /**
+   * Takes the session over for a new client whose passkey is `passkey`:
+   * the old connection is retired (its client, if still there, is told),
+   * and what it sent unacknowledged goes out again under the new keys.
+   */
+  async attach(passkey: Uint8Array, cols: number, rows: number) {
+    if (this.#life.isFinal) throw new Error("the session has ended");
+    const old = this.#connection;
+    this.#wiring?.abort();
+    if (old.connected) {
+      // Best effort, authenticated: the old client learns it was replaced
+      // instead of retrying forever. Bounded: a hung client's full window
+      // must not hold the new one up.
+      await Promise.race([
+        old.close("taken over by another et client", 300),
+        sleep(500),
+      ]);
+    }
+    old.fail(new Error("taken over by another et client"));
+    // Only the keys are needed later; a few at most are kept.
+    this.#retired = [old, ...this.#retired].slice(0, 4);
+    await Promise.allSettled(this.#pumps);
+    const recovered = await old.unacknowledged();
+    for (const [channel, chunks] of recovered) {
+      this.#backlogs.get(channel)?.unshift(chunks);
+    }
+    const fresh = await EternalConnection.create(
+      { id: this.#id, passkey },
+      "server",
+      this.#connectionOptions,
+    );
+    this.#connection = fresh;
+    this.#apply("disconnected");
+    this.#program.resize(cols, rows);
+    this.#wire(fresh);
+    log.info(
+      `session ${this.idHex.slice(0, 8)}: taken over by a new client; ${
+        [...recovered.values()].flat().reduce((n, c) => n + c.length, 0)
+      } unacknowledged bytes resent`,
+    );
+  }
+
+  /** Ends the session now (an end request from the owner: `-x`). */
+  async end(reason = "ended by another et client") {
+    if (this.#life.isFinal) return;
+    this.#apply("end-requested");
+    if (this.#connection.connected) {
+      await this.#connection.close(reason, 500);
+    }
+    await this.#terminate(reason);
+  }
+
+  /** Wires a connection: events, input, control, output pumps. */
+  #wire(connection: EternalConnection) {
+    const wiring = new AbortController();
+    this.#wiring = wiring;
+    const { signal } = wiring;
+    connection.onEvent((event) => {
+      if (signal.aborted) return;
+      this.#apply(event.type === "connected" ? "connected" : "disconnected");
+    });
+    connection.closed.then((end) => {
+      if (signal.aborted || this.#life.isFinal) return;
+      if (end.byPeer) {
+        // Only the authenticated peer can say goodbye on this connection.
+        this.#apply("end-requested");
+        this.#terminate(`client ended the session: ${end.reason}`);
+      }
+    });
+    this.#pumpInput(connection.channel(TERMINAL_CHANNEL), signal);
+    this.#readControl(connection, signal);
+    this.#pumps = [...this.#backlogs].map(([id, backlog]) =>
+      this.#pumpOutput(backlog, connection.channel(id), signal)
+    );
+    Promise.all(this.#pumps).then(async (results) => {
+      if (signal.aborted || !results.every((r) => r === "ended")) return;
+      await this.#finishOn(connection, signal);
+    });
+  }
+
+  async #pumpInput(channel: Channel, signal: AbortSignal) {
+    try {
+      for (let data; (data = await channel.read()) !== null;) {
+        if (signal.aborted) return;
+        await this.#program.write(data);
+      }
+      if (!signal.aborted) await this.#program.closeInput();
+    } catch (error) {
+      if (!signal.aborted) log.info(`input ended: ${errorMessage(error)}`);
+    }
+  }
+
+  async #readControl(connection: EternalConnection, signal: AbortSignal) {
+    const control = connection.channel(CONTROL_CHANNEL);
+    const decoder = new ControlDecoder();
+    try {
+      for (let data; (data = await control.read()) !== null;) {
+        if (signal.aborted) return;
+        for (const message of decoder.push(data)) {
+          if (message.type === "resize") {
+            this.#program.resize(message.cols, message.rows);
+          } else if (message.type === "detach") {
+            log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
+            connection.detach("client detached");
+          }
+        }
+      }
+    } catch {
+      // the connection ended; a new one gets its own reader.
+    }
+  }
+
+  /**
+   * Sends a backlog over a channel until the program's output is complete
+   * ("ended") or the connection is retired or fails ("stopped").
+   */
+  async #pumpOutput(
+    backlog: OutputBacklog,
+    channel: Channel,
+    signal: AbortSignal,
+  ): Promise<"ended" | "stopped"> {
+    try {
+      while (true) {
+        const chunk = await backlog.peek(signal);
+        if (chunk === undefined) return "stopped";
+        if (chunk === null) {
+          await channel.closeWrite();
+          return "ended";
+        }
+        // Resolves only once the transport holds the whole chunk; a retired
+        // connection gives its unacknowledged chunks back (attach).
+        await channel.write(chunk);
+        backlog.commit(chunk);
+      }
+    } catch (error) {
+      if (!signal.aborted) log.info(`output pump: ${errorMessage(error)}`);
+      return "stopped";
+    }
+  }
+
+  /** The output is complete: send the exit status and end by agreement. */
+  async #finishOn(connection: EternalConnection, signal: AbortSignal) {
+    const code = await this.#program.exited.then((exit) => exit.code);
+    try {
+      await connection.channel(CONTROL_CHANNEL).write(
+        encodeControl({ type: "exit", code }),
+      );
+      // Waits (as long as the lifecycle allows) until the client has
+      // acknowledged everything, then says goodbye.
+      await connection.close("shell exited", 2 ** 31 - 1);
+    } catch (error) {
+      log.info(`session end: ${errorMessage(error)}`);
+    }
+    if (signal.aborted) return;
+    if (connection.unacknowledgedBytes === 0) this.#apply("finished");
+    await this.#terminate("program exited");
+  }
+
+  #programExited(code: number) {
+    this.#exitCode = code;
+    log.info(`session ${this.idHex.slice(0, 8)}: program exited ${code}`);
+    this.#apply("program-exited");
+    if (!this.#program.hasPty) return;
+    // Read what is left in the pty, but stop once it goes quiet: children
+    // that keep the terminal open must not keep the session alive.
+    const backlog = this.#backlogs.get(TERMINAL_CHANNEL)!;
+    const check = setInterval(() => {
+      if (backlog.sourceDone) {
+        clearInterval(check);
+      } else if (
+        !backlog.full && performance.now() - backlog.lastReadAt > DRAIN_QUIET_MS
+      ) {
+        clearInterval(check);
+        this.#program.close();
+      }
+    }, 100);
+  }
+
+  #apply(event: LifecycleEvent) {
+    const before = this.#life.state;
+    const wasPresent = this.#life.clientPresent;
+    const after = this.#life.apply(event, performance.now());
+    if (wasPresent) this.#lastSeenWall = Date.now();
+    if (after !== before) {
+      log.info(`session ${this.idHex.slice(0, 8)}: ${before} -> ${after}`);
+    }
+    // The capacity depends on presence: let the program run on while away.
+    for (const backlog of this.#backlogs.values()) backlog.recheckCapacity();
+    if (after === "expired") {
+      this.#terminate("no client came back in time");
+    } else this.#schedule();
+  }
+
+  #schedule() {
+    clearTimeout(this.#timer);
+    const deadline = this.#life.deadline();
+    if (deadline === null) return;
+    // setTimeout cannot wait longer than 2^31-1 ms; wake up and re-check.
+    const wait = Math.min(
+      Math.max(0, deadline - performance.now()),
+      2 ** 31 - 1,
+    );
+    this.#timer = setTimeout(() => this.#apply("timeout"), wait);
+  }
+
+  async #terminate(reason: string) {
+    if (this.#wiring === null) return;
+    this.#wiring.abort();
+    this.#wiring = null;
+    clearTimeout(this.#timer);
+    const state = this.#life.isFinal ? this.#life.state : "ended";
+    log.info(`session ${this.idHex.slice(0, 8)}: ${state}: ${reason}`);
+    this.#program.hangup();
+    if (!this.#connection.isClosed) {
+      this.#connection.fail(new Error(reason));
+    }
+    await this.#program.close();
+    this.#resolveOutcome({ state, exitCode: this.#exitCode, reason });
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * `et terminal --serve`: the process that hosts one session. It owns the
+ * program (through SessionHost), listens on a private Unix socket for the
+ * daemon's relayed connections, keeps its daemon registration alive across
+ * daemon restarts, and serves its owner-only control socket.
+ *
+ * @module
+ */
+
+import { sleep } from "../deadline.ts";
+import {
+  configureLog,
+  errorMessage,
+  fileSink,
+  logger,
+  type LogLevel,
+} from "../log.ts";
+import {
+  type BootstrapRequest,
+  decodeBootstrap,
+  privateRuntimeDir,
+  READY_MARKER,
+  registerSession,
+} from "../session/mod.ts";
+import {
+  acceptEach,
+  type EternalConnectionOptions,
+  serverHandshake,
+  toHex,
+} from "../transport/mod.ts";
+import { controlSocketPath, serveControl } from "./control_socket.ts";
+import { readStdinLine } from "./local_io.ts";
+import { SessionHost } from "./session_host.ts";
+
+const log = logger("terminal");
+
+/**
+ * How long the session outlives its connect deadline before giving up on
+ * a client that never came: the client's own deadline counts from before
+ * the ssh bootstrap, ours from after it.
+ */
+const CONNECT_MARGIN_MS = 5000;
+
+/** Options of the session process. */
+export interface TerminalOptions {
+  /** The daemon's router socket. */
+  routerPath: string;
+  /** Transport tuning (tests shorten timers). */
+  connection?: EternalConnectionOptions;
+}
+
+/** Runs one session until it ends. Returns the process exit code. */
+export async function serveTerminal(options: TerminalOptions): Promise<number> {
+  let request: BootstrapRequest;
+  let dir: string;
+  try {
+    request = decodeBootstrap(await readStdinLine(10_000));
+    if (request.op !== "new") throw new Error("not a new session");
+    dir = await privateRuntimeDir();
+  } catch (error) {
+    console.log(`error: ${errorMessage(error)}`);
+    return 1;
+  }
+  const idHex = toHex(request.secret.id);
+  configureLog({
+    level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
+    sink: fileSink(`${dir}/terminal-${idHex.slice(0, 8)}.log`),
+  });
+  const socketPath = `${dir}/${
+    toHex(crypto.getRandomValues(new Uint8Array(8)))
+  }.sock`;
+  let listener: Deno.UnixListener;
+  let host: SessionHost;
+  try {
+    listener = Deno.listen({ transport: "unix", path: socketPath });
+    await Deno.chmod(socketPath, 0o600);
+    host = await SessionHost.start({
+      secret: request.secret,
+      program: request.program,
+      limits: {
+        ...request.limits,
+        connectTimeoutMs: request.limits.connectTimeoutMs + CONNECT_MARGIN_MS,
+      },
+      connection: options.connection,
+    });
+  } catch (error) {
+    console.log(`error: ${errorMessage(error)}`);
+    return 1;
+  }
+  let registration: Deno.Conn;
+  try {
+    registration = await registerSession(options.routerPath, idHex, socketPath);
+  } catch (error) {
+    console.log(`error: ${errorMessage(error)}`);
+    await host.end("could not register with the daemon");
+    listener.close();
+    await Deno.remove(socketPath).catch(() => {});
+    return 1;
+  }
+  const stop = new AbortController();
+  const controlling = serveControl(controlSocketPath(dir, idHex), {
+    status: () => host.info(),
+    attach: (passkey, cols, rows) => host.attach(passkey, cols, rows),
+    end: () => host.end(),
+  }, stop.signal).catch((error) =>
+    log.error(`control socket failed: ${errorMessage(error)}`)
+  );
+  log.info(`session ${idHex.slice(0, 8)} ready, program pid ${host.pid}`);
+  console.log(`${READY_MARKER} ${idHex}`);
+  try {
+    Deno.stdout.close();
+  } catch { /* already closed */ }
+
+  const stayRegistered = keepRegistered(
+    registration,
+    options.routerPath,
+    idHex,
+    socketPath,
+    stop.signal,
+  );
+  const accepting = acceptEach(listener, (conn) => {
+    serverHandshake(conn, (id) => host.connectionFor(id), {
+      peer: "relay",
+      retired: (id) => host.retiredFor(id),
+    });
+  });
+  const outcome = await host.outcome;
+  stop.abort();
+  listener.close();
+  await Promise.allSettled([accepting, stayRegistered, controlling]);
+  await Deno.remove(socketPath).catch(() => {});
+  log.info(
+    `session ${
+      idHex.slice(0, 8)
+    } ${outcome.state} (${outcome.reason}), exit ${outcome.exitCode}`,
+  );
+  return 0;
+}
+
+function logLevelFromEnv(value: string | undefined): LogLevel {
+  const levels: LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+  return levels.find((level) => level === value) ?? "info";
+}
+
+/**
+ * Holds the daemon registration; when the daemon goes away (a restart),
+ * registers again at once and then every few hundred ms until it is back,
+ * so clients find the session again as soon as the daemon listens.
+ */
+async function keepRegistered(
+  registration: Deno.Conn,
+  routerPath: string,
+  idHex: string,
+  socketPath: string,
+  signal: AbortSignal,
+) {
+  let current: Deno.Conn | null = registration;
+  signal.addEventListener("abort", () => {
+    try {
+      current?.close();
+    } catch { /* closed */ }
+  });
+  let delay = 0;
+  while (!signal.aborted) {
+    if (current) {
+      const sink = new Uint8Array(64);
+      try {
+        while ((await current.read(sink)) !== null) { /* nothing expected */ }
+      } catch { /* closed */ }
+      current = null;
+      if (signal.aborted) return;
+      log.warn("lost the daemon registration; registering again");
+      delay = 0;
+    }
+    if (delay > 0) await sleep(delay);
+    if (signal.aborted) return;
+    try {
+      current = await registerSession(routerPath, idHex, socketPath);
+      log.info("registered again with the daemon");
+    } catch (error) {
+      log.info(`register again failed: ${errorMessage(error)}`);
+      delay = Math.min(Math.max(delay * 2, 100), 1000);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+/** The bootstrap and ready lines: round trips, and garbage refused in one line. */
+import assert from "node:assert/strict";
+import {
+  ControlDecoder,
+  decodeBootstrap,
+  decodeReady,
+  encodeBootstrap,
+  encodeControl,
+  encodeReady,
+} from "../../src/session/mod.ts";
+import { generateSessionSecret, toHex } from "../../src/transport/mod.ts";
+
+const program = {
+  command: "make -j8",
+  pty: false,
+  term: "xterm-256color",
+  cols: 120,
+  rows: 40,
+  env: { LANG: "en_US.UTF-8", LC_TIME: "C", COLORTERM: "truecolor" },
+};
+const limits = {
+  connectTimeoutMs: 30_000,
+  sessionTimeoutMs: 0,
+  maxBacklogBytes: 1 << 20,
+};
+
+Deno.test("bootstrap: new, attach and list round-trip", () => {
+  const secret = generateSessionSecret();
+  const line = encodeBootstrap({
+    op: "new",
+    secret,
+    program,
+    limits,
+    killOthers: true,
+  });
+  assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
+  const back = decodeBootstrap(line.trim());
+  assert.equal(back.op, "new");
+  if (back.op !== "new") return;
+  assert.deepEqual(back.secret, secret);
+  assert.deepEqual(back.program, program);
+  assert.deepEqual(back.limits, limits);
+  assert.equal(back.killOthers, true);
+
+  const attach = decodeBootstrap(
+    encodeBootstrap({
+      op: "attach",
+      target: "ab12",
+      passkey: secret.passkey,
+      cols: 80,
+      rows: 24,
+    }),
+  );
+  assert.deepEqual(attach, {
+    op: "attach",
+    target: "ab12",
+    passkey: secret.passkey,
+    cols: 80,
+    rows: 24,
+  });
+  assert.deepEqual(decodeBootstrap(encodeBootstrap({ op: "list" })), {
+    op: "list",
+  });
+});
+
+Deno.test("bootstrap: garbage is refused with one line, never a crash", () => {
+  const secret = generateSessionSecret();
+  const good = JSON.parse(
+    encodeBootstrap({ op: "new", secret, program, limits, killOthers: false }),
+  );
+  const cases: unknown[] = [
+    "not json",
+    "{}",
+    JSON.stringify({ ...good, op: "reboot" }),
+    JSON.stringify({ ...good, secret: "zz" }),
+    JSON.stringify({ ...good, program: { ...program, term: "x; rm -rf /" } }),
+    JSON.stringify({
+      ...good,
+      program: { ...program, env: { LD_PRELOAD: "/tmp/x.so" } },
+    }),
+    JSON.stringify({ ...good, program: { ...program, env: { LANG: "a\nb" } } }),
+    JSON.stringify({ ...good, program: { ...program, cols: -1 } }),
+    JSON.stringify({ ...good, limits: { ...limits, maxBacklogBytes: -5 } }),
+    JSON.stringify({
+      op: "attach",
+      target: "../../etc",
+      passkey: toHex(secret.passkey),
+      cols: 1,
+      rows: 1,
+    }),
+    JSON.stringify({
+      op: "attach",
+      target: "",
+      passkey: "short",
+      cols: 1,
+      rows: 1,
+    }),
+  ];
+  for (const line of cases) {
+    assert.throws(
+      () => decodeBootstrap(line as string),
+      (error: Error) =>
+        /^malformed bootstrap line/.test(error.message) &&
+        !error.message.includes("\n"),
+      String(line),
+    );
+  }
+  // A client cannot make the session keep more than the cap.
+  const huge = decodeBootstrap(
+    JSON.stringify({
+      ...good,
+      limits: { ...limits, maxBacklogBytes: 2 ** 50 },
+    }),
+  );
+  assert.ok(huge.op === "new" && huge.limits.maxBacklogBytes <= 1024 ** 3);
+});
+
+Deno.test("ready line: found among noise; garbage after the marker is an error", () => {
+  const id = "0123456789abcdef0123456789abcdef";
+  assert.equal(decodeReady("Welcome to the host"), null);
+  assert.equal(
+    decodeReady("ET_TERMINAL_READY"),
+    null,
+    "the bare word of old launchers",
+  );
+  assert.deepEqual(decodeReady(encodeReady({ id, detached: 2 }) + "\r"), {
+    id,
+    detached: 2,
+  });
+  assert.deepEqual(decodeReady(encodeReady({ sessions: [] })), {
+    sessions: [],
+  });
+  assert.throws(() => decodeReady("ET_TERMINAL_READY {nope"), /garbage/);
+});
+
+Deno.test("control messages: split anywhere, unknown and endless lines ignored", () => {
+  const bytes = new Uint8Array([
+    ...encodeControl({ type: "resize", cols: 100, rows: 30 }),
+    ...new TextEncoder().encode('{"type":"reboot"}\nnot json\n'),
+    ...encodeControl({ type: "detach" }),
+    ...encodeControl({ type: "exit", code: 3 }),
+  ]);
+  for (let split = 0; split <= bytes.length; split += 7) {
+    const decoder = new ControlDecoder();
+    const messages = [
+      ...decoder.push(bytes.subarray(0, split)),
+      ...decoder.push(bytes.subarray(split)),
+    ];
+    assert.deepEqual(messages, [
+      { type: "resize", cols: 100, rows: 30 },
+      { type: "detach" },
+      { type: "exit", code: 3 },
+    ]);
+  }
+  const decoder = new ControlDecoder();
+  decoder.push(new Uint8Array(100_000).fill(0x41));
+  assert.deepEqual(
+    decoder.push(encodeControl({ type: "detach" })),
+    [],
+    "the tail of an endless line is dropped with it",
+  );
+  assert.deepEqual(decoder.push(encodeControl({ type: "detach" })), [{
+    type: "detach",
+  }]);
+});
