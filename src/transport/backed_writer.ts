@@ -125,6 +125,16 @@ export class BackedWriter {
     return Math.max(count, this.#base);
   }
 
+  /**
+   * Resolves once everything held was acknowledged (at once if nothing is
+   * held), or when the writer is closed.
+   */
+  async waitEmpty(): Promise<void> {
+    while (this.#bytes > 0 && !this.#closed) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
   /** Fails every current and future wait with `reason`. */
   close(reason: Error) {
     this.#closed = reason;

@@ -36,7 +36,6 @@ import {
   KEEPALIVE_MS,
   Liveness,
   livenessTickMs,
-  monotonicNow,
 } from "./timers.ts";
 import {
   decodeMessage,
@@ -408,13 +407,17 @@ export class EternalConnection {
     } catch {
       // already failing: finish below.
     }
-    const deadline = monotonicNow() + lingerMs;
-    while (
-      !this.#end && this.#writer.bufferedBytes > 0 &&
-      monotonicNow() < deadline
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    // Woken by acknowledgements, not a poll: a session draining to an
+    // absent client may linger for days and must cost nothing meanwhile.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#writer.waitEmpty(),
+      this.closed,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.min(lingerMs, 2 ** 31 - 1));
+      }),
+    ]);
+    clearTimeout(timer);
     this.#finish({ reason, byPeer: false });
   }
 

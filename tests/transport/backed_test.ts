@@ -89,3 +89,21 @@ Deno.test("replay filter accepts only ever-increasing counters", () => {
   filter.record(6);
   assert.equal(filter.isFresh(6), false);
 });
+
+Deno.test("waitEmpty resolves when the last frame is acknowledged, or on close", async () => {
+  const writer = new BackedWriter(1024);
+  await writer.waitEmpty(); // nothing held: at once
+  writer.push(new Uint8Array(10));
+  writer.push(new Uint8Array(10));
+  let empty = false;
+  const waiting = writer.waitEmpty().then(() => empty = true);
+  writer.acknowledge(1);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(empty, false, "one frame is still held");
+  writer.acknowledge(2);
+  await waiting;
+  writer.push(new Uint8Array(10));
+  const closing = writer.waitEmpty();
+  writer.close(new Error("gone"));
+  await closing;
+});
