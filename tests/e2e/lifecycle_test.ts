@@ -414,3 +414,45 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  ...e2e,
+  name:
+    "a client whose window closes (SIGHUP) leaves a detached session: listed detached at once, --attach resumes the same shell",
+  fn: () =>
+    inWorld(async (world) => {
+      const client = PtyProcess.spawn(world.client());
+      const before = client.termios();
+      let resumed: PtyProcess | undefined;
+      try {
+        await client.type(
+          `echo $$ > ${world.dir}/shell.pid; echo MARK-$((6*7))\r`,
+        );
+        await client.waitFor("MARK-42", { timeoutMs: 30_000 });
+        const shellPid = (await Deno.readTextFile(`${world.dir}/shell.pid`))
+          .trim();
+        client.signal("SIGHUP");
+        const hung = performance.now();
+        const status = await client.wait();
+        assert.equal(status.code, 128 + 1, "exits like a hung-up process");
+        assert.deepEqual(client.termios(), before, "termios restored");
+        const [detached] = await listUntil(
+          world,
+          (s) => s[0]?.state === "detached",
+          3000,
+          "detached after SIGHUP",
+        );
+        // The client said it was leaving: no 6 s dead-pipe wait.
+        assert.ok(performance.now() - hung < 2500);
+        assert.ok(await alive(Number(shellPid)), "the shell lives on");
+        resumed = PtyProcess.spawn(world.client(["--attach", detached.id8]));
+        await resumed.type("echo pid=$$\r");
+        await resumed.waitFor(`pid=${shellPid}`, { timeoutMs: 30_000 });
+        await resumed.type("exit 4\r");
+        assert.equal((await resumed.wait()).code, 4);
+      } finally {
+        await client.close();
+        await resumed?.close();
+      }
+    }),
+});
