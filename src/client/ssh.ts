@@ -8,7 +8,11 @@
  */
 
 import { logger } from "../log.ts";
-import { decodeReady, type ReadyReport } from "../session/mod.ts";
+import {
+  decodeReady,
+  decodeRefusal,
+  type ReadyReport,
+} from "../session/mod.ts";
 
 const log = logger("ssh");
 
@@ -130,7 +134,8 @@ export interface RemoteTerminalOptions {
  * to its stdin and waits for the launcher's ready line on its stdout,
  * skipping any noise a login script prints; resolves with its report.
  * ssh's stderr and its prompts (through /dev/tty) stay on the user's
- * terminal. Throws a one-line Error on failure.
+ * terminal. Throws a one-line Error on failure: the launcher's own line
+ * when it refused (another protocol version).
  */
 export async function startRemoteTerminal(
   options: RemoteTerminalOptions,
@@ -149,24 +154,29 @@ export async function startRemoteTerminal(
   }
   let seen = "";
   let ready: ReadyReport | null = null;
+  let refusal: string | null = null;
   const decoder = new TextDecoder();
   const reader = child.stdout.getReader();
   try {
-    while (!ready) {
+    while (!ready && refusal === null) {
       const { value, done } = await reader.read();
       if (done) break;
       seen += decoder.decode(value, { stream: true });
       const lines = seen.split("\n");
       seen = lines.pop() ?? "";
       for (const line of lines) {
+        refusal ??= decodeRefusal(line);
         ready ??= decodeReady(line);
-        if (!ready) log.info(`remote said: ${line.slice(0, 200)}`);
+        if (!ready && refusal === null) {
+          log.info(`remote said: ${line.slice(0, 200)}`);
+        }
       }
     }
   } finally {
     reader.cancel().catch(() => {});
   }
   const status = await child.status;
+  if (refusal !== null) throw new Error(`${options.target}: ${refusal}`);
   if (ready) return ready;
   if (status.code === 255) {
     throw new Error(

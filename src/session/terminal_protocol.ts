@@ -10,6 +10,7 @@ import {
   decodeSessionSecret,
   encodeSessionSecret,
   fromHex,
+  PROTOCOL_VERSION,
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
@@ -29,6 +30,13 @@ export const DEFAULT_SERVER_PORT = 2022;
 
 /** Word that starts the line the launcher prints once it has done its job. */
 export const READY_MARKER = "ET_TERMINAL_READY";
+
+/**
+ * Word that starts the line a launcher prints instead of its ready line when
+ * it refuses the client (a protocol mismatch); the rest of the line is the
+ * message for the user.
+ */
+export const REFUSED_MARKER = "ET_TERMINAL_REFUSED";
 
 /** Default for how long a session waits for its client to come back. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
@@ -172,6 +180,7 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         program: request.program,
         limits: request.limits,
         killOthers: request.killOthers,
+        protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
       return JSON.stringify({
@@ -180,9 +189,10 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         passkey: toHex(request.passkey),
         cols: request.cols,
         rows: request.rows,
+        protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "list":
-      return JSON.stringify({ op: "list" }) + "\n";
+      return JSON.stringify({ op: "list", protocol: PROTOCOL_VERSION }) + "\n";
   }
 }
 
@@ -230,6 +240,50 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     rows: value.rows,
     env,
   };
+}
+
+/**
+ * The protocol version a bootstrap line's client speaks: its `protocol`
+ * field, or 1 when absent (clients from before the field spoke 1). Read
+ * before anything else in the line, whose shape another version may change.
+ * Throws a one-line Error when the field is there but not a version.
+ */
+export function bootstrapProtocol(line: string): number {
+  let value;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw malformed("not JSON");
+  }
+  const version = value?.protocol ?? 1;
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw malformed("protocol");
+  }
+  return version;
+}
+
+/**
+ * The one line that refuses a client speaking protocol `client` on a host
+ * speaking `host`, naming the side to upgrade; null when they agree.
+ */
+export function protocolMismatch(client: number, host: number): string | null {
+  if (client === host) return null;
+  const upgrade = client < host ? "the client" : "et on this host";
+  return `this host's et speaks protocol ${host}, your client speaks ${client}: upgrade ${upgrade} (et --version)`;
+}
+
+/** The launcher's refusal line: the marker, a space, the message. */
+export function encodeRefusal(message: string): string {
+  return `${REFUSED_MARKER} ${message.replace(/[\r\n]+/g, " ")}`;
+}
+
+/** The message of a launcher's refusal line; null for any other line. */
+export function decodeRefusal(line: string): string | null {
+  const text = line.trim();
+  if (!text.startsWith(REFUSED_MARKER + " ")) return null;
+  // Printable text only: it ends up on the user's terminal.
+  return text.slice(REFUSED_MARKER.length + 1).replace(/[^\x20-\x7e]/g, "?")
+    .slice(0, 300);
 }
 
 /** Parses the bootstrap line; throws a one-line Error when malformed. */

@@ -11,7 +11,10 @@
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
  *
- * On failure it prints one line on stderr (ssh carries it back).
+ * A client speaking another protocol version is refused before anything
+ * else with a refusal line on stdout instead (the client shows it as its
+ * one error line). On any other failure it prints one line on stderr (ssh
+ * carries it back).
  *
  * @module
  */
@@ -19,13 +22,17 @@
 import { withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
 import {
+  bootstrapProtocol,
   decodeBootstrap,
   encodeReady,
+  encodeRefusal,
   LineReader,
   privateRuntimeDir,
+  protocolMismatch,
   READY_MARKER,
   type ReadyReport,
 } from "../session/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/mod.ts";
 import {
   chooseSession,
   controlRequest,
@@ -46,6 +53,14 @@ export async function launchTerminal(): Promise<number> {
   let report: ReadyReport;
   try {
     const line = await readStdinLine(30_000);
+    const mismatch = protocolMismatch(
+      bootstrapProtocol(line),
+      PROTOCOL_VERSION,
+    );
+    if (mismatch) {
+      console.log(`\n${encodeRefusal(mismatch)}`);
+      return 1;
+    }
     const request = decodeBootstrap(line); // refuse garbage where it is seen
     const dir = await privateRuntimeDir();
     switch (request.op) {
