@@ -1,15 +1,24 @@
 /**
  * Runs the `et` client as a child with piped stdio, for tests that need
- * every byte of its output (tmux only shows a screen), and the waiting,
- * hashing and parsing helpers the end-to-end tests share.
+ * every byte of its output (tmux only shows a screen); the session
+ * fixtures ({@linkcode withSession}, {@linkcode withProxiedSession},
+ * {@linkcode withProxiedTerminal}); and the waiting, hashing and parsing
+ * helpers the end-to-end tests share.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import {
+  chaos,
+  type ChaosOptions,
+  FaultProxy,
+} from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
-import type { PtyProcess } from "../helpers/pty_process.ts";
+import { type PtyMatch, PtyProcess } from "../helpers/pty_process.ts";
+import type { TmuxTerminal } from "../helpers/tmux.ts";
+import { type EtWorld, withWorld, type WorldOptions } from "./_world.ts";
 
 /** A running client with its output collected. */
 export class PipedClient {
@@ -147,6 +156,267 @@ export class PipedClient {
   }
 }
 
+/** What the tests type to see a shell answer; its echo does not hold the answer. */
+const MARK_COMMAND = "echo MARK-$((6*7))";
+/** The shell's answer to {@linkcode MARK_COMMAND}. */
+const MARK = "MARK-42";
+
+/**
+ * Types `echo MARK-$((6*7))` into the shell of `client` and waits up to
+ * `timeoutMs` until it prints `MARK-42`: the session is up and its shell
+ * answers.
+ */
+export async function shellAnswers(
+  client: PipedClient,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await client.type(`${MARK_COMMAND}\n`);
+  await client.waitFor(MARK, timeoutMs);
+}
+
+/**
+ * {@linkcode shellAnswers} for a client on a real terminal (Enter is
+ * `\r`); returns where `MARK-42` stands in its output.
+ */
+export async function ptyShellAnswers(
+  client: PtyProcess,
+  timeoutMs = 30_000,
+): Promise<PtyMatch> {
+  await client.type(`${MARK_COMMAND}\r`);
+  return await client.waitFor(MARK, { timeoutMs });
+}
+
+/**
+ * {@linkcode shellAnswers} for a client in tmux: types the line, presses
+ * Enter and waits for a screen line that starts with `MARK-42`.
+ */
+export async function tmuxShellAnswers(
+  term: TmuxTerminal,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await term.type(MARK_COMMAND);
+  await term.sendKeys("Enter");
+  await term.waitFor(/^MARK-42/m, timeoutMs);
+}
+
+/**
+ * Has the shell of `client` write its pid to `file` (a path on this
+ * machine: the remote is local), waits up to 10 s for the line after it
+ * and returns that pid.
+ */
+export async function remoteShellPid(
+  client: PipedClient,
+  file: string,
+): Promise<number> {
+  await client.type(`echo $$ > ${file}; echo PID-WRITTEN\n`);
+  await client.waitFor("PID-WRITTEN\r\n", 10_000);
+  return Number(await Deno.readTextFile(file));
+}
+
+/** Options of {@linkcode withSession} and {@linkcode withProxiedSession}. */
+export interface SessionOptions extends WorldOptions {
+  /**
+   * Client arguments before the destination (see {@linkcode EtWorld.client}).
+   * @default {[]}
+   */
+  extra?: string[];
+  /**
+   * A remote command after the destination (`et host cmd`).
+   * @default {none: the login shell}
+   */
+  command?: string;
+  /**
+   * The ssh user to log in as.
+   * @default {the current user}
+   */
+  user?: string;
+  /**
+   * Keep every stdout byte (see {@linkcode PipedClient.bytes}).
+   * @default {false}
+   */
+  keepBytes?: boolean;
+  /**
+   * Wait until the shell answers ({@linkcode shellAnswers}, 30 s) before
+   * the body runs.
+   * @default {true}
+   */
+  waitForShell?: boolean;
+}
+
+/** The pieces of a session run by {@linkcode withSession}. */
+export interface Session {
+  world: EtWorld;
+  client: PipedClient;
+}
+
+/** Starts the piped client that `options` describe, on `port` if given. */
+function startPipedClient(
+  world: EtWorld,
+  options: SessionOptions,
+  port?: number,
+): PipedClient {
+  return new PipedClient(
+    [
+      ...world.client(options.extra ?? [], { port, user: options.user }),
+      ...(options.command === undefined ? [] : [options.command]),
+    ],
+    options.keepBytes ?? false,
+  );
+}
+
+/**
+ * Runs `body` with a piped client connected straight to a fresh world's
+ * daemon and (unless `waitForShell` is false) its shell answering; always
+ * closes the client, then the world.
+ */
+export async function withSession(
+  options: SessionOptions,
+  body: (session: Session) => Promise<void>,
+): Promise<void> {
+  await withWorld(options, async (world) => {
+    const client = startPipedClient(world, options);
+    try {
+      if (options.waitForShell ?? true) await shellAnswers(client);
+      await body({ world, client });
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/**
+ * Starts `chaos` on the fixture's proxy and returns its stop function,
+ * which does its work once however often it is called; the fixture calls
+ * it when it tears down, before it closes the client.
+ */
+export type StartChaos = (options: ChaosOptions) => () => Promise<void>;
+
+/** How the proxied fixtures prepare their {@linkcode FaultProxy}. */
+export interface ProxyOptions {
+  /**
+   * Runs before the client starts, e.g. to refuse every connection, or to
+   * start faults from before the first handshake on.
+   */
+  prepare?: (proxy: FaultProxy, startChaos: StartChaos) => void;
+}
+
+/** What every proxied fixture hands its body (`C`: its kind of client). */
+export interface ProxiedParts<C> {
+  world: EtWorld;
+  proxy: FaultProxy;
+  client: C;
+  /** Starts faults that the fixture stops at teardown at the latest. */
+  startChaos: StartChaos;
+}
+
+/**
+ * Starts a world, a fault proxy in front of its daemon and the client that
+ * `start` makes for the proxy's port, runs `body`, and always tears down:
+ * the faults still running, the client, the proxy, the world.
+ */
+async function throughProxy<C extends { close(): Promise<void> }>(
+  options: WorldOptions & ProxyOptions,
+  start: (world: EtWorld, port: number) => C,
+  body: (parts: ProxiedParts<C>) => Promise<void>,
+): Promise<void> {
+  await withWorld(options, async (world) => {
+    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+    const stops: (() => Promise<void>)[] = [];
+    const startChaos: StartChaos = (chaosOptions) => {
+      const stop = chaos(proxy, chaosOptions);
+      let stopping: Promise<void> | undefined;
+      const stopOnce = () => stopping ??= stop();
+      stops.push(stopOnce);
+      return stopOnce;
+    };
+    let client: C | undefined;
+    try {
+      options.prepare?.(proxy, startChaos);
+      client = start(world, proxy.port);
+      await body({ world, proxy, client, startChaos });
+    } finally {
+      for (const stop of stops) await stop();
+      await client?.close();
+      await proxy.close();
+    }
+  });
+}
+
+/** Options of {@linkcode withProxiedSession}. */
+export interface ProxiedSessionOptions extends SessionOptions, ProxyOptions {}
+
+/** The pieces of a session that runs through the fault proxy. */
+export type ProxiedSession = ProxiedParts<PipedClient>;
+
+/**
+ * Runs `body` with a piped client connected through a fault proxy to a
+ * fresh world's daemon and (unless `waitForShell` is false) its shell
+ * answering; always tears everything down.
+ *
+ * @example
+ * ```ts
+ * await withProxiedSession({ keepBytes: true }, async ({ proxy, client }) => {
+ *   proxy.cut();
+ *   await client.type("echo AFTER-$((2+3))\n");
+ *   await client.waitFor("AFTER-5");
+ * });
+ * ```
+ */
+export async function withProxiedSession(
+  options: ProxiedSessionOptions,
+  body: (session: ProxiedSession) => Promise<void>,
+): Promise<void> {
+  await throughProxy(
+    options,
+    (world, port) => startPipedClient(world, options, port),
+    async (session) => {
+      if (options.waitForShell ?? true) await shellAnswers(session.client);
+      await body(session);
+    },
+  );
+}
+
+/** Options of {@linkcode withProxiedTerminal}. */
+export interface ProxiedTerminalOptions extends WorldOptions, ProxyOptions {
+  /**
+   * Longest wait for the shell's answer, in ms.
+   * @default {30_000}
+   */
+  shellTimeoutMs?: number;
+}
+
+/** The pieces of a session on a real terminal through the fault proxy. */
+export interface ProxiedTerminal extends ProxiedParts<PtyProcess> {
+  /** The terminal's attributes before the client could touch them. */
+  termios: Uint8Array;
+  /** Where the shell's answer `MARK-42` stands in the output. */
+  mark: PtyMatch;
+}
+
+/**
+ * Runs `body` with the client on a real terminal (a pty), connected
+ * through a fault proxy to a fresh world's daemon, once its shell answers
+ * ({@linkcode ptyShellAnswers}); always tears everything down.
+ */
+export async function withProxiedTerminal(
+  options: ProxiedTerminalOptions,
+  body: (session: ProxiedTerminal) => Promise<void>,
+): Promise<void> {
+  await throughProxy(
+    options,
+    (world, port) => PtyProcess.spawn(world.client([], { port })),
+    async (session) => {
+      // Read at once, before the client (still starting) can change them.
+      const termios = session.client.termios();
+      const mark = await ptyShellAnswers(
+        session.client,
+        options.shellTimeoutMs,
+      );
+      await body({ ...session, termios, mark });
+    },
+  );
+}
+
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -266,6 +536,23 @@ export function counterCommand(file?: string): string {
   return `i=0; while :; do i=$((i+1)); echo "<n:$i>"${record}; sleep 0.1; done`;
 }
 
+/**
+ * Types {@linkcode counterCommand} (with `file`) into the shell of `client`
+ * and waits up to 10 s until it has printed 10 values; a timeout names
+ * `what`.
+ */
+export async function startCounter(
+  client: PipedClient,
+  options: { file?: string; what?: string } = {},
+): Promise<void> {
+  await client.type(counterCommand(options.file) + "\n");
+  await waitUntil(
+    () => counterValues(client.stdout).length >= 10,
+    10_000,
+    options.what ?? "the counter",
+  );
+}
+
 /** The counter values in `text`, in order of appearance. */
 export function counterValues(text: string): number[] {
   return [...text.matchAll(/<n:(\d+)>/g)].map((m) => Number(m[1]));
@@ -304,6 +591,43 @@ export function assertConsecutive(values: number[], what = "counter"): number {
     })`,
   );
   return values.length;
+}
+
+/** Base64 of `bytes` in 76-character lines: printable, newline-ended. */
+export function base64Lines(bytes: Uint8Array): Uint8Array {
+  const lines: string[] = [];
+  for (let i = 0; i < bytes.length; i += 57) {
+    lines.push(btoa(String.fromCharCode(...bytes.subarray(i, i + 57))));
+  }
+  return new TextEncoder().encode(lines.join("\n") + "\n");
+}
+
+/** Where {@linkcode markedSection} found the marked output. */
+export interface MarkedSection {
+  /** The client's stdout from the given byte on, as latin1 text. */
+  text: string;
+  /** Where the output after `<<<BEGIN>>>` starts, in `text`. */
+  start: number;
+  /** Where `<<<DONE>>>` starts, in `text`. */
+  end: number;
+  /** The bytes between the markers. */
+  section: Uint8Array;
+}
+
+/**
+ * Finds, in the stdout of `client` (made with keepBytes) from byte `from`
+ * on, the output between `<<<BEGIN>>>` and `<<<DONE>>>` (which a remote
+ * `printf '<<<%s>>>' BEGIN` … `DONE` prints, and its echo does not hold).
+ */
+export function markedSection(
+  client: PipedClient,
+  from: number,
+): MarkedSection {
+  const all = client.bytes().subarray(from);
+  const text = new TextDecoder("latin1").decode(all);
+  const start = text.indexOf("<<<BEGIN>>>") + "<<<BEGIN>>>".length;
+  const end = text.indexOf("<<<DONE>>>");
+  return { text, start, end, section: all.subarray(start, end) };
 }
 
 /** Printable characters of the generated text: no `<`, `>` or `[`. */

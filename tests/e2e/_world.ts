@@ -16,6 +16,13 @@ export const ROOT = new URL("../../", import.meta.url).pathname.replace(
 /** Runs `et` from source. */
 export const ET = [Deno.execPath(), "run", "-A", `${ROOT}/main.ts`];
 
+/**
+ * Options for every end-to-end `Deno.test`: a world's daemons, sshd and
+ * clients are child processes and sockets that outlive single ops, so the
+ * resource and op sanitizers are off.
+ */
+export const E2E_TEST = { sanitizeResources: false, sanitizeOps: false };
+
 /** Options of {@linkcode startWorld}. */
 export interface WorldOptions {
   /**
@@ -251,6 +258,30 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
       }
     },
   };
+}
+
+/**
+ * Starts a world with `options`, runs `body` in it and always tears the
+ * world down ({@linkcode EtWorld.close}), whether `body` resolves or throws.
+ *
+ * @example
+ * ```ts
+ * await withWorld({ privateRuntime: true }, async (world) => {
+ *   const argv = world.client(["--list"]);
+ *   // … run the client, check what it did …
+ * });
+ * ```
+ */
+export async function withWorld<T>(
+  options: WorldOptions,
+  body: (world: EtWorld) => Promise<T>,
+): Promise<T> {
+  const world = await startWorld(options);
+  try {
+    return await body(world);
+  } finally {
+    await world.close();
+  }
 }
 
 /** Quotes argv for a shell command line (tmux runs a string). */

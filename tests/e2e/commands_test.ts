@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FaultProxy } from "../helpers/fault_proxy.ts";
+import type { FaultProxy } from "../helpers/fault_proxy.ts";
 import { PtyProcess } from "../helpers/pty_process.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
 import {
@@ -14,12 +14,13 @@ import {
   PipedClient,
   runToEnd,
   sha256,
+  shellAnswers,
   sleep,
   waitUntil,
+  withProxiedSession,
 } from "./_client.ts";
-import { type EtWorld, startWorld } from "./_world.ts";
+import { E2E_TEST, withWorld } from "./_world.ts";
 
-const e2e = { sanitizeResources: false, sanitizeOps: false };
 const encoder = new TextEncoder();
 
 function concat(...parts: Uint8Array[]): Uint8Array {
@@ -32,22 +33,12 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Runs `body` in a fresh world; always tears it down. */
-async function inWorld(body: (world: EtWorld) => Promise<void>) {
-  const world = await startWorld({ privateRuntime: true });
-  try {
-    await body(world);
-  } finally {
-    await world.close();
-  }
-}
-
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "--no-pty: stdout and stderr arrive apart and exact, binary stdin reaches the command, its EOF ends cat, the exit status passes through",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const input = patternBytes(300_000, 7); // every byte value, binary
       const client = new PipedClient([
         ...world.client(["--no-pty", "--connect-timeout", "10s"]),
@@ -74,11 +65,11 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "a command gets a pty between two terminals, --no-pty overrides it, --pty forces one on pipes, pipes alone get none",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const command = "tty; exit 3";
       // Both stdio ends are a terminal: a pty, like ssh.
       let term = PtyProcess.spawn([...world.client(), command]);
@@ -117,16 +108,15 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "--no-pty with a detached session on the host: stderr still carries only the command's bytes",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       // A session whose client died: detached.
       const old = new PipedClient(world.client());
       try {
-        await old.type("echo MARK-$((6*7))\n");
-        await old.waitFor("MARK-42", 30_000);
+        await shellAnswers(old);
         old.kill();
         await old.exit();
       } finally {
@@ -170,10 +160,10 @@ async function localSeq(): Promise<Uint8Array> {
 }
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name: "seq 1 300000 (--no-pty): stdout byte-identical to a local seq, exit 0",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const expected = await localSeq();
       const client = new PipedClient(
         [...world.client(["--no-pty"]), "seq 1 300000"],
@@ -200,15 +190,16 @@ async function seqThroughFault(
   fault: (proxy: FaultProxy, client: PipedClient) => Promise<void>,
 ): Promise<void> {
   const expected = await localSeq();
-  await inWorld(async (world) => {
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+  await withProxiedSession({
+    privateRuntime: true,
+    extra: ["--no-pty"],
+    command: "seq 1 300000; exit 0",
+    keepBytes: true,
+    waitForShell: false,
+  }, async ({ proxy, client }) => {
     let down = 0;
     let started: () => void = () => {};
     const outputStarted = new Promise<void>((resolve) => started = resolve);
-    const client = new PipedClient([
-      ...world.client(["--no-pty"], { port: proxy.port }),
-      "seq 1 300000; exit 0",
-    ], true);
     let faulting: Promise<void> = Promise.resolve();
     try {
       proxy.setTap((up, bytes) => {
@@ -237,14 +228,12 @@ async function seqThroughFault(
       );
     } finally {
       proxy.setTap(null);
-      await client.close();
-      await proxy.close();
     }
   });
 }
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "seq 1 300000; exit 0 through a 3 s blackhole from the start of output: identical, exit 0",
   fn: () =>
@@ -256,7 +245,7 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "seq 1 300000; exit 0 with the connection cut every 150 ms from the start of output: identical, exit 0",
   fn: () =>

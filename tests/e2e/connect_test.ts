@@ -6,46 +6,41 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  chaos,
-  FaultProxy,
-  forgedRefuseFrame,
-} from "../helpers/fault_proxy.ts";
-import { PtyProcess } from "../helpers/pty_process.ts";
+import { type FaultProxy, forgedRefuseFrame } from "../helpers/fault_proxy.ts";
 import { RefuseCode } from "../../src/transport/mod.ts";
 import { decodeRefuse } from "../../src/transport/wire.ts";
 import {
   assertConsecutive,
-  counterCommand,
   counterValues,
-  PipedClient,
   sleep,
+  startCounter,
   streamExact,
   waitUntil,
+  withProxiedSession,
+  withProxiedTerminal,
+  withSession,
 } from "./_client.ts";
-import { startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
+import { E2E_TEST } from "./_world.ts";
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "cuts every ~300 ms from before the first handshake: an interactive session still gets a byte-exact stream",
   async fn() {
-    const world = await startWorld({ privateRuntime: true });
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
     let cuts = 0;
-    let stopChaos: (() => Promise<void>) | undefined = chaos(proxy, {
-      minMs: 150,
-      maxMs: 400,
-      kinds: ["cut"],
-      onFault: () => cuts++,
-    });
-    const client = PtyProcess.spawn(world.client([], { port: proxy.port }));
-    const before = client.termios();
-    try {
-      await client.type("echo MARK-$((6*7))\r");
-      const mark = await client.waitFor("MARK-42", { timeoutMs: 60_000 });
+    let stopChaos = () => Promise.resolve();
+    await withProxiedTerminal({
+      privateRuntime: true,
+      shellTimeoutMs: 60_000,
+      prepare: (_proxy, startChaos) => {
+        stopChaos = startChaos({
+          minMs: 150,
+          maxMs: 400,
+          kinds: ["cut"],
+          onFault: () => cuts++,
+        });
+      },
+    }, async ({ world, proxy, client, termios: before, mark }) => {
       const cutsBeforeMark = cuts;
       const stream = await streamExact(client, {
         dir: world.dir,
@@ -55,7 +50,6 @@ Deno.test({
         seed: 7,
       });
       await stopChaos();
-      stopChaos = undefined;
       assert.ok(cutsBeforeMark >= 2, `only ${cutsBeforeMark} cuts before MARK`);
       console.log(
         `${stream.bytes} bytes exact; ${proxy.stats.cuts} pairs cut, ` +
@@ -64,12 +58,7 @@ Deno.test({
       await client.type("exit 0\r");
       assert.equal((await client.wait(30_000)).code, 0);
       assert.deepEqual(client.termios(), before, "terminal restored exactly");
-    } finally {
-      await stopChaos?.();
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
+    });
   },
 });
 
@@ -84,13 +73,13 @@ async function firstHandshakeFails(
   healWhen: (proxy: FaultProxy) => boolean,
   heal: (proxy: FaultProxy) => void,
 ) {
-  const world = await startWorld({ privateRuntime: true });
-  const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-  down(proxy);
-  const client = new PipedClient(
-    world.client(["--connect-timeout", "30s"], { port: proxy.port }),
-  );
-  try {
+  await withProxiedSession({
+    privateRuntime: true,
+    extra: ["--connect-timeout", "30s"],
+    // The test types its line at once and waits for the answer itself.
+    waitForShell: false,
+    prepare: down,
+  }, async ({ proxy, client }) => {
     await client.type("echo MARK-$((6*7))\n");
     await waitUntil(
       () => proxy.stats.accepted > 0,
@@ -117,15 +106,11 @@ async function firstHandshakeFails(
     await client.type("exit 0\n");
     assert.equal(await client.exit(20_000), 0, `stderr: ${client.stderr}`);
     assert.match(client.stderr, /connecting to 127\.0\.0\.1:\d+…/);
-  } finally {
-    await client.close();
-    await proxy.close();
-    await world.close();
-  }
+  });
 }
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "every first connection reset for a while, then the path heals: the client gets its session",
   fn: () =>
@@ -137,7 +122,7 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "every first connection swallowed by a blackhole for a while, then the path heals: the client gets its session",
   fn: () =>
@@ -149,17 +134,17 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "a connect timeout (path refusing forever) exits 1 with one line and leaves no session process behind",
-  async fn() {
-    const world = await startWorld({ privateRuntime: true });
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    proxy.setRefuse(true);
-    const client = new PipedClient(
-      world.client(["--connect-timeout", "2s"], { port: proxy.port }),
-    );
-    try {
+  fn: () =>
+    withProxiedSession({
+      privateRuntime: true,
+      extra: ["--connect-timeout", "2s"],
+      // No shell ever answers: the path refuses forever.
+      waitForShell: false,
+      prepare: (proxy) => proxy.setRefuse(true),
+    }, async ({ world, proxy, client }) => {
       // The bootstrap over ssh started a session process: find it.
       await waitUntil(
         async () => (await world.sessionProcesses()).length === 1,
@@ -200,16 +185,11 @@ Deno.test({
           (performance.now() - exitedAt).toFixed(0)
         } ms after the client gave up`,
       );
-    } finally {
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "forged, unsigned REFUSE frames of every code on the path do not end the session",
   async fn() {
@@ -225,56 +205,39 @@ Deno.test({
       },
     );
 
-    const world = await startWorld({ privateRuntime: true });
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    const client = new PipedClient(
-      world.client([], { port: proxy.port }),
+    await withProxiedSession(
+      { privateRuntime: true },
+      async ({ proxy, client }) => {
+        proxy.setForgedRefusal({
+          codes: Object.values(RefuseCode),
+          reason: "session ended",
+        });
+        proxy.cut();
+        await waitUntil(
+          () => proxy.stats.forged >= 12,
+          20_000,
+          () => `forged refusals; stats ${JSON.stringify(proxy.stats)}`,
+        );
+        proxy.setForgedRefusal(null);
+        await client.type("echo AFTER-$((2+3))\n");
+        await client.waitFor("AFTER-5", 15_000);
+        console.log(`${proxy.stats.forged} forged refusals survived`);
+        assert.ok(client.running, "the client did not exit");
+        assert.doesNotMatch(client.stderr, /session (lost|ended)|refused/);
+        await client.type("exit 0\n");
+        assert.equal(await client.exit(20_000), 0, `stderr: ${client.stderr}`);
+      },
     );
-    try {
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
-      proxy.setForgedRefusal({
-        codes: Object.values(RefuseCode),
-        reason: "session ended",
-      });
-      proxy.cut();
-      await waitUntil(
-        () => proxy.stats.forged >= 12,
-        20_000,
-        () => `forged refusals; stats ${JSON.stringify(proxy.stats)}`,
-      );
-      proxy.setForgedRefusal(null);
-      await client.type("echo AFTER-$((2+3))\n");
-      await client.waitFor("AFTER-5", 15_000);
-      console.log(`${proxy.stats.forged} forged refusals survived`);
-      assert.ok(client.running, "the client did not exit");
-      assert.doesNotMatch(client.stderr, /session (lost|ended)|refused/);
-      await client.type("exit 0\n");
-      assert.equal(await client.exit(20_000), 0, `stderr: ${client.stderr}`);
-    } finally {
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
   },
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "the daemon restarted mid-session: the terminal registers again, the client reconnects, no output is lost and typing works",
-  async fn() {
-    const world = await startWorld({ privateRuntime: true });
-    const client = new PipedClient(world.client());
-    try {
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
-      await client.type(counterCommand() + "\n");
-      await waitUntil(
-        () => counterValues(client.stdout).length >= 10,
-        10_000,
-        "the counter",
-      );
+  fn: () =>
+    withSession({ privateRuntime: true }, async ({ world, client }) => {
+      await startCounter(client);
       const atRestart = counterValues(client.stdout).length;
       await world.restartDaemon("SIGKILL");
       const listening = performance.now();
@@ -305,9 +268,5 @@ Deno.test({
       assert.match(terminalLog, /registered again with the daemon/);
       await client.type("exit 6\n");
       assert.equal(await client.exit(20_000), 6, `stderr: ${client.stderr}`);
-    } finally {
-      await client.close();
-      await world.close();
-    }
-  },
+    }),
 });

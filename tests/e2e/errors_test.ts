@@ -3,9 +3,7 @@
  * stack trace.
  */
 import assert from "node:assert/strict";
-import { ET, startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
+import { E2E_TEST, ET, withWorld } from "./_world.ts";
 
 async function run(argv: string[]) {
   const output = await new Deno.Command(argv[0], {
@@ -75,11 +73,10 @@ Deno.test("--help answers and exits 0", async () => {
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name: "runtime failures: one clear line each",
-  async fn() {
-    const world = await startWorld();
-    try {
+  fn: () =>
+    withWorld({}, async (world) => {
       // Nothing listens on the daemon port: et keeps trying (a status line
       // after 1 s names why), then gives up with one line at the deadline.
       const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -125,8 +122,5 @@ Deno.test({
       result = await run([...ET, "--ssh", "/nonexistent/ssh", "host"]);
       assert.equal(result.code, 1);
       assertOneLine(result, /^et: ssh command not found/);
-    } finally {
-      await world.close();
-    }
-  },
+    }),
 });

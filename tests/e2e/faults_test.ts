@@ -3,137 +3,97 @@
  * keystrokes survive cuts, blackholes and a long outage.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { chaos, FaultProxy } from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
-import { PipedClient } from "./_client.ts";
-import { type EtWorld, startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
-
-function base64Lines(bytes: Uint8Array): string {
-  const lines: string[] = [];
-  const chunk = 57; // 57 bytes -> 76 base64 characters per line
-  for (let i = 0; i < bytes.length; i += chunk) {
-    lines.push(btoa(String.fromCharCode(...bytes.subarray(i, i + chunk))));
-  }
-  return lines.join("\n") + "\n";
-}
-
-/** The pieces of a session that runs through the fault proxy. */
-interface ProxiedSession {
-  world: EtWorld;
-  proxy: FaultProxy;
-  client: PipedClient;
-}
-
-/**
- * Runs `body` with a client connected through a fault proxy and its shell
- * answering; always tears everything down.
- */
-async function withProxiedSession(
-  keepBytes: boolean,
-  body: (session: ProxiedSession) => Promise<void>,
-) {
-  const world = await startWorld();
-  const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-  const client = new PipedClient(
-    world.client([], { port: proxy.port }),
-    keepBytes,
-  );
-  try {
-    await client.type("echo MARK-$((6*7))\n");
-    await client.waitFor("MARK-42", 30_000);
-    await body({ world, proxy, client });
-  } finally {
-    await client.close();
-    await proxy.close();
-    await world.close();
-  }
-}
+import {
+  base64Lines,
+  markedSection,
+  sha256,
+  sleep,
+  withProxiedSession,
+  withSession,
+} from "./_client.ts";
+import { E2E_TEST } from "./_world.ts";
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "50 MB of output through cuts and blackholes arrive byte-exact; keystrokes typed offline arrive once",
   fn: () =>
-    withProxiedSession(true, async ({ world, proxy, client }) => {
-      // Keystrokes typed while the path is down arrive once, in order.
-      proxy.cut();
-      proxy.setRefuse(true);
-      const typedFile = `${world.dir}/typed.txt`;
-      await client.type(`echo typed-A >> ${typedFile}\n`);
-      await client.type(`echo typed-B >> ${typedFile}\n`);
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      assert.equal(await Deno.readTextFile(typedFile).catch(() => ""), "");
-      proxy.setRefuse(false);
-      const deadline = Date.now() + 10_000;
-      while ((await Deno.readTextFile(typedFile).catch(() => "")).length < 16) {
-        if (Date.now() > deadline) throw new Error("typed lines never arrived");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(await Deno.readTextFile(typedFile), "typed-A\ntyped-B\n");
+    withProxiedSession(
+      { keepBytes: true },
+      async ({ world, proxy, client, startChaos }) => {
+        // Keystrokes typed while the path is down arrive once, in order.
+        proxy.cut();
+        proxy.setRefuse(true);
+        const typedFile = `${world.dir}/typed.txt`;
+        await client.type(`echo typed-A >> ${typedFile}\n`);
+        await client.type(`echo typed-B >> ${typedFile}\n`);
+        await sleep(2000);
+        assert.equal(await Deno.readTextFile(typedFile).catch(() => ""), "");
+        proxy.setRefuse(false);
+        const deadline = Date.now() + 10_000;
+        while (
+          (await Deno.readTextFile(typedFile).catch(() => "")).length < 16
+        ) {
+          if (Date.now() > deadline) {
+            throw new Error("typed lines never arrived");
+          }
+          await sleep(50);
+        }
+        await sleep(300);
+        assert.equal(await Deno.readTextFile(typedFile), "typed-A\ntyped-B\n");
 
-      // 50 MB of known output, paced over ~15 s, while the path misbehaves.
-      const data = new TextEncoder().encode(
-        base64Lines(patternBytes(37_500_000, 99)),
-      );
-      assert.ok(data.length >= 50_000_000);
-      const dataFile = `${world.dir}/data.txt`;
-      await Deno.writeFile(dataFile, data);
-      const expected = createHash("sha256").update(data).digest("hex");
-      let faults = 0;
-      const stop = chaos(proxy, {
-        minMs: 200,
-        maxMs: 2000,
-        blackholeMaxMs: 10_000,
-        kinds: ["cut", "cut", "blackhole"],
-        onFault: () => faults++,
-      });
-      const before = client.stdoutBytes;
-      await client.type(
-        `stty -opost -echo; printf '<<<%s>>>' BEGIN; for i in $(seq 0 50); do ` +
-          `dd if=${dataFile} bs=1000000 skip=$i count=1 2>/dev/null; sleep 0.3; done; ` +
-          `printf '<<<%s>>>' DONE; stty opost echo\n`,
-      );
-      await client.waitFor("<<<DONE>>>", 240_000);
-      await stop();
-      const all = client.bytes().subarray(before);
-      const text = new TextDecoder("latin1").decode(all);
-      const start = text.indexOf("<<<BEGIN>>>") + "<<<BEGIN>>>".length;
-      const end = text.indexOf("<<<DONE>>>");
-      const section = all.subarray(start, end);
-      assert.equal(section.length, data.length, "byte count");
-      assert.equal(
-        createHash("sha256").update(section).digest("hex"),
-        expected,
-      );
-      assert.ok(faults >= 3, `only ${faults} faults`);
-      assert.match(client.stderr, /connection lost, reconnecting/);
-      assert.ok(!text.includes("[et:"), "notices never go to stdout");
-      console.log(
-        `faults during the 50 MB: ${faults}, cuts: ${proxy.stats.cuts}`,
-      );
+        // 50 MB of known output, paced over ~15 s, while the path misbehaves.
+        const data = base64Lines(patternBytes(37_500_000, 99));
+        assert.ok(data.length >= 50_000_000);
+        const dataFile = `${world.dir}/data.txt`;
+        await Deno.writeFile(dataFile, data);
+        const expected = sha256(data);
+        let faults = 0;
+        const stop = startChaos({
+          minMs: 200,
+          maxMs: 2000,
+          blackholeMaxMs: 10_000,
+          kinds: ["cut", "cut", "blackhole"],
+          onFault: () => faults++,
+        });
+        const before = client.stdoutBytes;
+        await client.type(
+          `stty -opost -echo; printf '<<<%s>>>' BEGIN; for i in $(seq 0 50); do ` +
+            `dd if=${dataFile} bs=1000000 skip=$i count=1 2>/dev/null; sleep 0.3; done; ` +
+            `printf '<<<%s>>>' DONE; stty opost echo\n`,
+        );
+        await client.waitFor("<<<DONE>>>", 240_000);
+        await stop();
+        const { text, section } = markedSection(client, before);
+        assert.equal(section.length, data.length, "byte count");
+        assert.equal(sha256(section), expected);
+        assert.ok(faults >= 3, `only ${faults} faults`);
+        assert.match(client.stderr, /connection lost, reconnecting/);
+        assert.ok(!text.includes("[et:"), "notices never go to stdout");
+        console.log(
+          `faults during the 50 MB: ${faults}, cuts: ${proxy.stats.cuts}`,
+        );
 
-      await client.type("exit 0\n");
-      assert.equal(await client.exit(30_000), 0);
-    }),
+        await client.type("exit 0\n");
+        assert.equal(await client.exit(30_000), 0);
+      },
+    ),
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "a session survives a 60 s outage and resumes within 1 s of the path returning",
   fn: () =>
-    withProxiedSession(false, async ({ proxy, client }) => {
+    withProxiedSession({}, async ({ proxy, client }) => {
       await client.type("sleep 30 && echo SLEPT-$((1+1))\n");
       // Cut the path only once the shell has the command (its echo is
       // back), so the job really runs through the outage.
       await client.waitFor("echo SLEPT-$((1+1))\r\n");
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       proxy.setBlackhole(true); // silent: no error reaches either end
-      await new Promise((resolve) => setTimeout(resolve, 60_000));
+      await sleep(60_000);
       assert.match(client.stderr, /connection lost/);
       proxy.setBlackhole(false);
       const back = Date.now();
@@ -152,20 +112,14 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name: "a 10 MB paste into cat > file completes intact",
-  async fn() {
-    const world = await startWorld();
-    const client = new PipedClient(world.client());
-    try {
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
-      const paste = new TextEncoder().encode(
-        base64Lines(patternBytes(7_500_000, 5)),
-      );
+  fn: () =>
+    withSession({}, async ({ world, client }) => {
+      const paste = base64Lines(patternBytes(7_500_000, 5));
       const file = `${world.dir}/paste.txt`;
       await client.type(`cat > ${file}\n`);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       for (let i = 0; i < paste.length; i += 64 * 1024) {
         await client.type(paste.subarray(i, i + 64 * 1024));
       }
@@ -174,15 +128,8 @@ Deno.test({
       await client.waitFor("PASTED-9", 120_000);
       const got = await Deno.readFile(file);
       assert.equal(got.length, paste.length);
-      assert.equal(
-        createHash("sha256").update(got).digest("hex"),
-        createHash("sha256").update(paste).digest("hex"),
-      );
+      assert.equal(sha256(got), sha256(paste));
       await client.type("exit\n");
       assert.equal(await client.exit(), 0);
-    } finally {
-      await client.close();
-      await world.close();
-    }
-  },
+    }),
 });

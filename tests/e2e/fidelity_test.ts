@@ -7,30 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import { chaos, FaultProxy } from "../helpers/fault_proxy.ts";
-import { PtyProcess } from "../helpers/pty_process.ts";
-import { streamExact } from "./_client.ts";
-import { startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
+import { streamExact, withProxiedTerminal } from "./_client.ts";
+import { E2E_TEST } from "./_world.ts";
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "remote output with bare \\n, \\r\\n and \\r reaches the client's terminal byte-exact through cuts",
-  async fn() {
-    const world = await startWorld();
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    const client = PtyProcess.spawn(world.client([], { port: proxy.port }));
-    // Read before the client (still starting) can touch its terminal.
-    const before = client.termios();
-    let stopChaos: (() => Promise<void>) | undefined;
-    try {
-      await client.type("echo MARK-$((6*7))\r");
-      const mark = await client.waitFor("MARK-42", { timeoutMs: 30_000 });
-
+  fn: () =>
+    withProxiedTerminal({}, async (session) => {
+      const { world, proxy, client, termios: before, mark } = session;
       let cuts = 0;
-      stopChaos = chaos(proxy, {
+      const stopChaos = session.startChaos({
         minMs: 250,
         maxMs: 350,
         kinds: ["cut"],
@@ -44,7 +32,6 @@ Deno.test({
         seed: 42,
       });
       await stopChaos();
-      stopChaos = undefined;
       assert.ok(cuts >= 3, `only ${cuts} cuts during the transfer`);
       console.log(
         `${stream.bytes} bytes byte-exact through ${proxy.stats.cuts} cuts`,
@@ -58,11 +45,5 @@ Deno.test({
         before,
         "the client put back its terminal's exact attributes",
       );
-    } finally {
-      await stopChaos?.();
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
-  },
+    }),
 });

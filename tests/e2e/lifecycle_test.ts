@@ -9,28 +9,19 @@ import assert from "node:assert/strict";
 import { PtyProcess } from "../helpers/pty_process.ts";
 import {
   assertNoGap,
-  counterCommand,
   counterValues,
   type ListedSession,
   parseSessionList,
   PipedClient,
+  ptyShellAnswers,
+  remoteShellPid,
   runToEnd,
+  shellAnswers,
   sleep,
+  startCounter,
   waitUntil,
 } from "./_client.ts";
-import { type EtWorld, startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
-
-/** Runs `body` in a fresh world with its own sessions; tears it down. */
-async function inWorld(body: (world: EtWorld) => Promise<void>) {
-  const world = await startWorld({ privateRuntime: true });
-  try {
-    await body(world);
-  } finally {
-    await world.close();
-  }
-}
+import { E2E_TEST, type EtWorld, withWorld } from "./_world.ts";
 
 /** `et --list` of the world's host, parsed. */
 async function list(world: EtWorld): Promise<ListedSession[]> {
@@ -72,8 +63,7 @@ async function interactive(
   extra: string[] = [],
 ): Promise<PipedClient> {
   const client = new PipedClient(world.client(extra));
-  await client.type("echo MARK-$((6*7))\n");
-  await client.waitFor("MARK-42", 30_000);
+  await shellAnswers(client);
   return client;
 }
 
@@ -84,21 +74,16 @@ async function killHard(client: PipedClient) {
 }
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "kill -9 of the client, then --attach and --attach <id prefix>: the counter resumes with no gap, typing works, the exit status passes through",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const clients: PipedClient[] = [];
       try {
         const a = await interactive(world);
         clients.push(a);
-        await a.type(counterCommand() + "\n");
-        await waitUntil(
-          () => counterValues(a.stdout).length >= 10,
-          10_000,
-          "the counter on the first client",
-        );
+        await startCounter(a, { what: "the counter on the first client" });
         await killHard(a);
         const seenByA = counterValues(a.stdout);
 
@@ -160,21 +145,16 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "--attach ID takes a session over from a hung (SIGSTOPped) client; resumed, the old client ends with one line and does not take it back",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const clients: PipedClient[] = [];
       try {
         const a = await interactive(world);
         clients.push(a);
-        await a.type(counterCommand() + "\n");
-        await waitUntil(
-          () => counterValues(a.stdout).length >= 10,
-          10_000,
-          "the counter on the first client",
-        );
+        await startCounter(a, { what: "the counter on the first client" });
         a.signal("SIGSTOP");
         const [session] = await list(world);
         assert.equal(session.state, "attached", "a hung client looks attached");
@@ -230,11 +210,11 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "--list: attached while a client is connected, detached within 2 s of kill -9, with AGE and LAST SEEN",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const a = await interactive(world);
       try {
         const [attached, ...others] = await list(world);
@@ -264,17 +244,16 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "~? prints help, ~~ sends one ~, ~. detaches: exit 0, resume hint, termios restored, session detached, --attach resumes it",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const client = PtyProcess.spawn(world.client());
       const before = client.termios();
       let resumed: PtyProcess | undefined;
       try {
-        await client.type("echo MARK-$((6*7))\r");
-        const mark = await client.waitFor("MARK-42", { timeoutMs: 30_000 });
+        const mark = await ptyShellAnswers(client);
         // ~? after a newline: the help, nothing sent.
         await client.type("~?");
         const help = await client.waitFor(/escapes \(after a newline\)[^\]]*/, {
@@ -334,21 +313,18 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "-x ends this user's other sessions: only the new one is listed, their shells are gone",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const clients: PipedClient[] = [];
       try {
         const pids: number[] = [];
         for (const name of ["a", "b"]) {
           const client = await interactive(world);
           clients.push(client);
-          const file = `${world.dir}/${name}.pid`;
-          await client.type(`echo $$ > ${file}; echo PID-WRITTEN\n`);
-          await client.waitFor("PID-WRITTEN\r\n", 10_000);
-          pids.push(Number(await Deno.readTextFile(file)));
+          pids.push(await remoteShellPid(client, `${world.dir}/${name}.pid`));
           await killHard(client);
         }
         const old = await listUntil(
@@ -380,17 +356,14 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "--session-timeout 3s: after kill -9 the session's processes are gone within the timeout and a few seconds, and --list forgets it",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const client = await interactive(world, ["--session-timeout", "3s"]);
       try {
-        const file = `${world.dir}/shell.pid`;
-        await client.type(`echo $$ > ${file}; echo PID-WRITTEN\n`);
-        await client.waitFor("PID-WRITTEN\r\n", 10_000);
-        const shellPid = Number(await Deno.readTextFile(file));
+        const shellPid = await remoteShellPid(client, `${world.dir}/shell.pid`);
         assert.equal((await world.sessionProcesses()).length, 1);
         await killHard(client);
         const killed = performance.now();
@@ -416,11 +389,11 @@ Deno.test({
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "a client whose window closes (SIGHUP) leaves a detached session: listed detached at once, --attach resumes the same shell",
   fn: () =>
-    inWorld(async (world) => {
+    withWorld({ privateRuntime: true }, async (world) => {
       const client = PtyProcess.spawn(world.client());
       const before = client.termios();
       let resumed: PtyProcess | undefined;

@@ -3,8 +3,8 @@
  * break the bootstrap, and the session runs as the ssh user, not as us.
  */
 import assert from "node:assert/strict";
-import { PipedClient } from "./_client.ts";
-import { startWorld } from "./_world.ts";
+import { withSession } from "./_client.ts";
+import { E2E_TEST } from "./_world.ts";
 
 const USER = "etnoise";
 
@@ -37,28 +37,26 @@ async function ensureNoisyUser(): Promise<string> {
 }
 
 Deno.test({
+  ...E2E_TEST,
   name:
     "noisy login scripts do not break the bootstrap; the shell runs as the ssh user",
   ignore: Deno.uid() !== 0, // creating a user needs root (CI runs as root)
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await ensureNoisyUser();
-    const world = await startWorld();
-    const client = new PipedClient(world.client([], { user: USER }));
-    try {
-      await client.type("echo who=$(whoami) home=$HOME term=$TERM; exit\n");
-      const code = await client.exit(90_000);
-      assert.equal(code, 0, `stderr: ${client.stderr}`);
-      assert.match(
-        client.stdout,
-        new RegExp(`who=${USER} home=/home/${USER} term=\\S+`),
-      );
-      // The login shell's own noise is part of the session, as with ssh.
-      assert.match(client.stdout, /Welcome to the noisy host/);
-    } finally {
-      await client.close();
-      await world.close();
-    }
+    await withSession(
+      // The line below is the whole session: it ends the shell.
+      { user: USER, waitForShell: false },
+      async ({ client }) => {
+        await client.type("echo who=$(whoami) home=$HOME term=$TERM; exit\n");
+        const code = await client.exit(90_000);
+        assert.equal(code, 0, `stderr: ${client.stderr}`);
+        assert.match(
+          client.stdout,
+          new RegExp(`who=${USER} home=/home/${USER} term=\\S+`),
+        );
+        // The login shell's own noise is part of the session, as with ssh.
+        assert.match(client.stdout, /Welcome to the noisy host/);
+      },
+    );
   },
 });

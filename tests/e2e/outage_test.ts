@@ -5,49 +5,39 @@
  */
 
 import assert from "node:assert/strict";
-import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
 import {
   assertConsecutive,
-  counterCommand,
+  base64Lines,
   counterValues,
-  PipedClient,
+  markedSection,
   sha256,
+  shellAnswers,
   sleep,
+  startCounter,
   waitUntil,
+  withProxiedSession,
+  withSession,
 } from "./_client.ts";
-import { startWorld } from "./_world.ts";
-
-const e2e = { sanitizeResources: false, sanitizeOps: false };
-
-/** Base64 of `bytes` in 76-character lines: printable, newline-ended. */
-function base64Lines(bytes: Uint8Array): Uint8Array {
-  const lines: string[] = [];
-  for (let i = 0; i < bytes.length; i += 57) {
-    lines.push(btoa(String.fromCharCode(...bytes.subarray(i, i + 57))));
-  }
-  return new TextEncoder().encode(lines.join("\n") + "\n");
-}
+import { E2E_TEST } from "./_world.ts";
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "20 MB printed into a 15 s blackhole: the program finishes during the outage, every byte arrives after it",
-  async fn() {
-    const world = await startWorld({ privateRuntime: true });
-    const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
-    const client = new PipedClient(
-      world.client([], { port: proxy.port }),
-      true,
-    );
-    try {
+  fn: () =>
+    withProxiedSession({
+      privateRuntime: true,
+      keepBytes: true,
+      // The data is written before the shell is asked to answer.
+      waitForShell: false,
+    }, async ({ world, proxy, client }) => {
       const data = base64Lines(patternBytes(15_000_000, 3));
       assert.ok(data.length >= 20_000_000);
       const dataFile = `${world.dir}/big.txt`;
       const doneFile = `${world.dir}/done`;
       await Deno.writeFile(dataFile, data);
-      await client.type("echo MARK-$((6*7))\n");
-      await client.waitFor("MARK-42", 30_000);
+      await shellAnswers(client);
 
       const before = client.stdoutBytes;
       // The line's echo is a few hundred bytes: past 64 KiB down, the
@@ -91,77 +81,65 @@ Deno.test({
           `finished ${finishedAfter.toFixed(0)} ms into it; the rest arrived ` +
           `${(performance.now() - healed).toFixed(0)} ms after it healed`,
       );
-      const all = client.bytes().subarray(before);
-      const text = new TextDecoder("latin1").decode(all);
-      const start = text.indexOf("<<<BEGIN>>>") + "<<<BEGIN>>>".length;
-      const end = text.indexOf("<<<DONE>>>");
+      const { start, end, section } = markedSection(client, before);
       assert.equal(end - start, data.length, "byte count between the markers");
-      assert.equal(sha256(all.subarray(start, end)), sha256(data));
+      assert.equal(sha256(section), sha256(data));
       assert.ok(deliveredBefore < data.length / 2, "most of it was still due");
 
       await client.type("exit 0\n");
       assert.equal(await client.exit(30_000), 0, `stderr: ${client.stderr}`);
-    } finally {
-      await client.close();
-      await proxy.close();
-      await world.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
-  ...e2e,
+  ...E2E_TEST,
   name:
     "a client stopped (SIGSTOP) for 20 s resumes within 2 s of SIGCONT, with no gap in the output; the session never ended",
-  async fn() {
-    const world = await startWorld({ privateRuntime: true });
-    const client = new PipedClient(world.client());
-    try {
-      await client.type("echo SHELL-$$-PID\n");
-      await client.waitFor(/SHELL-\d+-PID\r\n/, 30_000);
-      const shell = client.stdout.match(/SHELL-(\d+)-PID\r\n/)![1];
-      const countFile = `${world.dir}/count`;
-      await client.type(counterCommand(countFile) + "\n");
-      await waitUntil(
-        () => counterValues(client.stdout).length >= 10,
-        10_000,
-        "the counter",
-      );
-      client.signal("SIGSTOP");
-      await sleep(20_000);
-      const remote = Number(await Deno.readTextFile(countFile));
-      client.signal("SIGCONT");
-      const resumed = performance.now();
-      await waitUntil(
-        () => counterValues(client.stdout).includes(remote),
-        10_000,
-        () =>
-          `<n:${remote}> after SIGCONT; seen up to ${
-            Math.max(...counterValues(client.stdout))
-          }; stderr: ${client.stderr}`,
-      );
-      const took = performance.now() - resumed;
-      console.log(
-        `the counter (${remote}) reached the client ${
-          took.toFixed(0)
-        } ms after SIGCONT`,
-      );
-      assert.ok(took < 2000, `resumed only ${took} ms after SIGCONT`);
-
-      await client.type("\x03");
-      await sleep(300);
-      await client.type("echo SHELL-$$-AGAIN\n");
-      await client.waitFor(`SHELL-${shell}-AGAIN`, 10_000);
-      assertConsecutive(counterValues(client.stdout));
-      assert.doesNotMatch(client.stderr, /session (lost|ended)/);
-      await client.type("exit 0\n");
-      assert.equal(await client.exit(20_000), 0, `stderr: ${client.stderr}`);
-    } finally {
+  fn: () =>
+    withSession({
+      privateRuntime: true,
+      // This test sees its shell answer with the shell's pid.
+      waitForShell: false,
+    }, async ({ world, client }) => {
       try {
+        await client.type("echo SHELL-$$-PID\n");
+        await client.waitFor(/SHELL-\d+-PID\r\n/, 30_000);
+        const shell = client.stdout.match(/SHELL-(\d+)-PID\r\n/)![1];
+        const countFile = `${world.dir}/count`;
+        await startCounter(client, { file: countFile });
+        client.signal("SIGSTOP");
+        await sleep(20_000);
+        const remote = Number(await Deno.readTextFile(countFile));
         client.signal("SIGCONT");
-      } catch { /* gone */ }
-      await client.close();
-      await world.close();
-    }
-  },
+        const resumed = performance.now();
+        await waitUntil(
+          () => counterValues(client.stdout).includes(remote),
+          10_000,
+          () =>
+            `<n:${remote}> after SIGCONT; seen up to ${
+              Math.max(...counterValues(client.stdout))
+            }; stderr: ${client.stderr}`,
+        );
+        const took = performance.now() - resumed;
+        console.log(
+          `the counter (${remote}) reached the client ${
+            took.toFixed(0)
+          } ms after SIGCONT`,
+        );
+        assert.ok(took < 2000, `resumed only ${took} ms after SIGCONT`);
+
+        await client.type("\x03");
+        await sleep(300);
+        await client.type("echo SHELL-$$-AGAIN\n");
+        await client.waitFor(`SHELL-${shell}-AGAIN`, 10_000);
+        assertConsecutive(counterValues(client.stdout));
+        assert.doesNotMatch(client.stderr, /session (lost|ended)/);
+        await client.type("exit 0\n");
+        assert.equal(await client.exit(20_000), 0, `stderr: ${client.stderr}`);
+      } finally {
+        try {
+          client.signal("SIGCONT");
+        } catch { /* gone */ }
+      }
+    }),
 });
