@@ -1,27 +1,41 @@
 /**
- * `et server`: listens on TCP and routes each connection, by the session id
- * in its clear hello, to that session's terminal process over a Unix
- * socket. It relays sealed bytes only: it never holds a passkey, never sees
- * plaintext, and the handshake's proofs run end to end between the client
- * and the terminal process.
+ * `et server`: listens on TCP, reads each connection's clear HELLO, and
+ * hands the connection itself (its socket descriptor, SCM_RIGHTS) to the
+ * terminal process registered for that session id. After that the daemon
+ * is out of the data path: the client and the terminal talk over the
+ * client's own TCP connection. It never holds a passkey, never sees
+ * plaintext, never connects to anything a user names; the handshake's
+ * proofs run end to end between client and terminal.
+ *
+ * Before a connection is handed over it costs a descriptor, a timer and a
+ * HELLO-sized buffer, within caps (`pending.ts`) and a deadline.
  *
  * @module
  */
 
+import { lookup as dnsLookup } from "node:dns/promises";
 import { errorMessage, logger } from "../log.ts";
+import { encodeFrame, encodeRefuse, RefuseCode } from "../transport/mod.ts";
+import { acceptEachFd } from "../platform/accept_loop.ts";
 import {
-  acceptEach,
-  closeQuietly,
-  encodeFrame,
-  FrameReader,
-  readHello,
-  refuse,
-  RefuseCode,
-  toHex,
-  writeAll,
-} from "../transport/mod.ts";
-import { SessionRouter } from "./router.ts";
-import { checkTerminalSocket } from "./socket_check.ts";
+  type Accepted,
+  closeSocket,
+  listenTcp,
+  parseIp,
+  type PeerAddress,
+  raiseDescriptorLimit,
+  sendSome,
+  setNoDelay,
+} from "../platform/socket.ts";
+import { readHelloFrame } from "./hello.ts";
+import {
+  MAX_PENDING,
+  MAX_PENDING_PER_SOURCE,
+  PendingConnections,
+  sourceKey,
+} from "./pending.ts";
+import { RefusalLog } from "./refusal_log.ts";
+import { MAX_ROUTER_CONNECTIONS, SessionRouter } from "./router.ts";
 
 const log = logger("server");
 
@@ -30,12 +44,19 @@ export interface DaemonOptions {
   /** TCP port to listen on (0 picks a free one). */
   port: number;
   /**
-   * Address to bind.
+   * Address to bind: an IP address or a name to resolve.
    * @default {"0.0.0.0"}
    */
   hostname?: string;
   /** Path of the router socket that terminal processes register on. */
   routerPath: string;
+  /**
+   * Directory that keeps which user registered which session id, so a
+   * restarted daemon gives ids back only to their users; null keeps it in
+   * memory only.
+   * @default {routerPath + ".sessions"}
+   */
+  stateDir?: string | null;
   /**
    * Longest wait for a new connection's hello.
    * @default {5000}
@@ -47,142 +68,183 @@ export interface DaemonOptions {
 export interface Daemon {
   /** The TCP port actually bound. */
   port: number;
-  /** The session registry. */
+  /** The session registry and router socket. */
   router: SessionRouter;
-  /** Stops listening and closes every relayed connection. */
+  /** How many connections are waiting for their hello right now. */
+  readonly pending: number;
+  /** Stops listening and closes every connection not yet handed over. */
   close(): Promise<void>;
 }
 
 /** Starts the daemon; resolves once it listens. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const router = await SessionRouter.listen(options.routerPath);
-  let listener: Deno.TcpListener;
+  const hostname = options.hostname ?? "0.0.0.0";
+  const helloTimeoutMs = options.helloTimeoutMs ?? 5000;
+  const descriptors = raiseDescriptorLimit();
+  // Router connections get what the pending connections, the listeners
+  // and Deno itself leave of the descriptor limit.
+  const maxConnections = Math.max(
+    64,
+    Math.min(MAX_ROUTER_CONNECTIONS, descriptors - MAX_PENDING - 256),
+  );
+  if (maxConnections < MAX_ROUTER_CONNECTIONS) {
+    log.warn(
+      `descriptor limit ${descriptors}: at most ${maxConnections} router connections`,
+    );
+  }
+  const router = await SessionRouter.listen(options.routerPath, {
+    stateDir: options.stateDir,
+    maxConnections,
+  });
+  let listener: { fd: number; port: number };
   try {
-    listener = Deno.listen({
-      hostname: options.hostname ?? "0.0.0.0",
-      port: options.port,
-    });
+    listener = listenTcp(await bindAddress(hostname), options.port);
   } catch (error) {
     await router.close();
     throw error;
   }
-  const port = (listener.addr as Deno.NetAddr).port;
-  const open = new Set<Deno.Conn>();
-  const relays = new Set<Promise<void>>();
-  const accepting = acceptEach(listener, (conn) => {
-    open.add(conn);
-    const relay = relayConnection(
-      conn,
+  const pending = new PendingConnections();
+  const refusals = new RefusalLog(log);
+  const stop = new AbortController();
+  const routing = new Set<Promise<void>>();
+  const accepting = acceptEachFd(listener.fd, (connection) => {
+    const done = routeConnection(connection, {
       router,
-      options.helloTimeoutMs ?? 5000,
-      open,
-    ).finally(() => {
-      open.delete(conn);
-      relays.delete(relay);
-    });
-    relays.add(relay);
+      pending,
+      refusals,
+      helloTimeoutMs,
+    }).finally(() => routing.delete(done));
+    routing.add(done);
+  }, {
+    signal: stop.signal,
+    onError: (error) =>
+      refusals.refused(
+        "accept failed",
+        `accept failed: ${errorMessage(error)}`,
+      ),
   });
   log.info(
-    `listening on ${
-      options.hostname ?? "0.0.0.0"
-    }:${port}, router ${options.routerPath}`,
+    `listening on ${hostname}:${listener.port}, router ${options.routerPath}`,
   );
   return {
-    port,
+    port: listener.port,
     router,
+    get pending() {
+      return pending.size;
+    },
     async close() {
-      listener.close();
-      for (const conn of open) closeQuietly(conn);
+      stop.abort();
       await accepting;
-      await Promise.allSettled([...relays]);
+      closeSocket(listener.fd);
+      pending.clear();
+      await Promise.allSettled([...routing]);
       await router.close();
     },
   };
 }
 
-/** Handles one client connection from hello to close. Never throws. */
-async function relayConnection(
-  tcp: Deno.TcpConn,
-  router: SessionRouter,
-  helloTimeoutMs: number,
-  open: Set<Deno.Conn>,
+/** An IP literal as is; a name resolved to its first address. */
+async function bindAddress(hostname: string): Promise<string> {
+  if (parseIp(hostname)) return hostname;
+  return (await dnsLookup(hostname)).address;
+}
+
+interface RouteContext {
+  router: SessionRouter;
+  pending: PendingConnections;
+  refusals: RefusalLog;
+  helloTimeoutMs: number;
+}
+
+/**
+ * One client connection from accept to hand-over (or refusal). Never
+ * throws; always closes the daemon's descriptor.
+ */
+async function routeConnection(
+  { fd, peer }: Accepted,
+  { router, pending, refusals, helloTimeoutMs }: RouteContext,
 ) {
-  const peer = `${(tcp.remoteAddr as Deno.NetAddr).hostname}:${
-    (tcp.remoteAddr as Deno.NetAddr).port
-  }`;
-  try {
-    tcp.setNoDelay(true);
-  } catch {
-    // already dead: the hello read below finds out and cleans up.
+  const from = describePeer(peer);
+  const source = sourceKey(peer);
+  const { slot, evicted } = pending.admit(source);
+  if (evicted === "source full") {
+    refusals.refused(
+      "pending per source",
+      `${from}: dropped the oldest connection from ${source} still without a hello (${MAX_PENDING_PER_SOURCE} pending from there)`,
+    );
+  } else if (evicted === "all full") {
+    refusals.refused(
+      "pending in all",
+      `${from}: dropped the oldest connection still without a hello (${MAX_PENDING} pending in all)`,
+    );
   }
-  const frames = new FrameReader(tcp);
-  const timer = setTimeout(() => closeQuietly(tcp), helloTimeoutMs);
-  let unix: Deno.Conn | null = null;
   try {
-    let hello;
     try {
-      hello = await readHello(frames);
-    } catch (error) {
-      log.warn(`${peer}: refused: ${errorMessage(error)}`);
-      await refuse(tcp, RefuseCode.Malformed, "expected a hello");
-      return;
-    } finally {
-      clearTimeout(timer);
+      setNoDelay(fd); // inherited by the terminal's copy
+    } catch {
+      // already dead: the read below finds out.
     }
-    const idHex = toHex(hello.hello.sessionId);
-    const registration = router.lookup(idHex);
+    const outcome = await readHelloFrame(fd, slot.signal, helloTimeoutMs);
+    switch (outcome.kind) {
+      case "closed":
+      case "aborted":
+        return;
+      case "timeout":
+        refusals.refused(
+          "hello timeout",
+          `${from}: closed, no hello within ${helloTimeoutMs} ms`,
+        );
+        return;
+      case "malformed":
+        refusals.refused("malformed", `${from}: refused: ${outcome.reason}`);
+        sendRefusal(fd, RefuseCode.Malformed, "expected a hello");
+        return;
+    }
+    const tag = outcome.sessionId.slice(0, 8);
+    const registration = router.lookup(outcome.sessionId);
     if (!registration) {
-      log.warn(`${peer}: refused unknown session ${idHex.slice(0, 8)}`);
-      await refuse(tcp, RefuseCode.UnknownSession, "unknown session");
-      return;
-    }
-    try {
-      // Checked again now: the registrant owns that directory and could
-      // have swapped the socket since it registered.
-      await checkTerminalSocket(registration.socketPath);
-      unix = await Deno.connect({
-        transport: "unix",
-        path: registration.socketPath,
-      });
-    } catch (error) {
-      log.warn(
-        `${peer}: session ${idHex.slice(0, 8)} unreachable: ${
-          errorMessage(error)
-        }`,
+      refusals.refused(
+        "unknown session",
+        `${from}: refused unknown session ${tag}`,
       );
-      await refuse(tcp, RefuseCode.UnknownSession, "session unreachable");
+      sendRefusal(fd, RefuseCode.UnknownSession, "unknown session");
       return;
     }
-    open.add(unix);
-    log.info(`${peer}: relaying session ${idHex.slice(0, 8)}`);
-    // Forward the hello and anything read after it, then relay blindly.
-    await writeAll(unix, encodeFrame(hello.body));
-    const rest = frames.takeBuffered();
-    if (rest.length > 0) await writeAll(unix, rest);
-    const a = pump(tcp, unix);
-    const b = pump(unix, tcp);
-    await Promise.race([a, b]);
-    closeQuietly(tcp);
-    closeQuietly(unix);
-    await Promise.allSettled([a, b]);
-  } catch (error) {
-    log.info(`${peer}: relay ended: ${errorMessage(error)}`);
-  } finally {
-    closeQuietly(tcp);
-    if (unix) {
-      closeQuietly(unix);
-      open.delete(unix);
+    const failure = registration.handOver(fd, outcome.frame, from);
+    if (failure) {
+      refusals.refused(
+        "hand-over failed",
+        `${from}: session ${tag} unreachable: its terminal is ${failure}`,
+      );
+      sendRefusal(fd, RefuseCode.UnknownSession, "session unreachable");
+      return;
     }
+    log.info(
+      `${from}: handed session ${tag} to its terminal (uid ${registration.owner.uid})`,
+    );
+  } catch (error) {
+    log.warn(`${from}: ${errorMessage(error)}`);
+  } finally {
+    slot.release();
+    closeSocket(fd);
   }
 }
 
-async function pump(from: Deno.Conn, to: Deno.Conn) {
-  const buffer = new Uint8Array(64 * 1024);
+/**
+ * Sends a plain REFUSE without waiting (a fresh socket's buffer always
+ * has room for it); the caller closes.
+ */
+function sendRefusal(fd: number, code: number, reason: string) {
   try {
-    for (let n; (n = await from.read(buffer)) !== null;) {
-      await writeAll(to, buffer.subarray(0, n));
-    }
+    sendSome(fd, encodeFrame(encodeRefuse({ code, reason })));
   } catch {
-    // either side closed: the caller closes both.
+    // the peer is gone already.
   }
+}
+
+function describePeer(peer: PeerAddress | null): string {
+  if (!peer) return "unknown peer";
+  return peer.address.includes(":")
+    ? `[${peer.address}]:${peer.port}`
+    : `${peer.address}:${peer.port}`;
 }

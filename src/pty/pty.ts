@@ -24,7 +24,7 @@ import {
   POLLIN,
   POLLOUT,
   TIOCSWINSZ,
-} from "./libc.ts";
+} from "../platform/libc.ts";
 
 /** How a child is started in a new pty. */
 export interface PtySpawnOptions {

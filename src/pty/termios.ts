@@ -20,7 +20,7 @@
  * @module
  */
 
-import { EINTR, errno, errnoError, libc } from "./libc.ts";
+import { EINTR, errno, errnoError, libc } from "../platform/libc.ts";
 
 /**
  * `tcsetattr` action: apply the change at once. The value is 0 on Linux and

@@ -1,8 +1,8 @@
 /**
  * `et terminal --serve`: the process that hosts one session. It owns the
- * program (through SessionHost), listens on a private Unix socket for the
- * daemon's relayed connections, keeps its daemon registration alive across
- * daemon restarts, and serves its owner-only control socket.
+ * program (through SessionHost), takes the client connections the daemon
+ * hands over on its registration (which it keeps alive across daemon
+ * restarts), and serves its owner-only control socket.
  *
  * @module
  */
@@ -20,15 +20,18 @@ import {
   decodeBootstrap,
   privateRuntimeDir,
   READY_MARKER,
-  registerSession,
 } from "../session/mod.ts";
 import {
-  acceptEach,
   type EternalConnectionOptions,
   serverHandshake,
   toHex,
 } from "../transport/mod.ts";
+import { reactor } from "../platform/reactor.ts";
 import { controlSocketPath, serveControl } from "./control_socket.ts";
+import {
+  DaemonRegistration,
+  type HandedConnection,
+} from "./daemon_registration.ts";
 import { readStdinLine } from "./local_io.ts";
 import { SessionHost } from "./session_host.ts";
 
@@ -66,14 +69,8 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
     sink: fileSink(`${dir}/terminal-${idHex.slice(0, 8)}.log`),
   });
-  const socketPath = `${dir}/${
-    toHex(crypto.getRandomValues(new Uint8Array(8)))
-  }.sock`;
-  let listener: Deno.UnixListener;
   let host: SessionHost;
   try {
-    listener = Deno.listen({ transport: "unix", path: socketPath });
-    await Deno.chmod(socketPath, 0o600);
     host = await SessionHost.start({
       secret: request.secret,
       program: request.program,
@@ -87,14 +84,12 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     console.log(`error: ${errorMessage(error)}`);
     return 1;
   }
-  let registration: Deno.Conn;
+  let registration: DaemonRegistration;
   try {
-    registration = await registerSession(options.routerPath, idHex, socketPath);
+    registration = await DaemonRegistration.register(options.routerPath, idHex);
   } catch (error) {
     console.log(`error: ${errorMessage(error)}`);
     await host.end("could not register with the daemon");
-    listener.close();
-    await Deno.remove(socketPath).catch(() => {});
     return 1;
   }
   const stop = new AbortController();
@@ -115,20 +110,19 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     registration,
     options.routerPath,
     idHex,
-    socketPath,
     stop.signal,
+    (connection) => {
+      serverHandshake(connection.pipe, (id) => host.connectionFor(id), {
+        peer: connection.peer,
+        retired: (id) => host.retiredFor(id),
+      });
+    },
   );
-  const accepting = acceptEach(listener, (conn) => {
-    serverHandshake(conn, (id) => host.connectionFor(id), {
-      peer: "relay",
-      retired: (id) => host.retiredFor(id),
-    });
-  });
   const outcome = await host.outcome;
   stop.abort();
-  listener.close();
-  await Promise.allSettled([accepting, stayRegistered, controlling]);
-  await Deno.remove(socketPath).catch(() => {});
+  await Promise.allSettled([stayRegistered, controlling]);
+  // No FFI wait may outlive us (one pending at exit can crash Deno).
+  await reactor().idle();
   log.info(
     `session ${
       idHex.slice(0, 8)
@@ -143,30 +137,27 @@ function logLevelFromEnv(value: string | undefined): LogLevel {
 }
 
 /**
- * Holds the daemon registration; when the daemon goes away (a restart),
- * registers again at once and then every few hundred ms until it is back,
- * so clients find the session again as soon as the daemon listens.
+ * Holds the daemon registration and serves the connections handed over on
+ * it; when the daemon goes away (a restart), registers again at once and
+ * then every few hundred ms until it is back, so clients find the session
+ * again as soon as the daemon listens. Connections already handed over
+ * are ours and carry on meanwhile.
  */
 async function keepRegistered(
-  registration: Deno.Conn,
+  registration: DaemonRegistration,
   routerPath: string,
   idHex: string,
-  socketPath: string,
   signal: AbortSignal,
+  serve: (connection: HandedConnection) => void,
 ) {
-  let current: Deno.Conn | null = registration;
-  signal.addEventListener("abort", () => {
-    try {
-      current?.close();
-    } catch { /* closed */ }
-  });
+  let current: DaemonRegistration | null = registration;
+  signal.addEventListener("abort", () => current?.close());
   let delay = 0;
   while (!signal.aborted) {
     if (current) {
-      const sink = new Uint8Array(64);
-      try {
-        while ((await current.read(sink)) !== null) { /* nothing expected */ }
-      } catch { /* closed */ }
+      for (let handed; (handed = await current.accept()) !== null;) {
+        serve(handed);
+      }
       current = null;
       if (signal.aborted) return;
       log.warn("lost the daemon registration; registering again");
@@ -175,7 +166,11 @@ async function keepRegistered(
     if (delay > 0) await sleep(delay);
     if (signal.aborted) return;
     try {
-      current = await registerSession(routerPath, idHex, socketPath);
+      current = await DaemonRegistration.register(routerPath, idHex);
+      if (signal.aborted) {
+        current.close();
+        return;
+      }
       log.info("registered again with the daemon");
     } catch (error) {
       log.info(`register again failed: ${errorMessage(error)}`);

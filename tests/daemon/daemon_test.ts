@@ -1,14 +1,15 @@
 /**
  * The daemon and its router with real sockets: who may register what, and
- * a daemon under garbage that keeps relaying a live session.
+ * a daemon under garbage that keeps handing a live session its
+ * connections.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { configureLog, type LogSink } from "../../src/log.ts";
 import { type Daemon, startDaemon } from "../../src/daemon/mod.ts";
-import { registerSession } from "../../src/session/mod.ts";
+import { ROUTER_LINE_LIMIT } from "../../src/session/mod.ts";
+import { DaemonRegistration } from "../../src/terminal/daemon_registration.ts";
 import {
-  acceptEach,
   EternalConnection,
   generateSessionSecret,
   keepConnected,
@@ -24,55 +25,62 @@ import { attackListener, resetStorm } from "../helpers/attack.ts";
 
 configureLog({ level: "silent" });
 
-/** A private directory laid out like et terminal's, with one socket. */
-async function terminalSocketDir() {
-  const root = await Deno.makeTempDir({ prefix: "et-router-test-" });
-  const dir = `${root}/et`;
-  await Deno.mkdir(dir, { mode: 0o700 });
-  await Deno.chmod(dir, 0o700);
-  const path = `${dir}/${
-    toHex(crypto.getRandomValues(new Uint8Array(8)))
-  }.sock`;
-  const listener = Deno.listen({ transport: "unix", path });
-  return { root, dir, path, listener };
-}
-
 const id = () => toHex(crypto.getRandomValues(new Uint8Array(16)));
 
-type TerminalSocket = Awaited<ReturnType<typeof terminalSocketDir>>;
-
-/** Runs `body` with a daemon on a free port and a terminal-like socket. */
-async function withDaemon(
-  body: (daemon: Daemon, socket: TerminalSocket) => Promise<void>,
-) {
+/** Runs `body` with a daemon on a free port. */
+async function withDaemon(body: (daemon: Daemon) => Promise<void>) {
   const work = await Deno.makeTempDir();
   const daemon = await startDaemon({
     port: 0,
     hostname: "127.0.0.1",
     routerPath: `${work}/router.sock`,
   });
-  const socket = await terminalSocketDir();
   try {
-    await body(daemon, socket);
+    await body(daemon);
   } finally {
-    socket.listener.close();
     await daemon.close();
-    await Deno.remove(socket.root, { recursive: true });
     await Deno.remove(work, { recursive: true });
   }
 }
 
-Deno.test("router: a terminal socket registers once; the entry dies with its connection", () =>
-  withDaemon(async (daemon, socket) => {
+/** Sends raw `bytes` to the router; resolves with everything it answers. */
+async function rawRouter(path: string, bytes: Uint8Array): Promise<string> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  try {
+    await conn.write(bytes).catch(() => {});
+    let text = "";
+    const buffer = new Uint8Array(512);
+    const timer = setTimeout(() => conn.close(), 8000);
+    try {
+      for (let n; (n = await conn.read(buffer)) !== null;) {
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+    } catch { /* closed by us */ }
+    clearTimeout(timer);
+    return text;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+const line = (text: string) => new TextEncoder().encode(text + "\n");
+
+Deno.test("router: an id registers once, bound to its uid; the entry dies with its connection", () =>
+  withDaemon(async (daemon) => {
     const session = id();
-    const registration = await registerSession(
+    const registration = await DaemonRegistration.register(
       daemon.router.path,
       session,
-      socket.path,
     );
-    assert.equal(daemon.router.lookup(session)?.socketPath, socket.path);
+    const live = daemon.router.lookup(session);
+    assert.equal(live?.owner.uid, Deno.uid());
+    assert.equal(live?.owner.pid, Deno.pid);
+    const record = `${daemon.router.path}.sessions/${session}`;
+    assert.equal(JSON.parse(await Deno.readTextFile(record)).uid, Deno.uid());
     await assert.rejects(
-      registerSession(daemon.router.path, session, socket.path),
+      DaemonRegistration.register(daemon.router.path, session),
       /already registered/,
     );
     registration.close();
@@ -81,84 +89,102 @@ Deno.test("router: a terminal socket registers once; the entry dies with its con
       2000,
       "unregister",
     );
+    await assert.rejects(Deno.stat(record), Deno.errors.NotFound);
+    // Free again.
+    (await DaemonRegistration.register(daemon.router.path, session)).close();
   }));
 
-Deno.test("router: refuses sockets that are not et terminal sockets", () =>
-  withDaemon(async (daemon, socket) => {
-    const other = Deno.listen({
-      transport: "unix",
-      path: `${socket.dir}/agent.sock`,
-    });
-    const refused = (path: string, why: RegExp) =>
-      assert.rejects(registerSession(daemon.router.path, id(), path), why);
-    try {
-      // Another service's socket, even inside an et directory.
-      await refused(`${socket.dir}/agent.sock`, /not an et terminal socket/);
-      // A symlink with the right name, pointing at another socket.
-      const link = `${socket.dir}/${"ab".repeat(8)}.sock`;
-      await Deno.symlink(`${socket.dir}/agent.sock`, link);
-      await refused(link, /not a socket/);
-      // Relative and dotted paths.
-      await refused(`et/${"cd".repeat(8)}.sock`, /malformed|absolute/);
-      await refused(`${socket.dir}/../et/${"cd".repeat(8)}.sock`, /normalized/);
-      // A directory others can enter.
-      await Deno.chmod(socket.dir, 0o755);
-      await refused(socket.path, /mode 0700/);
-      await Deno.chmod(socket.dir, 0o700);
-      // A socket owned by someone else than its directory (needs root).
-      if (Deno.uid() === 0) {
-        await Deno.chown(socket.path, 65534, 65534);
-        await refused(socket.path, /different owners/);
-        await Deno.chown(socket.path, 0, 0);
-      }
-      // Garbage registrations.
-      for (
-        const line of [
-          "not json\n",
-          "{}\n",
-          '{"op":"register","id":"zz","socket":"/x"}\n',
-        ]
-      ) {
-        const conn = await Deno.connect({
-          transport: "unix",
-          path: daemon.router.path,
-        });
-        await conn.write(new TextEncoder().encode(line));
-        const answer = new Uint8Array(200);
-        const n = await conn.read(answer);
-        assert.match(
-          new TextDecoder().decode(answer.subarray(0, n ?? 0)),
-          /"ok":false/,
-        );
-        conn.close();
-      }
-      // And the router still takes a proper registration.
-      const registration = await registerSession(
-        daemon.router.path,
-        id(),
-        socket.path,
-      );
-      registration.close();
-    } finally {
-      other.close();
+Deno.test("router: refuses malformed, outdated, overlong and chatty requests", () =>
+  withDaemon(async (daemon) => {
+    const path = daemon.router.path;
+    for (
+      const request of [
+        "not json",
+        "{}",
+        '{"op":"register","id":"zz"}',
+        `{"op":"register","id":"${"A".repeat(32)}"}`,
+      ]
+    ) {
+      assert.match(await rawRouter(path, line(request)), /"ok":false/);
     }
+    // A terminal of the relaying days names a socket to connect to.
+    assert.match(
+      await rawRouter(
+        path,
+        line(
+          `{"op":"register","id":"${id()}","socket":"/tmp/et-0/${
+            "ab".repeat(8)
+          }.sock"}`,
+        ),
+      ),
+      /outdated et terminal/,
+    );
+    // A line that never ends is cut at the limit.
+    const started = performance.now();
+    assert.match(
+      await rawRouter(path, new Uint8Array(ROUTER_LINE_LIMIT + 100).fill(0x61)),
+      /longer than 4096/,
+    );
+    assert.ok(performance.now() - started < 2000, "refused at once");
+    // Bytes after the request.
+    assert.match(
+      await rawRouter(
+        path,
+        line(`{"op":"register","id":"${id()}"}\nmore`),
+      ),
+      /unexpected bytes/,
+    );
+    // Bytes after a registration end it.
+    const session = id();
+    const conn = await Deno.connect({ transport: "unix", path });
+    await conn.write(line(`{"op":"register","id":"${session}"}`));
+    const answer = new Uint8Array(64);
+    const n = await conn.read(answer);
+    assert.match(new TextDecoder().decode(answer.subarray(0, n!)), /"ok":true/);
+    assert.ok(daemon.router.lookup(session));
+    await conn.write(line("chatter"));
+    await waitUntil(
+      () => daemon.router.lookup(session) === undefined,
+      2000,
+      "registration ended by chatter",
+    );
+    assert.equal(await conn.read(answer), null);
+    conn.close();
+    // And the router still takes a proper registration.
+    (await DaemonRegistration.register(path, id())).close();
+    await waitUntil(
+      () => daemon.router.connections === 0,
+      2000,
+      "every router connection closed",
+    );
+  }));
+
+Deno.test("router: a request that never comes is dropped after the deadline", () =>
+  withDaemon(async (daemon) => {
+    const started = performance.now();
+    const answer = await rawRouter(daemon.router.path, line("").subarray(1));
+    const elapsed = performance.now() - started;
+    assert.equal(answer, "");
+    assert.ok(elapsed > 4500 && elapsed < 7000, `closed after ${elapsed} ms`);
   }));
 
 Deno.test("daemon: garbage and unknown ids are refused while a live session keeps flowing", () =>
-  withDaemon(async (daemon, socket) => {
+  withDaemon(async (daemon) => {
     const lines: string[] = [];
     const sink: LogSink = (line) => lines.push(line);
     configureLog({ level: "warn", sink });
     const secret = generateSessionSecret();
     const server = await EternalConnection.create(secret, "server");
     const client = await EternalConnection.create(secret, "client");
-    // Ends when withDaemon closes the socket's listener.
-    acceptEach(socket.listener, (conn) => serverHandshake(conn, () => server));
-    const registration = await registerSession(
+    const registration = await DaemonRegistration.register(
       daemon.router.path,
       toHex(secret.id),
-      socket.path,
     );
+    const serving = (async () => {
+      for (let handed; (handed = await registration.accept()) !== null;) {
+        serverHandshake(handed.pipe, () => server, { peer: handed.peer });
+      }
+    })();
     // Connections reset while queued must not stop the daemon's listener.
     await resetStorm(daemon.port, 100);
     const loop = keepConnected(client, {
@@ -183,19 +209,73 @@ Deno.test("daemon: garbage and unknown ids are refused while a live session keep
       );
       assert.ok(lines.some((line) => line.includes("refused unknown session")));
       assert.ok(lines.some((line) => line.includes("refused:")));
-      // The relay carried the handshake end to end: the daemon holds no key,
-      // yet the session is authenticated and resumes through it.
+      // The handshake ran end to end: the daemon holds no key, yet the
+      // session is authenticated and resumes through it.
       client.detach("test drop");
       await waitUntil(
         () => client.connected,
         5000,
         "resume through the daemon",
       );
+      assert.equal(daemon.pending, 0);
     } finally {
       client.fail(new Error("done"));
       server.fail(new Error("done"));
       await loop;
       registration.close();
+      await serving;
       configureLog({ level: "silent" });
+    }
+  }));
+
+Deno.test("daemon: a terminal that stops taking its connections gets a few queued, then its clients are refused", () =>
+  withDaemon(async (daemon) => {
+    const session = id();
+    const registration = await Deno.connect({
+      transport: "unix",
+      path: daemon.router.path,
+    });
+    await registration.write(line(`{"op":"register","id":"${session}"}`));
+    const answer = new Uint8Array(64);
+    assert.match(
+      new TextDecoder().decode(
+        answer.subarray(0, (await registration.read(answer))!),
+      ),
+      /"ok":true/,
+    );
+    // From now on it never reads.
+    const hello = new Uint8Array(54);
+    new DataView(hello.buffer).setUint32(0, 50);
+    hello.set([1, 1], 4);
+    for (let i = 0; i < 16; i++) {
+      hello[6 + i] = parseInt(session.slice(2 * i, 2 * i + 2), 16);
+    }
+    let queued = 0;
+    let refused = 0;
+    const clients: Deno.Conn[] = [];
+    for (let i = 0; i < 200; i++) {
+      const conn = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: daemon.port,
+      });
+      clients.push(conn);
+      await conn.write(hello);
+      const got = new Uint8Array(64);
+      const timer = setTimeout(() => conn.close(), 100);
+      const n = await conn.read(got).catch(() => null);
+      clearTimeout(timer);
+      if (n !== null && got[4] === 0x05) refused++;
+      else queued++;
+    }
+    console.log(
+      `${queued} queued for the stalled terminal, ${refused} refused`,
+    );
+    assert.ok(queued > 0 && queued <= 64, `${queued} queued`);
+    assert.equal(queued + refused, 200);
+    registration.close();
+    for (const conn of clients) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
     }
   }));

@@ -70,3 +70,65 @@ export async function resetStorm(port: number, count = 100) {
       })),
   );
 }
+
+/** A second local account, for attacks from another uid. */
+export interface LocalUser {
+  /** Login name. */
+  name: string;
+  /** Its uid. */
+  uid: number;
+  /** Its primary gid. */
+  gid: number;
+  /**
+   * Starts `deno run -A <args>` as this user (its own HOME and Deno cache;
+   * stdout piped, stderr piped).
+   */
+  deno(args: string[]): Deno.ChildProcess;
+}
+
+async function sh(command: string): Promise<{ code: number; out: string }> {
+  const output = await new Deno.Command("sh", { args: ["-c", command] })
+    .output();
+  return {
+    code: output.code,
+    out: new TextDecoder().decode(output.stdout).trim(),
+  };
+}
+
+/**
+ * The unprivileged account `name`, created with `useradd` if missing.
+ * Needs root (CI runs as root); tests that use it are skipped otherwise.
+ */
+export async function localUser(name = "etattacker"): Promise<LocalUser> {
+  if ((await sh(`id -u ${name} >/dev/null 2>&1`)).code !== 0) {
+    const made = await sh(`useradd -m -s /bin/sh ${name}`);
+    if (made.code !== 0) throw new Error(`useradd ${name} failed`);
+  }
+  const uid = Number((await sh(`id -u ${name}`)).out);
+  const gid = Number((await sh(`id -g ${name}`)).out);
+  const home = (await sh(`getent passwd ${name} | cut -d: -f6`)).out;
+  const deno = Deno.execPath();
+  return {
+    name,
+    uid,
+    gid,
+    deno(args) {
+      return new Deno.Command(deno, {
+        args: ["run", "-A", ...args],
+        uid,
+        gid,
+        cwd: home,
+        clearEnv: true,
+        env: {
+          HOME: home,
+          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+          DENO_DIR: `${home}/.cache/deno`,
+          NO_COLOR: "1",
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    },
+  };
+}

@@ -22,7 +22,7 @@ import {
   O_CLOEXEC,
   O_NOCTTY,
   O_RDWR,
-} from "../../src/pty/libc.ts";
+} from "../../src/platform/libc.ts";
 
 const SIZE = LINUX_TERMIOS.size;
 

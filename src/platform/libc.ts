@@ -1,7 +1,10 @@
 /**
- * Private FFI bindings to the few glibc calls the pty layer needs. Nothing
- * outside `src/pty/` should import this file: the `Pty` class and the
- * functions of `termios.ts` are the public surface.
+ * The program's one binding to glibc through FFI, opened lazily on first
+ * use: the pty layer (pseudo-terminals, termios) and the socket helpers
+ * (listeners, peer credentials, descriptor passing, readiness) share it.
+ * Callers outside `src/platform/` use the layer's own modules (`Pty`,
+ * `termios.ts`, `socket.ts`, `reactor.ts`), not these raw calls, except the
+ * pty layer, which is built directly on them.
  *
  * Constants are the Linux values shared by x86_64 and aarch64; the library
  * refuses to open on other systems rather than pass wrong numbers.
@@ -35,12 +38,32 @@ export const POLLOUT = 0x4;
 /** `ioctl` request: set the terminal's window size (struct winsize). */
 export const TIOCSWINSZ = 0x5414;
 
+/** errno: operation not permitted. */
+export const EPERM = 1;
 /** errno: a signal interrupted the call. */
 export const EINTR = 4;
 /** errno: I/O error; on a pty master, the slave side is closed. */
 export const EIO = 5;
+/** errno: bad file descriptor. */
+export const EBADF = 9;
 /** errno: the call would block on a non-blocking fd. */
 export const EAGAIN = 11;
+/** errno: out of kernel memory. */
+export const ENOMEM = 12;
+/** errno: invalid argument (also: accept on a socket that stopped listening). */
+export const EINVAL = 22;
+/** errno: the system's table of open files is full. */
+export const ENFILE = 23;
+/** errno: this process has no descriptor left. */
+export const EMFILE = 24;
+/** errno: the peer is gone (write on a closed connection). */
+export const EPIPE = 32;
+/** errno: no buffer space for the socket operation. */
+export const ENOBUFS = 105;
+/** errno: a queued connection was aborted before accept took it. */
+export const ECONNABORTED = 103;
+/** errno: the peer reset the connection. */
+export const ECONNRESET = 104;
 
 const SYMBOLS = {
   posix_openpt: { parameters: ["i32"], result: "i32" },
@@ -51,14 +74,21 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  // The only call that may wait: it runs on a worker thread so the event loop
-  // stays free. Reads and writes happen synchronously after it says the fd is
-  // ready, on an O_NONBLOCK fd, so they never wait either.
+  // The only calls that may wait: they run on a worker thread so the event
+  // loop stays free. Reads and writes happen synchronously after one says the
+  // fd is ready, on an O_NONBLOCK fd, so they never wait either.
   poll: {
     parameters: ["buffer", "u64", "i32"],
     result: "i32",
     nonblocking: true,
   },
+  epoll_wait: {
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   // ioctl and fcntl are variadic in C; on the Linux ABIs we run on, passing
   // the one extra integer or pointer as a fixed argument is equivalent.
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
@@ -67,6 +97,31 @@ const SYMBOLS = {
   // struct termios is passed by pointer; termios.ts owns its layout.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // Sockets; socket.ts owns the layouts of the structs passed here.
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "buffer"],
+    result: "i32",
+  },
+  setsockopt: {
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -77,14 +132,14 @@ let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
 /**
- * Opens libc on first use, so that importing the pty layer costs nothing
- * (and needs no --allow-ffi) until a pty is actually spawned.
+ * Opens libc on first use, so that importing a layer built on it costs
+ * nothing (and needs no --allow-ffi) until it is actually used.
  */
 export function libc(): Libc {
   if (library === undefined) {
     if (Deno.build.os !== "linux") {
       throw new Deno.errors.NotSupported(
-        `pty: only Linux is supported, not ${Deno.build.os}`,
+        `only Linux is supported, not ${Deno.build.os}`,
       );
     }
     library = Deno.dlopen("libc.so.6", SYMBOLS);
@@ -109,16 +164,31 @@ const ERRNO_NAMES: Record<number, string> = {
   5: "EIO",
   9: "EBADF",
   11: "EAGAIN",
+  12: "ENOMEM",
   13: "EACCES",
   22: "EINVAL",
+  23: "ENFILE",
   24: "EMFILE",
   25: "ENOTTY",
+  32: "EPIPE",
+  36: "ENAMETOOLONG",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  103: "ECONNABORTED",
+  104: "ECONNRESET",
+  105: "ENOBUFS",
+  107: "ENOTCONN",
+  111: "ECONNREFUSED",
 };
+
+/** The symbolic name of an errno value, e.g. "EAGAIN". */
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? `errno ${code}`;
+}
 
 /** An error for a failed libc call, naming the call and its errno. */
 export function errnoError(call: string, code: number): Error {
-  const name = ERRNO_NAMES[code] ?? `errno ${code}`;
-  return new Error(`pty: ${call} failed: ${name} (${code})`);
+  return new Error(`${call} failed: ${errnoName(code)} (${code})`);
 }
 
 /** Closes `fd`, ignoring errors: used on cleanup paths only. */
