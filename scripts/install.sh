@@ -152,9 +152,10 @@ write_manifest() {
 # (a test checks they are identical).
 service_unit() {
 	cat <<'EOF'
-# et server: the et daemon. It listens on TCP 2022 and routes each client's
-# sealed frames, by session id, to that user's `et terminal` process over a
-# local Unix socket. It never holds a session key.
+# et server: the et daemon. It listens on TCP 2022, reads each client's
+# clear HELLO and hands the connection itself (its socket, over the router
+# socket with SCM_RIGHTS) to that user's `et terminal` process. It never
+# holds a session key, never relays bytes and never connects to anything.
 #
 # scripts/install.sh installs this file (as root, on a systemd machine) to
 # /etc/systemd/system/et-server.service, with ExecStart pointing at where it
@@ -184,25 +185,18 @@ RuntimeDirectory=et
 RuntimeDirectoryMode=0755
 RuntimeDirectoryPreserve=restart
 
-# Hardening that keeps the daemon able to reach users' terminal sockets.
-#
-# The daemon runs as root only to connect to those sockets, which are owner
-# only (mode 0700 directories): it needs to bypass file permissions and
-# nothing else. No other capability, and no way to gain one through
-# set-uid programs.
-CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH
+# Hardening. The daemon needs no privilege at all: its port is above 1024,
+# SO_PEERCRED tells it who registers without any capability, and it never
+# opens a user's file or socket (terminals receive their connections from
+# it). So it runs as a throwaway system user with no capabilities, sees no
+# home directories and a /tmp of its own, and cannot gain privileges.
+DynamicUser=yes
+CapabilityBoundingSet=
 NoNewPrivileges=yes
 # The whole file system read-only except /run/et (RuntimeDirectory above).
-# Connecting to a Unix socket is not a write to its file system, so
-# read-only mounts still let the daemon reach the terminals' sockets.
 ProtectSystem=strict
-# Terminal sockets may live in $XDG_RUNTIME_DIR/et, i.e. /run/user/<uid>/et,
-# which ProtectHome covers along with /home and /root: read-only keeps them
-# reachable, while yes or tmpfs would hide them.
-ProtectHome=read-only
-# Must stay off: without XDG_RUNTIME_DIR a user's terminal sockets live in
-# /tmp/et-<uid>, and a private /tmp for the daemon would hide them.
-PrivateTmp=no
+ProtectHome=yes
+PrivateTmp=yes
 # What the daemon never needs: devices, kernel knobs, cgroups, namespaces,
 # real-time scheduling, set-uid files, other personalities, other sockets
 # than Unix, IPv4 and IPv6 (netlink: glibc's address lookup uses it).

@@ -48,16 +48,19 @@ Deno.test("et-server.service parses: sections, keys once each, the settings et n
     ProtectSystem: "strict",
     // The router socket's directory: /run/et/router.sock is et's default.
     RuntimeDirectory: "et",
-    ProtectHome: "read-only",
-    PrivateTmp: "no",
+    // No privilege: the daemon never opens a user's file or socket.
+    DynamicUser: "yes",
+    CapabilityBoundingSet: "",
+    ProtectHome: "yes",
+    PrivateTmp: "yes",
   };
   for (const [key, value] of Object.entries(expected)) {
     assert.equal(service.get(key), value, key);
   }
   assert.ok(!service.has("MemoryDenyWriteExecute"), "V8's JIT needs W+X");
   assert.equal(unit.get("Install")!.get("WantedBy"), "multi-user.target");
-  // The why of PrivateTmp=no is written down beside it.
-  assert.match(text, /\/tmp\/et-<uid>[^]*PrivateTmp=no/);
+  // The why of running without privilege is written down beside it.
+  assert.match(text, /needs no privilege[^]*DynamicUser=yes/);
 });
 
 Deno.test("et-server.service passes systemd-analyze verify", async (t) => {

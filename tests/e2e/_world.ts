@@ -33,6 +33,12 @@ export interface WorldOptions {
    * @default {false} (the user's shared `/tmp/et-<uid>`)
    */
   privateRuntime?: boolean;
+  /**
+   * Run the daemon as this unprivileged user (with `setpriv`), as the
+   * systemd unit does with DynamicUser: it must need no privilege.
+   * @default {undefined} (the daemon runs as we do)
+   */
+  daemonUser?: string;
 }
 
 /** A process of this world's terminal role (launcher or session process). */
@@ -151,10 +157,23 @@ async function spawnDaemon(
   dir: string,
   routerPath: string,
   port: number,
+  user?: [number, number],
 ): Promise<DaemonProcess> {
-  const child = new Deno.Command(ET[0], {
+  // As another user: that user's own Deno cache, everything else as ours.
+  const asUser = user
+    ? [
+      "setpriv",
+      `--reuid=${user[0]}`,
+      `--regid=${user[1]}`,
+      "--clear-groups",
+      "--",
+    ]
+    : [];
+  const argv = [...asUser, ...ET];
+  const child = new Deno.Command(argv[0], {
+    env: user ? { DENO_DIR: `${dir}/daemon-deno-dir` } : undefined,
     args: [
-      ...ET.slice(1),
+      ...argv.slice(1),
       "server",
       "--port",
       String(port),
@@ -203,8 +222,19 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
   const dir = await Deno.makeTempDir({ prefix: "et-world-" });
   // Other test users' terminals must reach the router socket inside.
   await Deno.chmod(dir, 0o755);
-  const routerPath = `${dir}/router.sock`;
-  let daemon = await spawnDaemon(dir, routerPath, 0);
+  const daemonUser = options.daemonUser
+    ? await userIds(options.daemonUser)
+    : undefined;
+  // The router's directory belongs to the daemon's user, as /run/et does.
+  const routerDir = `${dir}/run-et`;
+  await Deno.mkdir(routerDir, { mode: 0o755 });
+  if (daemonUser) {
+    await Deno.chown(routerDir, ...daemonUser);
+    await Deno.mkdir(`${dir}/daemon-deno-dir`);
+    await Deno.chown(`${dir}/daemon-deno-dir`, ...daemonUser);
+  }
+  const routerPath = `${routerDir}/router.sock`;
+  let daemon = await spawnDaemon(dir, routerPath, 0, daemonUser);
   const daemonPort = daemon.port;
   let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
@@ -245,7 +275,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     },
     async restartDaemon(signal: Deno.Signal = "SIGKILL") {
       await stopDaemon(daemon, signal);
-      daemon = await spawnDaemon(dir, routerPath, daemonPort);
+      daemon = await spawnDaemon(dir, routerPath, daemonPort, daemonUser);
     },
     async close() {
       await killTerminals(routerPath);
@@ -282,6 +312,16 @@ export async function withWorld<T>(
   } finally {
     await world.close();
   }
+}
+
+/** The uid and gid of a local user. */
+async function userIds(user: string): Promise<[number, number]> {
+  const id = async (flag: string) => {
+    const out = await new Deno.Command("id", { args: [flag, user] }).output();
+    if (!out.success) throw new Error(`no user ${user}`);
+    return Number(new TextDecoder().decode(out.stdout).trim());
+  };
+  return [await id("-u"), await id("-g")];
 }
 
 /** Quotes argv for a shell command line (tmux runs a string). */
