@@ -2,8 +2,10 @@
  * BackedWriter: the sending half of Eternal TCP. It keeps every sealed data
  * frame until the peer acknowledges it, so a reconnect can resend exactly
  * what the peer is missing. What it holds is bounded by a window that is
- * also the flow-control limit: when full, callers wait; nothing is dropped
- * and memory never grows past the window, connected or not.
+ * also the flow-control limit: a frame is taken only while there is room,
+ * so memory never grows past the window, connected or not. Pure state: the
+ * connection makes its writers wait (nothing is dropped) until an
+ * acknowledgement frees room.
  *
  * @module
  */
@@ -22,25 +24,25 @@ export const DEFAULT_WINDOW_BYTES = 1024 * 1024;
  * @example
  * ```ts
  * const writer = new BackedWriter(1 << 20);
- * await writer.waitForRoom(frame.length);
- * const seq = writer.push(frame);
- * writer.acknowledge(seq + 1); // the peer has it: memory is freed
+ * if (writer.hasRoom(frame.length)) {
+ *   const seq = writer.push(frame);
+ *   writer.acknowledge(seq + 1); // the peer has it: memory is freed
+ * }
  * ```
  */
 export class BackedWriter {
+  /** Bytes of held frames beyond which no further frame is taken. */
+  readonly windowBytes: number;
   // Acknowledged slots are cleared at once so their memory is freed; the
   // array itself is compacted now and then.
   #frames: Array<Uint8Array | undefined> = [];
   #head = 0;
   #base = 0;
   #bytes = 0;
-  #window: number;
-  #waiters: Array<() => void> = [];
-  #closed: Error | null = null;
 
   /** Makes a writer holding at most `windowBytes` unacknowledged bytes. */
   constructor(windowBytes: number = DEFAULT_WINDOW_BYTES) {
-    this.#window = windowBytes;
+    this.windowBytes = windowBytes;
   }
 
   /** Sequence number the next pushed frame gets. */
@@ -59,20 +61,24 @@ export class BackedWriter {
   }
 
   /**
-   * Resolves once `size` more bytes fit in the window. An empty writer
+   * True if a frame of `size` bytes fits in the window now. An empty writer
    * always has room, so a frame larger than the window cannot stall.
-   * Rejects if the writer is closed meanwhile.
    */
-  async waitForRoom(size: number): Promise<void> {
-    while (this.#bytes > 0 && this.#bytes + size > this.#window) {
-      if (this.#closed) throw this.#closed;
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-    if (this.#closed) throw this.#closed;
+  hasRoom(size: number): boolean {
+    return this.#bytes === 0 || this.#bytes + size <= this.windowBytes;
   }
 
-  /** Stores a sealed frame and returns its sequence number. */
+  /**
+   * Stores a sealed frame and returns its sequence number. Throws
+   * RangeError if it does not fit ({@link hasRoom}): the window is a bound,
+   * not a hint.
+   */
   push(frame: Uint8Array): number {
+    if (!this.hasRoom(frame.length)) {
+      throw new RangeError(
+        `a frame of ${frame.length} bytes does not fit: ${this.#bytes} of ${this.windowBytes} held`,
+      );
+    }
     const seq = this.nextSeq;
     this.#frames.push(frame);
     this.#bytes += frame.length;
@@ -104,7 +110,6 @@ export class BackedWriter {
       this.#frames = this.#frames.slice(this.#head);
       this.#head = 0;
     }
-    this.#wake();
     return true;
   }
 
@@ -123,27 +128,5 @@ export class BackedWriter {
       );
     }
     return Math.max(count, this.#base);
-  }
-
-  /**
-   * Resolves once everything held was acknowledged (at once if nothing is
-   * held), or when the writer is closed.
-   */
-  async waitEmpty(): Promise<void> {
-    while (this.#bytes > 0 && !this.#closed) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-  }
-
-  /** Fails every current and future wait with `reason`. */
-  close(reason: Error) {
-    this.#closed = reason;
-    this.#wake();
-  }
-
-  #wake() {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 }

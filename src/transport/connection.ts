@@ -1,15 +1,19 @@
 /**
  * EternalConnection: one session's reliable, sealed, multiplexed stream that
  * outlives the byte pipes under it. Pipes come and go (attach, detach); the
- * BackedWriter, BackedReader, nonce counters and channels stay, so a resume
- * resends exactly the gap and nothing is lost or delivered twice.
+ * ReliableStream (sequence numbers, held frames, acks, resume point), nonce
+ * counters and channels stay, so a resume resends exactly the gap and
+ * nothing is lost or delivered twice.
+ *
+ * The accounting itself is pure state in `reliability.ts`; this file is what
+ * runs around it: pipe lifecycle, sealing, the write pump and read loop,
+ * timers, waiting writers, channels and the session's end.
  *
  * @module
  */
 
 import { errorMessage, logger } from "../log.ts";
-import { BackedReader } from "./backed_reader.ts";
-import { BackedWriter, DEFAULT_WINDOW_BYTES } from "./backed_writer.ts";
+import { DEFAULT_WINDOW_BYTES } from "./backed_writer.ts";
 import {
   Channel,
   ChannelClosedError,
@@ -26,6 +30,7 @@ import {
 import { FRAME_HEADER_BYTES, FrameError, type FrameReader } from "./frame.ts";
 import { openPacket, sealPacket } from "./packet.ts";
 import { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
+import { ReliableStream } from "./reliability.ts";
 import { ReplayFilter } from "./replay_filter.ts";
 import type { SessionSecret } from "./session_secret.ts";
 import {
@@ -142,8 +147,12 @@ export class EternalConnection {
   /** Effective options. */
   readonly options: Required<EternalConnectionOptions>;
 
-  #writer: BackedWriter;
-  #reader = new BackedReader();
+  #stream: ReliableStream;
+  // Writers waiting for room in the window, and close() waiting for the
+  // last ack: woken by every acknowledgement and by the session's end.
+  #ackWaiters: Array<() => void> = [];
+  // What waiting writers are failed with once the session has ended.
+  #failure: Error | null = null;
   #controlFilter = new ReplayFilter();
   #controlCounter = 0;
   #channels = new Map<number, Channel>();
@@ -154,7 +163,6 @@ export class EternalConnection {
   // Highest handshake attempt attached, and (client) the last one numbered.
   #attachedAttempt = 0;
   #attemptCounter = 0;
-  #sendCursor = 0;
   #controlOut: Uint8Array[] = [];
   #wakePump: (() => void) | null = null;
   #sendChain: Promise<void> = Promise.resolve();
@@ -162,7 +170,6 @@ export class EternalConnection {
   #controlChain: Promise<void> = Promise.resolve();
 
   #timers: Liveness;
-  #lastAckSent = 0;
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
   #liveness: ReturnType<typeof setInterval> | null = null;
 
@@ -196,7 +203,7 @@ export class EternalConnection {
       this.options.keepaliveMs,
       this.options.deadAfterMs,
     );
-    this.#writer = new BackedWriter(this.options.windowBytes);
+    this.#stream = new ReliableStream(this.options.windowBytes);
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#link = {
       sendData: (channel, data) =>
@@ -255,12 +262,12 @@ export class EternalConnection {
 
   /** Data packets received so far (what a resume tells the peer). */
   get receivedCount(): number {
-    return this.#reader.received;
+    return this.#stream.received;
   }
 
   /** Bytes of sent data the peer has not acknowledged yet. */
   get unacknowledgedBytes(): number {
-    return this.#writer.bufferedBytes;
+    return this.#stream.heldBytes;
   }
 
   /**
@@ -278,14 +285,7 @@ export class EternalConnection {
    * ```
    */
   async unacknowledged(): Promise<Map<number, Uint8Array[]>> {
-    const frames: Uint8Array[] = [];
-    for (
-      let seq = this.#writer.acknowledged;
-      seq < this.#writer.nextSeq;
-      seq++
-    ) {
-      frames.push(this.#writer.frameAt(seq));
-    }
+    const frames = this.#stream.heldFrames();
     const byChannel = new Map<number, Uint8Array[]>();
     for (const frame of frames) {
       // AES-GCM is symmetric: our own send key opens what we sealed.
@@ -347,7 +347,7 @@ export class EternalConnection {
    * resumed; throws CannotResumeError when its count cannot be ours.
    */
   checkResume(count: number) {
-    this.#writer.resumePoint(count);
+    this.#stream.resumePoint(count);
   }
 
   /**
@@ -370,17 +370,17 @@ export class EternalConnection {
     }
     const attempt = options.attempt ?? this.#attachedAttempt + 1;
     if (attempt <= this.#attachedAttempt) return false;
-    const resumeFrom = this.#writer.resumePoint(peerReceived);
+    this.#stream.resumePoint(peerReceived); // throws before anything changes
     // Packets of the old pipe still being opened are dropped from here on
     // (generation): the peer resends them from the count it was told.
     this.detach("replaced by a newer connection");
     this.#attachedAttempt = attempt;
-    this.#writer.acknowledge(resumeFrom);
+    const resumeFrom = this.#stream.resume(peerReceived);
+    this.#wakeAckWaiters();
     const generation = this.#generation;
     this.#pipe = pipe;
-    this.#sendCursor = resumeFrom;
     this.#timers.attached();
-    const resent = this.#writer.nextSeq - resumeFrom;
+    const resent = this.#stream.nextSeq - resumeFrom;
     log.info(
       `session ${this.#tag()}: pipe attached (attempt ${attempt}), resending ${resent} packets`,
     );
@@ -411,7 +411,7 @@ export class EternalConnection {
     // absent client may linger for days and must cost nothing meanwhile.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      this.#writer.waitEmpty(),
+      this.#waitAllAcknowledged(),
       this.closed,
       new Promise((resolve) => {
         timer = setTimeout(resolve, Math.min(lingerMs, 2 ** 31 - 1));
@@ -434,7 +434,8 @@ export class EternalConnection {
     if (this.#liveness !== null) clearInterval(this.#liveness);
     this.#liveness = null;
     const error = end.error ?? new SessionClosedError(end.reason);
-    this.#writer.close(error);
+    this.#failure = error;
+    this.#wakeAckWaiters();
     for (const channel of this.#channels.values()) channel.fail(error);
     for (const wake of this.#detachWaiters) wake();
     this.#detachWaiters = [];
@@ -449,9 +450,9 @@ export class EternalConnection {
       if (this.#end) throw new SessionClosedError(this.#end.reason);
       const frameLength = FRAME_HEADER_BYTES + PACKET_HEADER_BYTES +
         MESSAGE_HEADER_BYTES + body.length + TAG_BYTES;
-      await this.#writer.waitForRoom(frameLength);
-      const seq = this.#writer.nextSeq;
-      const ack = this.#reader.received;
+      await this.#waitForRoom(frameLength);
+      const seq = this.#stream.nextSeq;
+      const ack = this.#stream.received;
       const frame = await sealPacket(
         this.keys.send,
         FrameType.Data,
@@ -462,8 +463,7 @@ export class EternalConnection {
       // take is never half-sent, and unacknowledged() finds every one it did.
       const end = this.#end as SessionEnd | null; // may have come meanwhile
       if (end) throw new SessionClosedError(end.reason);
-      this.#writer.push(frame);
-      this.#lastAckSent = ack;
+      this.#stream.hold(frame, ack);
       this.#cancelAck();
       this.#wakePump?.();
     });
@@ -476,11 +476,11 @@ export class EternalConnection {
     const run = this.#controlChain.then(async () => {
       if (!this.#pipe) return;
       const counter = this.#controlCounter++;
-      const ack = this.#reader.received;
+      const ack = this.#stream.received;
       this.#controlOut.push(
         await sealPacket(this.keys.send, FrameType.Control, counter, u64(ack)),
       );
-      this.#lastAckSent = ack;
+      this.#stream.ackSent(ack);
       this.#wakePump?.();
     });
     this.#controlChain = run.catch(() => {});
@@ -506,13 +506,9 @@ export class EternalConnection {
           batch.push(frame);
           size += frame.length;
         }
-        if (this.#sendCursor < this.#writer.acknowledged) {
-          this.#sendCursor = this.#writer.acknowledged;
-        }
-        while (
-          this.#sendCursor < this.#writer.nextSeq && size < COALESCE_BYTES
-        ) {
-          const frame = this.#writer.frameAt(this.#sendCursor++);
+        while (size < COALESCE_BYTES) {
+          const frame = this.#stream.nextFrame();
+          if (frame === null) break;
           batch.push(frame);
           size += frame.length;
         }
@@ -564,11 +560,11 @@ export class EternalConnection {
 
   async #receiveData(body: Uint8Array, generation: number) {
     const seq = packetCounter(body);
-    const verdict = this.#reader.classify(seq);
+    const verdict = this.#stream.classify(seq);
     if (verdict === "duplicate") return; // a resend or replay: never twice
     if (verdict === "gap") {
       throw new ProtocolError(
-        `packet ${seq} arrived but ${this.#reader.received} was expected`,
+        `packet ${seq} arrived but ${this.#stream.received} was expected`,
       );
     }
     const plain = await openPacket(this.keys.receive, FrameType.Data, body);
@@ -577,12 +573,10 @@ export class EternalConnection {
     }
     // The pipe may have been replaced while decrypting: a newer pipe owns
     // the count now, so this packet must not be counted here.
-    if (generation !== this.#generation || seq !== this.#reader.received) {
-      return;
-    }
+    if (generation !== this.#generation) return;
     const message = decodeMessage(plain);
-    this.#reader.advance();
-    this.#acknowledged(message.ack);
+    if (!this.#stream.receive(seq, message.ack)) return; // counted meanwhile
+    this.#wakeAckWaiters();
     this.#dispatch(message.type, message.channel, message.body);
     this.#scheduleAck();
   }
@@ -596,15 +590,35 @@ export class EternalConnection {
     }
     if (generation !== this.#generation) return;
     this.#controlFilter.record(counter);
-    this.#acknowledged(
+    this.#stream.acknowledge(
       readU64(new DataView(plain.buffer, plain.byteOffset, 8), 0),
     );
+    this.#wakeAckWaiters();
   }
 
-  #acknowledged(count: number) {
-    if (!this.#writer.acknowledge(count)) {
-      throw new ProtocolError(`peer acknowledged ${count} unsent packets`);
+  /**
+   * Resolves once a frame of `size` bytes fits in the window (writers wait
+   * here: nothing is dropped); rejects once the session has ended.
+   */
+  async #waitForRoom(size: number) {
+    while (!this.#stream.hasRoom(size)) {
+      if (this.#failure) throw this.#failure;
+      await new Promise<void>((resolve) => this.#ackWaiters.push(resolve));
     }
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Resolves once the peer acknowledged everything held, or at the end. */
+  async #waitAllAcknowledged() {
+    while (this.#stream.heldBytes > 0 && !this.#failure) {
+      await new Promise<void>((resolve) => this.#ackWaiters.push(resolve));
+    }
+  }
+
+  #wakeAckWaiters() {
+    const waiters = this.#ackWaiters;
+    this.#ackWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #dispatch(type: number, channelId: number, body: Uint8Array) {
@@ -633,14 +647,13 @@ export class EternalConnection {
   }
 
   #scheduleAck() {
-    const unacked = this.#reader.received - this.#lastAckSent;
-    if (unacked >= ACK_EVERY_PACKETS) {
+    if (this.#stream.ackOwed >= ACK_EVERY_PACKETS) {
       this.#cancelAck();
       this.#sendControl().catch(() => {});
     } else if (this.#ackTimer === null) {
       this.#ackTimer = setTimeout(() => {
         this.#ackTimer = null;
-        if (this.#reader.received > this.#lastAckSent) {
+        if (this.#stream.ackOwed > 0) {
           this.#sendControl().catch(() => {});
         }
       }, ACK_DELAY_MS);

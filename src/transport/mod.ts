@@ -57,6 +57,7 @@ export {
   type ReconnectLoop,
   type ReconnectStatus,
 } from "./reconnect.ts";
+export { ReliableStream } from "./reliability.ts";
 export { ReplayFilter } from "./replay_filter.ts";
 export {
   decodeSessionSecret,

@@ -263,3 +263,62 @@ Deno.test("dials that never answer do not stop reconnecting", async () => {
   await serving;
   await new Promise((resolve) => setTimeout(resolve, 50));
 });
+
+Deno.test("writers wait at a small window and are woken by acks: every byte arrives, memory stays bounded", async () => {
+  const window = 8 * 1024;
+  const pair = await startSessionPair({ connection: { windowBytes: window } });
+  const data = patternBytes(1_000_000, 7);
+  let most = 0;
+  const sampler = setInterval(() => {
+    most = Math.max(most, pair.client.unacknowledgedBytes);
+  }, 1);
+  const writeInPieces = async () => {
+    for (let offset = 0; offset < data.length; offset += 1000) {
+      await pair.client.channel(1).write(data.subarray(offset, offset + 1000));
+    }
+  };
+  const [hash] = await Promise.all([
+    readExactly(pair.server.channel(1), data.length),
+    writeInPieces(),
+  ]);
+  clearInterval(sampler);
+  assert.equal(hash.digest(), sha(data));
+  assert.ok(most <= window, `held ${most} bytes`);
+  await pair.stop();
+});
+
+Deno.test("close() returns once the peer acknowledged everything, not after its linger", async () => {
+  const pair = await startSessionPair();
+  await waitUntil(() => pair.server.connected, 5000, "connect");
+  await pair.server.channel(1).write(patternBytes(200_000, 8));
+  const started = performance.now();
+  await pair.server.close("done", 60_000);
+  const took = performance.now() - started;
+  assert.ok(took < 3000, `close took ${took} ms`);
+  assert.equal(pair.server.unacknowledgedBytes, 0);
+  assert.equal((await pair.client.closed).reason, "done");
+  await pair.stop();
+});
+
+Deno.test("close() with no peer to acknowledge waits out its linger, and ends at once if the session fails", async () => {
+  const client = await EternalConnection.create(
+    generateSessionSecret(),
+    "client",
+  );
+  await client.channel(1).write(new TextEncoder().encode("never acked"));
+  const started = performance.now();
+  await client.close("bye", 300);
+  const took = performance.now() - started;
+  assert.ok(took >= 290 && took < 2000, `lingered ${took} ms`);
+  const other = await EternalConnection.create(
+    generateSessionSecret(),
+    "client",
+  );
+  await other.channel(1).write(new TextEncoder().encode("never acked"));
+  const closing = other.close("bye", 60_000);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  other.fail(new Error("gone"));
+  const failedAt = performance.now();
+  await closing;
+  assert.ok(performance.now() - failedAt < 500);
+});
