@@ -31,7 +31,7 @@ import {
   type TargetReport,
 } from "../tests/fuzz/_engine.ts";
 import { hex } from "../tests/fuzz/_bytes.ts";
-import { KNOWN_BUGS } from "../tests/fuzz/_known.ts";
+import { FIXED_BUGS, KNOWN_BUGS } from "../tests/fuzz/_known.ts";
 import { randomSeed } from "../tests/fuzz/_rng.ts";
 import { TARGETS } from "../tests/fuzz/_targets.ts";
 import {
@@ -209,7 +209,7 @@ async function run(options: RunOptions): Promise<number> {
   if (known.length > 0) {
     console.log("\nknown bugs (not counted; --strict counts them):");
     for (const [id, { hits, example }] of known) {
-      const bug = KNOWN_BUGS.find((b) => b.id === id);
+      const bug = [...KNOWN_BUGS, ...FIXED_BUGS].find((b) => b.id === id);
       console.log(
         `  ${id}: ${hits} hits in ${example.target}. ${bug?.summary ?? ""}`,
       );

@@ -44,7 +44,11 @@ export function parseSize(text: string, what: string): number {
   if (!match) {
     throw new Error(`invalid ${what} '${text}' (expected e.g. 64M or 1G)`);
   }
-  return Number(match[1]) * SIZE_UNITS[(match[2] ?? "").toLowerCase()];
+  const bytes = Number(match[1]) * SIZE_UNITS[(match[2] ?? "").toLowerCase()];
+  if (!Number.isSafeInteger(bytes)) {
+    throw new Error(`${what} '${text}' is too large`);
+  }
+  return bytes;
 }
 
 /** Parses an escape character: one character, `^X` for a control key, or `none`. */

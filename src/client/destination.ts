@@ -57,7 +57,10 @@ export function parseDestination(text: string): Destination {
     host = parts[0];
     if (parts.length === 2) port = parsePort(parts[1]);
   }
-  if (!/^[A-Za-z0-9._%:-]+$/.test(host)) throw malformed();
+  // A host starting with "-" would reach ssh as an option.
+  if (!/^[A-Za-z0-9._%:-]+$/.test(host) || host.startsWith("-")) {
+    throw malformed();
+  }
   return { user, host, port };
 }
 

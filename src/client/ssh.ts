@@ -163,7 +163,9 @@ export async function startRemoteTerminal(
       if (done) break;
       seen += decoder.decode(value, { stream: true });
       const lines = seen.split("\n");
-      seen = lines.pop() ?? "";
+      // A login script printing without end must not grow this forever;
+      // the ready line is short and starts on a fresh line.
+      seen = (lines.pop() ?? "").slice(-4096);
       for (const line of lines) {
         refusal ??= decodeRefusal(line);
         ready ??= decodeReady(line);

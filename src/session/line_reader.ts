@@ -48,11 +48,12 @@ export class LineReader {
         this.#buffer = this.#buffer.slice(newline + 1);
         return this.#decoder.decode(line);
       }
-      if (this.#buffer.length >= this.#limit) {
+      // limit bytes and no newline yet is still a line of at most limit.
+      if (this.#buffer.length > this.#limit) {
         throw new LineTooLongError(`line longer than ${this.#limit} bytes`);
       }
       const chunk = new Uint8Array(
-        Math.min(16 * 1024, this.#limit - this.#buffer.length + 1),
+        Math.min(16 * 1024, this.#limit + 1 - this.#buffer.length),
       );
       const n = await this.#source.read(chunk);
       if (n === null) return null;

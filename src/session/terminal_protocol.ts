@@ -54,7 +54,6 @@ export type ControlMessage =
   | { type: "detach" };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Encodes one control message as a JSON line. */
 export function encodeControl(message: ControlMessage): Uint8Array {
@@ -66,13 +65,17 @@ export function encodeControl(message: ControlMessage): Uint8Array {
  * next chunk and skipping lines that are not a known message.
  */
 export class ControlDecoder {
+  // Its own: a decoder streams, and a shared one would mix the unfinished
+  // characters of two channels.
+  // ignoreBOM: a BOM is no whitespace in JSON, wherever a chunk begins.
+  #text = new TextDecoder("utf-8", { ignoreBOM: true });
   #pending = "";
   // Inside a line that grew past the limit: skip to its end.
   #skipping = false;
 
   /** Feeds bytes; returns the complete, valid messages they finish. */
   push(chunk: Uint8Array): ControlMessage[] {
-    this.#pending += decoder.decode(chunk, { stream: true });
+    this.#pending += this.#text.decode(chunk, { stream: true });
     const lines = this.#pending.split("\n");
     this.#pending = lines.pop() ?? "";
     const out: ControlMessage[] = [];
@@ -81,6 +84,8 @@ export class ControlDecoder {
         this.#skipping = false;
         continue;
       }
+      // Dropped whole however it arrived, split or in one piece.
+      if (line.length > CONTROL_LINE_LIMIT) continue;
       const message = parseControl(line);
       if (message) out.push(message);
     }
@@ -114,7 +119,8 @@ function parseControl(line: string): ControlMessage | null {
   return null;
 }
 
-function validSize(n: unknown): n is number {
+/** True for a terminal dimension a session accepts (1 to 9999). */
+export function validSize(n: unknown): n is number {
   return Number.isInteger(n) && (n as number) > 0 && (n as number) < 10_000;
 }
 
@@ -229,7 +235,11 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     if (
       !isForwardedEnvName(name) || typeof text !== "string" ||
       text.length > 256 || !/^[\x20-\x7e]*$/.test(text)
-    ) throw malformed(`env ${name.slice(0, 32)}`);
+    ) {
+      throw malformed(
+        `env ${name.slice(0, 32).replace(/[^A-Za-z0-9_]/g, "?")}`,
+      );
+    }
     env[name] = text;
   }
   return {
@@ -393,7 +403,11 @@ export function decodeReady(line: string): ReadyReport | null {
     throw new Error("the remote et terminal answered garbage");
   }
   if (typeof value?.id === "string" && /^[0-9a-f]{32}$/.test(value.id)) {
-    return { id: value.id, detached: Number(value.detached) || 0 };
+    const detached = Number.isSafeInteger(value.detached) &&
+        value.detached >= 0
+      ? value.detached
+      : 0;
+    return { id: value.id, detached };
   }
   if (Array.isArray(value?.sessions)) {
     return { sessions: value.sessions.filter(isSessionInfo) };

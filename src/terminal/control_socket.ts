@@ -18,7 +18,7 @@
 
 import { withDeadline } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
-import { LineReader, type SessionInfo } from "../session/mod.ts";
+import { LineReader, type SessionInfo, validSize } from "../session/mod.ts";
 import { acceptEach, fromHex } from "../transport/mod.ts";
 
 const log = logger("control");
@@ -79,11 +79,11 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
   const reply = (value: unknown) =>
     conn.write(encoder.encode(JSON.stringify(value) + "\n")).catch(() => 0);
   try {
+    // On expiry the answer below says so; the caller closes the conn.
     const line = await withDeadline(
       new LineReader(conn, 4096).next(),
       CONTROL_TIMEOUT_MS,
-      "no request",
-      () => conn.close(),
+      "no complete request within 5 s",
     );
     if (line === null) return;
     const request = JSON.parse(line);
@@ -95,7 +95,7 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
         const { passkey, cols, rows } = request;
         if (
           typeof passkey !== "string" || !/^[0-9a-f]{64}$/.test(passkey) ||
-          !Number.isInteger(cols) || !Number.isInteger(rows)
+          !validSize(cols) || !validSize(rows)
         ) break;
         await handlers.attach(fromHex(passkey, 32), cols, rows);
         await reply({ ok: true });

@@ -26,6 +26,7 @@ import {
   type SessionState,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
+  validSize,
 } from "../session/mod.ts";
 import {
   type Channel,
@@ -194,6 +195,9 @@ export class SessionHost {
    */
   async attach(passkey: Uint8Array, cols: number, rows: number) {
     if (this.#life.isFinal) throw new Error("the session has ended");
+    // Checked before anything is retired: a refusal must leave the session
+    // as it was.
+    if (!validSize(cols) || !validSize(rows)) throw new Error("invalid size");
     const old = this.#connection;
     this.#wiring?.abort();
     if (old.connected) {

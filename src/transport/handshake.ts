@@ -92,12 +92,24 @@ export class HandshakeRefusedError extends Error {
   }
 }
 
+/**
+ * A refusal's reason as it may be shown to a person: anyone on the path can
+ * send one, so at most 200 characters on one line, with no control
+ * characters (an escape sequence would reach the user's terminal).
+ */
+function printableReason(reason: string): string {
+  return [...reason].slice(0, 200).join("")
+    // deno-lint-ignore no-control-regex -- control characters are the point
+    .replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, "?");
+}
+
 /** A one-line explanation of a refusal code, for people. */
 export function describeRefusal(
   code: number,
-  reason: string,
+  text: string,
   authenticated = false,
 ): string {
+  const reason = printableReason(text);
   switch (code) {
     case RefuseCode.UnknownSession:
       return authenticated
@@ -433,7 +445,7 @@ export async function serverHandshake(
   const peer = options.peer ?? "peer";
   const frames = new FrameReader(pipe);
   try {
-    return await bounded(
+    const attached = await bounded(
       pipe,
       timeoutMs,
       async (expired) => {
@@ -572,6 +584,10 @@ export async function serverHandshake(
         return attached ? connection : null;
       },
     );
+    // Whatever ended the attempt without a connection, its pipe is done:
+    // a peer that stops after its HELLO must not leave a socket open.
+    if (attached === null) closeQuietly(pipe);
+    return attached;
   } catch (error) {
     if (error instanceof ProtocolError || error instanceof FrameError) {
       log.warn(`${peer}: refused: ${error.message}`);

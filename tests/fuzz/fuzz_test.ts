@@ -6,8 +6,8 @@
  *
  * Bugs found and not fixed yet are listed in _known.ts: their failures are
  * tallied, not failed, and each has an ignored regression test below that
- * replays its stored input. Fixing one means deleting its entry there and
- * the `ignore` here.
+ * replays its stored input. Fixing one means moving its entry to
+ * FIXED_BUGS there and dropping the `ignore` here.
  *
  * @module
  */
@@ -22,7 +22,7 @@ import {
   runTarget,
   shareCases,
 } from "./_engine.ts";
-import { KNOWN_BUGS } from "./_known.ts";
+import { FIXED_BUGS, KNOWN_BUGS } from "./_known.ts";
 import { TARGETS } from "./_targets.ts";
 
 configureLog({ level: "silent" });
@@ -55,7 +55,7 @@ TARGETS.forEach((target, i) => {
 
 Deno.test("fuzz: every known bug has a stored regression case", () => {
   const stored = new Set([...corpus.values()].flat().map((c) => c.bug));
-  for (const bug of KNOWN_BUGS) {
+  for (const bug of [...KNOWN_BUGS, ...FIXED_BUGS]) {
     assert.ok(
       stored.has(bug.id),
       `no case under tests/fuzz/corpus/ reproduces ${bug.id}`,
@@ -71,8 +71,8 @@ Deno.test("fuzz: every known bug has a stored regression case", () => {
 
 /** Replays the stored cases of one known bug with no allowance: all must pass. */
 async function replayBug(id: string) {
-  const bug = KNOWN_BUGS.find((b) => b.id === id);
-  assert.ok(bug, `${id} is not in _known.ts (fixed? then drop this ignore)`);
+  const bug = [...KNOWN_BUGS, ...FIXED_BUGS].find((b) => b.id === id);
+  assert.ok(bug, `${id} is in neither list of _known.ts`);
   const target = TARGETS.find((t) => t.name === bug.target)!;
   const cases: Array<FuzzCase & { note: string }> =
     (corpus.get(target.name) ?? [])
@@ -93,7 +93,6 @@ async function replayBug(id: string) {
 // closing the pipe when the client ends its stream after the HELLO.
 Deno.test({
   name: "regression handshake-pipe-left-open",
-  ignore: true,
   fn: () => replayBug("handshake-pipe-left-open"),
 });
 
@@ -101,7 +100,6 @@ Deno.test({
 // terminal with control characters and escape sequences.
 Deno.test({
   name: "regression refuse-reason-unsanitized",
-  ignore: true,
   fn: () => replayBug("refuse-reason-unsanitized"),
 });
 
@@ -109,7 +107,6 @@ Deno.test({
 // streaming TextDecoder.
 Deno.test({
   name: "regression control-shared-decoder",
-  ignore: true,
   fn: () => replayBug("control-shared-decoder"),
 });
 
@@ -117,7 +114,6 @@ Deno.test({
 // arrives in one piece.
 Deno.test({
   name: "regression control-long-line",
-  ignore: true,
   fn: () => replayBug("control-long-line"),
 });
 
@@ -125,7 +121,6 @@ Deno.test({
 // or accepted depending on how it arrives.
 Deno.test({
   name: "regression line-reader-exact-limit",
-  ignore: true,
   fn: () => replayBug("line-reader-exact-limit"),
 });
 
@@ -133,7 +128,6 @@ Deno.test({
 // its control characters.
 Deno.test({
   name: "regression bootstrap-env-echo",
-  ignore: true,
   fn: () => replayBug("bootstrap-env-echo"),
 });
 
@@ -141,14 +135,12 @@ Deno.test({
 // `detached`.
 Deno.test({
   name: "regression ready-detached-coercion",
-  ignore: true,
   fn: () => replayBug("ready-detached-coercion"),
 });
 
 // Bug parse-size-unbounded: parseSize returns unsafe integers and Infinity.
 Deno.test({
   name: "regression parse-size-unbounded",
-  ignore: true,
   fn: () => replayBug("parse-size-unbounded"),
 });
 
@@ -156,7 +148,6 @@ Deno.test({
 // destination.
 Deno.test({
   name: "regression destination-dash-host",
-  ignore: true,
   fn: () => replayBug("destination-dash-host"),
 });
 
@@ -164,6 +155,5 @@ Deno.test({
 // to SessionHost.attach, which fails halfway through a takeover.
 Deno.test({
   name: "regression control-attach-size",
-  ignore: true,
   fn: () => replayBug("control-attach-size"),
 });

@@ -163,3 +163,24 @@ Deno.test("control messages: split anywhere, unknown and endless lines ignored",
     type: "detach",
   }]);
 });
+
+Deno.test("control messages: a BOM inside a line is garbage wherever a chunk begins", () => {
+  const line = (text: string) => new TextEncoder().encode(text);
+  const bytes = new Uint8Array([
+    ...line('{"type":"resize","cols":1,"rows":2}\n{"type":"resize","cols":'),
+    0xef,
+    0xbb,
+    0xbf,
+    ...line('8,"rows":9}\n{"type":"detach"}\n'),
+  ]);
+  for (let split = 0; split <= bytes.length; split++) {
+    const decoder = new ControlDecoder();
+    const messages = [
+      ...decoder.push(bytes.subarray(0, split)),
+      ...decoder.push(bytes.subarray(split)),
+    ];
+    assert.deepEqual(messages, [{ type: "resize", cols: 1, rows: 2 }, {
+      type: "detach",
+    }], `split at ${split}`);
+  }
+});

@@ -122,7 +122,7 @@ function firstLine(
 ): { line: string | null; tooLong: boolean | "either" } {
   const newline = input.indexOf(0x0a);
   if (newline < 0) {
-    return input.length >= LIMIT
+    return input.length > LIMIT
       ? { line: null, tooLong: true }
       : { line: null, tooLong: false };
   }
@@ -248,8 +248,8 @@ async function run(c: FuzzCase, ctx: Ctx): Promise<string> {
   }
   const wellFormedAttach = op === "attach" &&
     typeof request.passkey === "string" &&
-    /^[0-9a-f]{64}$/.test(request.passkey) && Number.isInteger(request.cols) &&
-    Number.isInteger(request.rows);
+    /^[0-9a-f]{64}$/.test(request.passkey) && ptySize(request.cols) &&
+    ptySize(request.rows);
   if (wellFormedAttach) {
     check(
       reply?.ok === true && calls.length === 1 && calls[0].op === "attach",
@@ -272,6 +272,11 @@ async function run(c: FuzzCase, ctx: Ctx): Promise<string> {
     `malformed request answered ${preview(reply)}`,
   );
   return "malformed";
+}
+
+/** A size a pty accepts, as the bootstrap line checks it (1 to 9999). */
+function ptySize(n: unknown): boolean {
+  return Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 9999;
 }
 
 function equalJson(a: unknown, b: unknown): boolean {

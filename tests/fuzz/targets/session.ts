@@ -54,7 +54,6 @@ import {
 import { PROTOCOL_VERSION } from "../../../src/transport/mod.ts";
 import {
   concat,
-  equalBytes,
   equalValue,
   hex,
   preview,
@@ -686,7 +685,7 @@ async function runLines(c: FuzzCase): Promise<string> {
       bounded();
       const piece = pieces[i];
       check(
-        piece ? piece.length >= limit : rest >= limit,
+        piece ? piece.length > limit : rest > limit,
         `LineTooLongError for a ${
           piece ? piece.length : rest
         }-byte line with a limit of ${limit}`,
@@ -702,7 +701,7 @@ async function runLines(c: FuzzCase): Promise<string> {
         `end of stream after ${i} of ${pieces.length} lines`,
       );
       check(
-        rest < limit,
+        rest <= limit,
         `a final partial line of ${rest} bytes (limit ${limit}) ended quietly`,
       );
       return i === 0 ? "no lines" : "lines, end";
