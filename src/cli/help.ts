@@ -39,6 +39,13 @@ Sessions:
 Connecting:
   -p, --port PORT           et server TCP port on the remote (default 2022)
       --connect-timeout D   keep trying the first connection this long (default 30s)
+      --no-daemon           no-root mode even if et server runs: the session
+                            listens itself on a free port of --port-range
+      --daemon-only         fail (one line) if no et server takes the session,
+                            instead of falling back to no-root mode
+      --port-range A-B      ports a no-root session may listen on, on the
+                            address ssh reached (default 2022-2122; the
+                            firewall must let them in)
       --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
                             e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
       --terminal-path CMD   how to run et on the remote (default "et"),
@@ -50,7 +57,8 @@ Escapes (after a newline, as in ssh):
       --escape-char C       another escape character (C, ^X) or none
 
 Logging and help:
-  -v, --verbose             log more (repeat for debug); logs go to the log file
+  -v, --verbose             log more (repeat for debug) to the log file, and say
+                            on stderr when a session is in no-root mode
       --log-file PATH       log file (default $XDG_STATE_HOME/et/client.log,
                             else /tmp/et-<uid>/client.log; created mode 0600)
   -h, --help                show this help
@@ -63,6 +71,9 @@ remote, passing a fresh key over ssh's stdin. It then connects over TCP to
 'et server' there and keeps reconnecting through drops, a daemon restart or
 a laptop's sleep: output and keystrokes are buffered and resent, nothing is
 lost or repeated, and the remote program keeps running while you are away.
+Where no et server runs (no root there), the session listens itself on a
+free port of --port-range, like mosh-server, and et dials that port instead
+(no-root mode); --list and --attach work the same.
 A wait longer than a second gets a notice on stderr (full-screen programs
 are repainted after it).
 
@@ -92,6 +103,9 @@ export const TERMINAL_HELP = `Usage: et terminal
 Started by the et client over ssh, as the user; reads the session secret
 from stdin (never argv), starts the login shell on a pty, registers with the
 daemon's router ($ET_ROUTER_SOCKET, else /run/et/router.sock) and detaches.
+Without a daemon (or with --no-daemon on the client) the session listens
+itself on the first free port of the client's --port-range, on the address
+ssh reached (from $SSH_CONNECTION), and says which in its ready line.
 Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
 ET_LOG_LEVEL=debug|info|warn sets how much.
 `;

@@ -12,6 +12,7 @@ import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
 import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
+import { parsePortRange } from "../client/port_range.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BACKLOG_BYTES,
@@ -77,6 +78,9 @@ const CLIENT_OPTIONS: OptionSpec = {
   "session-timeout": { type: "string" },
   "max-backlog": { type: "string" },
   "escape-char": { type: "string" },
+  "port-range": { type: "string" },
+  "no-daemon": { type: "boolean" },
+  "daemon-only": { type: "boolean" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
@@ -164,6 +168,12 @@ async function client(args: string[]): Promise<number> {
   if (values.noexit && remoteCommand === undefined) {
     throw new UsageError("-e/--noexit needs a command (-c CMD)");
   }
+  if (values["no-daemon"] && values["daemon-only"]) {
+    throw new UsageError("--no-daemon and --daemon-only contradict each other");
+  }
+  const portRange = values["port-range"] === undefined
+    ? undefined
+    : usage(() => parsePortRange(values["port-range"] as string));
   if (values.pty && values["no-pty"]) {
     throw new UsageError("--pty and --no-pty contradict each other");
   }
@@ -235,6 +245,13 @@ async function client(args: string[]): Promise<number> {
     sessionTimeoutMs,
     maxBacklogBytes: Math.min(maxBacklogBytes, MAX_BACKLOG_CAP_BYTES),
     escapeChar,
+    daemon: values["no-daemon"]
+      ? "never"
+      : values["daemon-only"]
+      ? "only"
+      : "auto",
+    portRange,
+    verbosity,
   });
 }
 
@@ -298,8 +315,35 @@ async function terminal(args: string[]): Promise<number> {
   return await launchTerminal();
 }
 
+/**
+ * The one line `et` prints, exiting 1, when the role named by `role` (the
+ * first word: `server`, `terminal`, else the client) cannot run on `os`;
+ * null when it can. The daemon and the terminal role need pseudo-terminals,
+ * Unix sockets and descriptor passing; on Windows only the client runs.
+ *
+ * @example
+ * ```ts
+ * roleRefusal("server", "windows");
+ * // "et server runs on Linux and macOS; on Windows only the client runs"
+ * ```
+ */
+export function roleRefusal(
+  role: string | undefined,
+  os: typeof Deno.build.os,
+): string | null {
+  if (os !== "windows" || (role !== "server" && role !== "terminal")) {
+    return null;
+  }
+  return `et ${role} runs on Linux and macOS; on Windows only the client runs`;
+}
+
 /** Runs `et` with `args`; resolves with the process exit code. Never throws. */
 export async function main(args: string[]): Promise<number> {
+  const refusal = roleRefusal(args[0], Deno.build.os);
+  if (refusal !== null) {
+    console.error(refusal);
+    return 1;
+  }
   try {
     if (args[0] === "server") return await server(args.slice(1));
     if (args[0] === "terminal") return await terminal(args.slice(1));

@@ -1,8 +1,9 @@
 /**
  * The `et` client: bootstrap (or find) the session over ssh, connect to the
- * daemon through every fault, and join the local terminal (or the local
- * stdio, without a pty) to the remote program until it exits, the user
- * detaches, or the session is given up.
+ * daemon (or, in no-root mode, to the session's own port) through every
+ * fault, and join the local terminal (or the local stdio, without a pty)
+ * to the remote program until it exits, the user detaches, or the session
+ * is given up.
  *
  * @module
  */
@@ -11,10 +12,13 @@ import { errorMessage, logger } from "../log.ts";
 import {
   CONTROL_CHANNEL,
   ControlDecoder,
+  type DaemonUse,
+  DEFAULT_PORT_RANGE,
   DEFAULT_SERVER_PORT,
   encodeBootstrap,
   encodeControl,
   isForwardedEnvName,
+  type PortRange,
   type ReadyReport,
   type SessionInfo,
   STDERR_CHANNEL,
@@ -44,6 +48,25 @@ const log = logger("client");
 
 /** A wait (connecting, an outage) is announced once it has lasted this long. */
 const NOTICE_DELAY_MS = 1000;
+
+/**
+ * For tests only, not for users: when set, the client dials this port (on
+ * the same host) instead of the one it would (the daemon's, or a no-root
+ * session's own), so a test can put a fault proxy in front of a port it
+ * cannot otherwise come between (see tests/e2e/no_root_test.ts).
+ */
+export const TEST_DIAL_PORT_ENV = "ET_TEST_DIAL_PORT";
+
+/** The test-only dial port ({@link TEST_DIAL_PORT_ENV}), if set. */
+function testDialPort(): number | undefined {
+  const text = Deno.env.get(TEST_DIAL_PORT_ENV);
+  if (text === undefined) return undefined;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${TEST_DIAL_PORT_ENV} is not a port: ${text}`);
+  }
+  return port;
+}
 
 /** What the client is asked to do. */
 export type ClientMode =
@@ -77,6 +100,22 @@ export interface ClientOptions {
   maxBacklogBytes: number;
   /** The escape character (`~`), or null for none. */
   escapeChar: number | null;
+  /**
+   * Whether a new session goes through the daemon (`--no-daemon`,
+   * `--daemon-only`).
+   * @default {"auto"} (the daemon if one answers, else no-root mode)
+   */
+  daemon?: DaemonUse;
+  /**
+   * Where a new session that serves itself looks for a port.
+   * @default {DEFAULT_PORT_RANGE}
+   */
+  portRange?: PortRange;
+  /**
+   * How many `-v`: from 1 on, no-root mode is announced on stderr.
+   * @default {0}
+   */
+  verbosity?: number;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
 }
@@ -123,6 +162,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   if (ssh.length === 0) throw new Error("--ssh is empty");
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
+  const testPort = testDialPort();
   const resolved = await resolveWithSsh(ssh, target);
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
   // How the user named the host, for commands we suggest (port included).
@@ -164,6 +204,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
         maxBacklogBytes: options.maxBacklogBytes,
       },
       killOthers: mode.killOthers,
+      daemon: options.daemon ?? "auto",
+      portRange: options.portRange ?? DEFAULT_PORT_RANGE,
     });
   } else {
     report = await bootstrap({
@@ -186,6 +228,21 @@ export async function runClient(options: ClientOptions): Promise<number> {
       false,
     );
   }
+  // No-root mode: the session listens itself; dial its port, not the daemon's.
+  const ownPort = report.port;
+  if (ownPort !== undefined) {
+    const text = mode.kind === "attach"
+      ? `this session serves itself from port ${ownPort} (no-root mode)`
+      : options.daemon === "never"
+      ? `serving this session from port ${ownPort} (no-root mode, --no-daemon)`
+      : `no et server on ${options.destination.host}; serving this session from port ${ownPort} (no-root mode)`;
+    log.warn(text); // in the log whatever the verbosity
+    if ((options.verbosity ?? 0) >= 1 && noticesOn) notice(text, false);
+  }
+  const dialPort = testPort ?? ownPort ?? port;
+  if (dialPort !== (ownPort ?? port)) {
+    log.warn(`${TEST_DIAL_PORT_ENV}: dialing port ${dialPort} (test only)`);
+  }
   const secret: SessionSecret = {
     id: fromHex(report.id, 16),
     passkey: fresh.passkey,
@@ -194,8 +251,11 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${port}`,
-    dial: () => dialOnce(resolved.hostname, port),
+    where: `${resolved.hostname}:${dialPort}`,
+    reaching: ownPort === undefined
+      ? "the et server"
+      : "the session (no-root mode)",
+    dial: () => dialOnce(resolved.hostname, dialPort),
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
   });
@@ -206,8 +266,10 @@ interface SessionRun extends ClientOptions {
   target: string;
   /** Whether notices may go to stderr. */
   noticesOn: boolean;
-  /** host:port of the daemon, for messages. */
+  /** host:port the client dials (the daemon, or the session), for messages. */
   where: string;
+  /** What is at `where`, for the message when the first connect fails. */
+  reaching: string;
   dial: () => Promise<Deno.TcpConn>;
   pty: boolean;
   typeCommand?: string;
@@ -346,7 +408,7 @@ async function runSession(
     if (exitCode !== null) return exitCode;
     if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
       throw new Error(
-        `cannot connect to the et server at ${run.where} within ${
+        `cannot connect to ${run.reaching} at ${run.where} within ${
           formatAge(end.error.timeoutMs)
         }: ${reconnecting.status.lastReason ?? "no answer"}`,
       );

@@ -28,6 +28,30 @@ export const STDERR_CHANNEL = 3;
 /** Default TCP port of `et server`. */
 export const DEFAULT_SERVER_PORT = 2022;
 
+/** A range of TCP ports, both ends included. */
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/**
+ * Ports a session that serves itself (no-root mode) listens on, the first
+ * free one: like mosh-server, a range a firewall can open once.
+ */
+export const DEFAULT_PORT_RANGE: Readonly<PortRange> = Object.freeze({
+  first: 2022,
+  last: 2122,
+});
+
+/**
+ * How clients reach a new session: `"auto"` through the daemon (`et
+ * server`, which hands the session each client's connection) if one takes
+ * the registration, else on a port of the session's own (no-root mode);
+ * `"only"` through the daemon or not at all (`--daemon-only`); `"never"`
+ * always on its own port (`--no-daemon`).
+ */
+export type DaemonUse = "auto" | "only" | "never";
+
 /** Word that starts the line the launcher prints once it has done its job. */
 export const READY_MARKER = "ET_TERMINAL_READY";
 
@@ -158,6 +182,17 @@ export type BootstrapRequest =
     limits: SessionLimits;
     /** End this user's other sessions first (`-x`). */
     killOthers: boolean;
+    /**
+     * Whether to go through the daemon.
+     * @default {"only"} (a line without it comes from a client that can
+     * dial only the daemon)
+     */
+    daemon?: DaemonUse;
+    /**
+     * Where a session that serves itself looks for a free port.
+     * @default {DEFAULT_PORT_RANGE}
+     */
+    portRange?: PortRange;
   }
   | {
     op: "attach";
@@ -186,6 +221,10 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         program: request.program,
         limits: request.limits,
         killOthers: request.killOthers,
+        ...(request.daemon === undefined ? {} : { daemon: request.daemon }),
+        ...(request.portRange === undefined ? {} : {
+          portRange: [request.portRange.first, request.portRange.last],
+        }),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
@@ -250,6 +289,26 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     rows: value.rows,
     env,
   };
+}
+
+/** True for a TCP port number a listener can be given (1 to 65535). */
+export function validPort(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536;
+}
+
+function decodeDaemonUse(value: unknown): DaemonUse {
+  if (value === undefined) return "only";
+  if (value === "auto" || value === "only" || value === "never") return value;
+  throw malformed("daemon");
+}
+
+function decodePortRange(value: unknown): PortRange {
+  if (value === undefined) return { ...DEFAULT_PORT_RANGE };
+  if (
+    !Array.isArray(value) || value.length !== 2 || !validPort(value[0]) ||
+    !validPort(value[1]) || value[0] > value[1]
+  ) throw malformed("port range");
+  return { first: value[0], last: value[1] };
 }
 
 /**
@@ -335,6 +394,8 @@ export function decodeBootstrap(line: string): BootstrapRequest {
           ),
         },
         killOthers: value.killOthers === true,
+        daemon: decodeDaemonUse(value.daemon),
+        portRange: decodePortRange(value.portRange),
       };
     }
     case "attach": {
@@ -376,11 +437,24 @@ export interface SessionInfo {
   lastSeenAt: number;
   /** The command, or "" for a login shell. */
   command: string;
+  /**
+   * The TCP port the session listens on itself (no-root mode); absent when
+   * the daemon hands it its clients.
+   */
+  port?: number;
 }
 
 /** What the launcher reports on its ready line. */
 export type ReadyReport =
-  | { id: string; detached: number }
+  | {
+    id: string;
+    detached: number;
+    /**
+     * The session's own TCP port (no-root mode), which the client dials
+     * instead of the daemon's; absent: dial the daemon.
+     */
+    port?: number;
+  }
   | { sessions: SessionInfo[] };
 
 /** The launcher's ready line: the marker, a space, JSON. */
@@ -407,7 +481,11 @@ export function decodeReady(line: string): ReadyReport | null {
         value.detached >= 0
       ? value.detached
       : 0;
-    return { id: value.id, detached };
+    if (value.port === undefined) return { id: value.id, detached };
+    if (!validPort(value.port)) {
+      throw new Error("the remote et terminal answered garbage");
+    }
+    return { id: value.id, detached, port: value.port };
   }
   if (Array.isArray(value?.sessions)) {
     return { sessions: value.sessions.filter(isSessionInfo) };

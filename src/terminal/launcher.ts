@@ -5,16 +5,23 @@
  * that ssh ends while the session lives on:
  *
  * - `new`: starts a session process (`et terminal --serve`) detached from
- *   ssh, hands it the line over a private pipe, waits until it is
- *   registered; with `killOthers`, ends this user's other sessions first.
+ *   ssh, hands it the line over a private pipe, waits until clients can
+ *   reach it (registered with the daemon, or listening on its own port in
+ *   no-root mode); with `killOthers`, ends this user's other sessions
+ *   first.
  * - `attach`: finds the session and hands it the new client's passkey
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
  *
+ * For a session that serves itself (no-root mode) the ready report of
+ * `new` and `attach` carries its port, which the client dials instead of
+ * the daemon's.
+ *
  * A client speaking another protocol version is refused before anything
  * else with a refusal line on stdout instead (the client shows it as its
- * one error line). On any other failure it prints one line on stderr (ssh
- * carries it back).
+ * one error line); so is a new session that no client could reach (with
+ * `--daemon-only` no daemon took it, or no port of the range was free).
+ * On any other failure it prints one line on stderr (ssh carries it back).
  *
  * @module
  */
@@ -24,12 +31,13 @@ import { errorMessage } from "../log.ts";
 import {
   bootstrapProtocol,
   decodeBootstrap,
+  decodeReady,
+  decodeRefusal,
   encodeReady,
   encodeRefusal,
   LineReader,
   privateRuntimeDir,
   protocolMismatch,
-  READY_MARKER,
   type ReadyReport,
 } from "../session/mod.ts";
 import { PROTOCOL_VERSION } from "../transport/mod.ts";
@@ -44,6 +52,9 @@ const encoder = new TextEncoder();
 
 /** How long the session process may take to report ready. */
 const START_TIMEOUT_MS = 20_000;
+
+/** The session process refused the client: its line is the client's. */
+class RefusedError extends Error {}
 
 /**
  * The launcher. Returns the process exit code; on failure prints one line
@@ -80,7 +91,8 @@ export async function launchTerminal(): Promise<number> {
         if (answer.ok !== true) {
           throw new Error(`cannot attach: ${answer.error ?? "refused"}`);
         }
-        report = { id: session.info.id, detached: 0 };
+        // A session that serves itself is dialed on its own port.
+        report = { id: session.info.id, detached: 0, port: session.info.port };
         break;
       }
       case "new": {
@@ -91,16 +103,20 @@ export async function launchTerminal(): Promise<number> {
           );
           others = [];
         }
-        const id = await startSessionProcess(line);
+        const started = await startSessionProcess(line);
         report = {
-          id,
+          ...started,
           detached: others.filter((s) => s.info.state === "detached").length,
         };
         break;
       }
     }
   } catch (error) {
-    console.error(`et terminal: ${errorMessage(error)}`);
+    if (error instanceof RefusedError) {
+      console.log(`\n${encodeRefusal(error.message)}`);
+    } else {
+      console.error(`et terminal: ${errorMessage(error)}`);
+    }
     return 1;
   }
   // A fresh line first: a login script may have left a partial line.
@@ -110,9 +126,12 @@ export async function launchTerminal(): Promise<number> {
 
 /**
  * Starts the session process detached from ssh with `line` on its stdin,
- * and waits for its ready line. Resolves with the session id.
+ * and waits for its ready line (the launcher's own format). Resolves with
+ * the session id and, in no-root mode, its port.
  */
-async function startSessionProcess(line: string): Promise<string> {
+async function startSessionProcess(
+  line: string,
+): Promise<{ id: string; port?: number }> {
   const [program, ...args] = selfCommand();
   const child = new Deno.Command(program, {
     args: [...args, "terminal", "--serve"],
@@ -145,8 +164,14 @@ async function startSessionProcess(line: string): Promise<string> {
     reader.cancel().catch(() => {});
     child.unref();
   }
-  const match = answer?.match(new RegExp(`^${READY_MARKER} ([0-9a-f]{32})$`));
-  if (match) return match[1];
+  const refusal = answer === null ? null : decodeRefusal(answer);
+  if (refusal !== null) throw new RefusedError(refusal);
+  const ready = answer === null ? null : decodeReady(answer);
+  if (ready && "id" in ready) {
+    return ready.port === undefined
+      ? { id: ready.id }
+      : { id: ready.id, port: ready.port };
+  }
   throw new Error(
     answer?.replace(/^error: /, "") || "session process failed to start",
   );

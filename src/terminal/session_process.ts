@@ -1,8 +1,11 @@
 /**
  * `et terminal --serve`: the process that hosts one session. It owns the
- * program (through SessionHost), takes the client connections the daemon
- * hands over on its registration (which it keeps alive across daemon
- * restarts), and serves its owner-only control socket.
+ * program (through SessionHost), serves its owner-only control socket, and
+ * takes its clients' connections one of two ways: handed over by the
+ * daemon on its registration (which it keeps alive across daemon
+ * restarts), or, when no daemon takes the registration (or the client
+ * said `--no-daemon`), accepted on a TCP port of its own (no-root mode).
+ * Either way each connection goes to the same server handshake.
  *
  * @module
  */
@@ -18,10 +21,13 @@ import {
 import {
   type BootstrapRequest,
   decodeBootstrap,
+  DEFAULT_PORT_RANGE,
+  encodeReady,
+  encodeRefusal,
   privateRuntimeDir,
-  READY_MARKER,
 } from "../session/mod.ts";
 import {
+  type BytePipe,
   type EternalConnectionOptions,
   serverHandshake,
   toHex,
@@ -33,6 +39,7 @@ import {
   type HandedConnection,
 } from "./daemon_registration.ts";
 import { readStdinLine } from "./local_io.ts";
+import { listenAddress, listenInRange, serveOwnPort } from "./own_port.ts";
 import { SessionHost } from "./session_host.ts";
 
 const log = logger("terminal");
@@ -84,43 +91,52 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     console.log(`error: ${errorMessage(error)}`);
     return 1;
   }
-  let registration: DaemonRegistration;
+  let route: Route;
   try {
-    registration = await DaemonRegistration.register(options.routerPath, idHex);
+    route = await chooseRoute(request, options.routerPath, idHex);
   } catch (error) {
-    console.log(`error: ${errorMessage(error)}`);
-    await host.end("could not register with the daemon");
+    // No way in for clients (--daemon-only without a daemon, no free
+    // port): the launcher passes this on as the client's one error line.
+    log.warn(errorMessage(error));
+    console.log(encodeRefusal(errorMessage(error)));
+    await host.end("no way in for clients");
     return 1;
   }
+  const ownPort = route.kind === "own port"
+    ? route.listener.addr.port
+    : undefined;
   const stop = new AbortController();
   const controlling = serveControl(controlSocketPath(dir, idHex), {
-    status: () => host.info(),
+    // The port tells an attaching client where to dial.
+    status: () => ({ ...host.info(), port: ownPort }),
     attach: (passkey, cols, rows) => host.attach(passkey, cols, rows),
     end: () => host.end(),
   }, stop.signal).catch((error) =>
     log.error(`control socket failed: ${errorMessage(error)}`)
   );
   log.info(`session ${idHex.slice(0, 8)} ready, program pid ${host.pid}`);
-  console.log(`${READY_MARKER} ${idHex}`);
+  console.log(encodeReady({ id: idHex, detached: 0, port: ownPort }));
   try {
     Deno.stdout.close();
   } catch { /* already closed */ }
 
-  const stayRegistered = keepRegistered(
-    registration,
-    options.routerPath,
-    idHex,
-    stop.signal,
-    (connection) => {
-      serverHandshake(connection.pipe, (id) => host.connectionFor(id), {
-        peer: connection.peer,
-        retired: (id) => host.retiredFor(id),
-      });
-    },
-  );
+  const handshake = (pipe: BytePipe, peer: string) =>
+    serverHandshake(pipe, (id) => host.connectionFor(id), {
+      peer,
+      retired: (id) => host.retiredFor(id),
+    });
+  const serving = route.kind === "daemon"
+    ? keepRegistered(
+      route.registration,
+      options.routerPath,
+      idHex,
+      stop.signal,
+      (connection) => handshake(connection.pipe, connection.peer),
+    )
+    : serveOwnPort(route.listener, handshake, stop.signal);
   const outcome = await host.outcome;
   stop.abort();
-  await Promise.allSettled([stayRegistered, controlling]);
+  await Promise.allSettled([serving, controlling]);
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();
   log.info(
@@ -129,6 +145,51 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     } ${outcome.state} (${outcome.reason}), exit ${outcome.exitCode}`,
   );
   return 0;
+}
+
+/** How clients reach this session. */
+type Route =
+  | { kind: "daemon"; registration: DaemonRegistration }
+  | { kind: "own port"; listener: Deno.TcpListener };
+
+/**
+ * Registers with the daemon, unless the client said never; without a
+ * daemon (unless the client required one) listens on a port of its own,
+ * on the address the client reached over ssh (`$SSH_CONNECTION`, which
+ * this process has from the launcher that ssh started). Throws a one-line
+ * Error for the user when clients could not reach the session.
+ */
+async function chooseRoute(
+  request: Extract<BootstrapRequest, { op: "new" }>,
+  routerPath: string,
+  idHex: string,
+): Promise<Route> {
+  const daemon = request.daemon ?? "only";
+  let why = "--no-daemon";
+  if (daemon !== "never") {
+    try {
+      return {
+        kind: "daemon",
+        registration: await DaemonRegistration.register(routerPath, idHex),
+      };
+    } catch (error) {
+      if (daemon === "only") {
+        throw new Error(
+          `no et server here (--daemon-only): ${errorMessage(error)}`,
+        );
+      }
+      why = `no et server here: ${errorMessage(error)}`;
+    }
+  }
+  const hostname = listenAddress(Deno.env.get("SSH_CONNECTION"));
+  const listener = listenInRange(
+    hostname,
+    request.portRange ?? DEFAULT_PORT_RANGE,
+  );
+  log.info(
+    `${why}; serving this session from ${hostname} port ${listener.addr.port} (no-root mode)`,
+  );
+  return { kind: "own port", listener };
 }
 
 function logLevelFromEnv(value: string | undefined): LogLevel {
@@ -148,7 +209,7 @@ async function keepRegistered(
   routerPath: string,
   idHex: string,
   signal: AbortSignal,
-  serve: (connection: HandedConnection) => void,
+  serve: (connection: HandedConnection) => unknown,
 ) {
   let current: DaemonRegistration | null = registration;
   signal.addEventListener("abort", () => current?.close());

@@ -1,7 +1,8 @@
 /**
  * A whole `et` world on this machine for end-to-end tests: a private sshd,
- * an `et server` daemon (from source), and the command lines that run the
- * client against them — optionally through the fault proxy.
+ * an `et server` daemon (from source; or none, for no-root mode), and the
+ * command lines that run the client against them — optionally through the
+ * fault proxy.
  *
  * @module
  */
@@ -39,6 +40,14 @@ export interface WorldOptions {
    * @default {undefined} (the daemon runs as we do)
    */
   daemonUser?: string;
+  /**
+   * Start the daemon. With `false` no daemon ever listens on the world's
+   * router socket (terminals still name it), so sessions serve themselves
+   * (no-root mode); {@linkcode EtWorld.daemonPort} is then 0 and clients
+   * name no port.
+   * @default {true}
+   */
+  daemon?: boolean;
 }
 
 /** A process of this world's terminal role (launcher or session process). */
@@ -53,7 +62,10 @@ export interface EtWorld {
   sshd: Sshd;
   /** Temp dir of this world (router socket, logs, data files). */
   dir: string;
-  /** The daemon's TCP port (the same after {@linkcode restartDaemon}). */
+  /**
+   * The daemon's TCP port (the same after {@linkcode restartDaemon}); 0 in
+   * a world without a daemon.
+   */
   daemonPort: number;
   routerPath: string;
   /**
@@ -75,7 +87,8 @@ export interface EtWorld {
   sessionProcesses(): Promise<TerminalProcess[]>;
   /**
    * Kills the daemon with `signal` and starts it again on the same TCP port
-   * and router path; resolves once it listens again.
+   * and router path; resolves once it listens again. Throws in a world
+   * without a daemon.
    */
   restartDaemon(signal?: Deno.Signal): Promise<void>;
   /**
@@ -234,8 +247,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     await Deno.chown(`${dir}/daemon-deno-dir`, ...daemonUser);
   }
   const routerPath = `${routerDir}/router.sock`;
-  let daemon = await spawnDaemon(dir, routerPath, 0, daemonUser);
-  const daemonPort = daemon.port;
+  let daemon = options.daemon === false
+    ? null
+    : await spawnDaemon(dir, routerPath, 0, daemonUser);
+  const daemonPort = daemon?.port ?? 0;
   let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
   if (options.privateRuntime) {
@@ -251,9 +266,10 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     routerPath,
     runtimeDir,
     client(extra = [], options = {}) {
-      const target = `${
-        options.user ? options.user + "@" : ""
-      }${sshd.hostAlias}:${options.port ?? daemonPort}`;
+      const port = options.port ?? daemonPort;
+      const target = `${options.user ? options.user + "@" : ""}${
+        port ? `${sshd.hostAlias}:${port}` : sshd.hostAlias
+      }`;
       return [
         ...ET,
         "--ssh",
@@ -274,12 +290,13 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
       );
     },
     async restartDaemon(signal: Deno.Signal = "SIGKILL") {
+      if (!daemon) throw new Error("this world has no daemon");
       await stopDaemon(daemon, signal);
       daemon = await spawnDaemon(dir, routerPath, daemonPort, daemonUser);
     },
     async close() {
       await killTerminals(routerPath);
-      await stopDaemon(daemon, "SIGTERM");
+      if (daemon) await stopDaemon(daemon, "SIGTERM");
       await sshd.stop();
       if (Deno.env.get("ET_TEST_KEEP_WORLD")) {
         console.log(`world kept: ${dir}`);
