@@ -1,7 +1,13 @@
 /**
  * The user's own terminal: byte-transparent raw mode while a session runs
- * (always restored, exactly), its size and size changes, keystrokes, and
- * leaving cleanly when a signal ends the client.
+ * (always restored), its size and size changes, keystrokes, and leaving
+ * cleanly when a signal ends the client.
+ *
+ * On Linux and macOS raw mode is termios through libc (`cfmakeraw`, output
+ * processing off, the exact attributes put back). On Windows it is the
+ * console's modes through `Deno.stdin.setRaw` (line input, echo and Ctrl-C
+ * processing off, virtual-terminal input on; a console has no output
+ * processing to turn off): no termios, and libc is never opened there.
  *
  * @module
  */
@@ -39,21 +45,110 @@ export const RESET_MODES: string = [
   "\x1b[0m", // default colors and attributes
 ].join("");
 
-/** The signals {@linkcode LocalTerminal.guardSignals} handles. */
-export type GuardedSignal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGQUIT";
+/** The signals {@linkcode LocalTerminal.guardSignals} may handle. */
+export type GuardedSignal =
+  | "SIGINT"
+  | "SIGTERM"
+  | "SIGHUP"
+  | "SIGQUIT"
+  | "SIGBREAK";
 
-/** Their numbers (the same on Linux and macOS), for the 128 + n exit code. */
-const GUARDED_SIGNALS: Readonly<Record<GuardedSignal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGTERM: 15,
-};
+/**
+ * The signals {@linkcode LocalTerminal.guardSignals} handles on `os`, with
+ * their numbers for the 128 + n exit code. SIGHUP, SIGINT, SIGQUIT and
+ * SIGTERM are 1, 2, 3 and 15 on Linux and macOS alike. On Windows there
+ * is also SIGBREAK (Ctrl-Break, 21 in the C runtime's `signal.h`); Deno
+ * 2.9.6 documents SIGINT, SIGBREAK, SIGTERM, SIGQUIT, SIGHUP and SIGWINCH
+ * there, older releases only the first two, so ones the runtime refuses
+ * are skipped.
+ */
+export function guardedSignals(
+  os: typeof Deno.build.os,
+): ReadonlyArray<readonly [GuardedSignal, number]> {
+  const unix = [
+    ["SIGHUP", 1],
+    ["SIGINT", 2],
+    ["SIGQUIT", 3],
+    ["SIGTERM", 15],
+  ] as const;
+  return os === "windows" ? [...unix, ["SIGBREAK", 21]] : unix;
+}
+
+/**
+ * How often the console size is read on Windows, where no SIGWINCH can be
+ * relied on.
+ */
+const RESIZE_POLL_MS = 250;
 
 /** How long a signal's `onSignal` may run before the client leaves anyway. */
 const ON_SIGNAL_BUDGET_MS = 300;
 
 const encoder = new TextEncoder();
+
+/** How stdin's terminal is switched to raw mode and back on one system. */
+interface RawMode {
+  /** Switches to raw mode; throws, having changed nothing, if it cannot. */
+  enter(): void;
+  /** Switches back to what was there before `enter`; never throws. */
+  restore(): void;
+}
+
+/**
+ * Linux and macOS: `cfmakeraw` through termios; the exact attributes are
+ * saved and put back byte for byte, once pending output is written.
+ */
+function termiosRawMode(): RawMode {
+  let saved: Uint8Array | undefined;
+  return {
+    enter() {
+      const before = getTermios(STDIN_FD);
+      setTermios(STDIN_FD, makeRaw(before), TCSADRAIN);
+      saved = before;
+    },
+    restore() {
+      if (saved === undefined) return;
+      const before = saved;
+      saved = undefined;
+      try {
+        setTermios(STDIN_FD, before, TCSADRAIN);
+      } catch {
+        // the terminal is gone; nothing to restore.
+      }
+    },
+  };
+}
+
+/**
+ * Windows: the console's input modes through Deno (`SetConsoleMode`, which
+ * needs no FFI of ours). Leaving raw mode turns line input, echo and Ctrl-C
+ * processing back on; Deno keeps no copy of the modes before, so a console
+ * that had them off gets them on.
+ */
+function consoleRawMode(): RawMode {
+  return {
+    enter() {
+      Deno.stdin.setRaw(true);
+    },
+    restore() {
+      try {
+        Deno.stdin.setRaw(false);
+      } catch {
+        // the console is gone; nothing to restore.
+      }
+    },
+  };
+}
+
+/** Options of {@linkcode LocalTerminal}. */
+export interface LocalTerminalOptions {
+  /**
+   * The system whose way of going raw, signals and resize notices to use;
+   * only tests pass another (the Windows path runs on Linux as well, and
+   * with FFI denied shows that it opens no libc).
+   * @default {Deno.build.os}
+   */
+  os?: typeof Deno.build.os;
+}
 
 /**
  * The local terminal as the client uses it.
@@ -73,8 +168,17 @@ const encoder = new TextEncoder();
 export class LocalTerminal {
   #isTty = Deno.stdin.isTerminal();
   #isOutputTty = Deno.stdout.isTerminal();
-  /** The exact attributes of fd 0 before raw mode; set while raw. */
-  #saved: Uint8Array | undefined;
+  #os: typeof Deno.build.os;
+  #rawMode: RawMode;
+  #raw = false;
+
+  /** The local terminal of this process; see {@linkcode LocalTerminalOptions}. */
+  constructor(options: LocalTerminalOptions = {}) {
+    this.#os = options.os ?? Deno.build.os;
+    this.#rawMode = this.#os === "windows"
+      ? consoleRawMode()
+      : termiosRawMode();
+  }
 
   /** True when stdin is a terminal (not a pipe or file). */
   get isTty(): boolean {
@@ -88,37 +192,34 @@ export class LocalTerminal {
 
   /** True between {@linkcode enterRaw} and {@linkcode restore}. */
   get isRaw(): boolean {
-    return this.#saved !== undefined;
+    return this.#raw;
   }
 
   /**
-   * Saves the exact attributes of stdin's terminal and switches it to raw
-   * mode as ssh does (`cfmakeraw`): keystrokes arrive unchanged, byte by
-   * byte, and output leaves unchanged (no `\n` to `\r\n`). Does nothing when
-   * stdin is not a terminal or already raw. Throws if the attributes cannot
-   * be read or set (nothing is changed then).
+   * Switches stdin's terminal to raw mode as ssh does: keystrokes arrive
+   * unchanged, byte by byte, and output leaves unchanged (on Linux and
+   * macOS `cfmakeraw`, which also stops `\n` becoming `\r\n`, after saving
+   * the exact attributes; on Windows the console's raw input mode). Does
+   * nothing when stdin is not a terminal or already raw. Throws if the
+   * mode cannot be read or set (nothing is changed then).
    */
   enterRaw(): void {
-    if (!this.#isTty || this.#saved !== undefined) return;
-    const saved = getTermios(STDIN_FD);
-    setTermios(STDIN_FD, makeRaw(saved), TCSADRAIN);
-    this.#saved = saved;
+    if (!this.#isTty || this.#raw) return;
+    this.#rawMode.enter();
+    this.#raw = true;
   }
 
   /**
-   * Puts back the attributes saved by {@linkcode enterRaw}, byte for byte,
-   * once pending output is written. Synchronous, idempotent, never throws
-   * (a terminal that is gone has nothing to restore).
+   * Leaves raw mode: on Linux and macOS puts back the attributes saved by
+   * {@linkcode enterRaw}, byte for byte, once pending output is written; on
+   * Windows turns the console's line input, echo and Ctrl-C processing back
+   * on. Synchronous, idempotent, never throws (a terminal that is gone has
+   * nothing to restore).
    */
   restore(): void {
-    const saved = this.#saved;
-    if (saved === undefined) return;
-    this.#saved = undefined;
-    try {
-      setTermios(STDIN_FD, saved, TCSADRAIN);
-    } catch {
-      // the terminal is gone; nothing to restore.
-    }
+    if (!this.#raw) return;
+    this.#raw = false;
+    this.#rawMode.restore();
   }
 
   /**
@@ -134,27 +235,33 @@ export class LocalTerminal {
 
   /**
    * Leaves cleanly on SIGINT, SIGTERM, SIGHUP or SIGQUIT (sent with `kill`:
-   * in raw mode the keyboard does not generate them): runs `onSignal` (for
-   * at most 300 ms, its errors ignored), then {@linkcode restore},
-   * {@linkcode resetModes}, and exits with 128 + the signal's number. A
-   * signal that arrives while the first is handled is ignored. Returns a
-   * function that removes the listeners.
+   * in raw mode the keyboard does not generate them; on Windows also
+   * SIGBREAK, and only those the runtime can deliver there): runs
+   * `onSignal` (for at most 300 ms, its errors ignored), then
+   * {@linkcode restore}, {@linkcode resetModes}, and exits with 128 + the
+   * signal's number. A signal that arrives while the first is handled is
+   * ignored. Returns a function that removes the listeners.
    */
   guardSignals(
     onSignal: (signal: Deno.Signal) => void | Promise<void>,
   ): () => void {
     let handling = false;
-    const listeners = Object.entries(GUARDED_SIGNALS).map(
-      ([signal, number]) => {
-        const listener = () => {
-          if (handling) return;
-          handling = true;
-          this.#leave(signal as GuardedSignal, number, onSignal);
-        };
-        Deno.addSignalListener(signal as GuardedSignal, listener);
-        return [signal as GuardedSignal, listener] as const;
-      },
-    );
+    const listeners: Array<readonly [GuardedSignal, () => void]> = [];
+    for (const [signal, number] of guardedSignals(this.#os)) {
+      const listener = () => {
+        if (handling) return;
+        handling = true;
+        this.#leave(signal, number, onSignal);
+      };
+      try {
+        Deno.addSignalListener(signal, listener);
+      } catch (error) {
+        // Windows: this Deno does not deliver that one there.
+        if (this.#os !== "windows") throw error;
+        continue;
+      }
+      listeners.push([signal, listener]);
+    }
     return () => {
       for (const [signal, listener] of listeners) {
         Deno.removeSignalListener(signal, listener);
@@ -196,10 +303,30 @@ export class LocalTerminal {
     return { cols: 80, rows: 24 };
   }
 
-  /** Calls `listener` with the new size on every SIGWINCH. */
-  onResize(listener: (size: { cols: number; rows: number }) => void) {
-    if (!this.#isTty) return;
-    Deno.addSignalListener("SIGWINCH", () => listener(this.size()));
+  /**
+   * Calls `listener` with the new size whenever the terminal is resized:
+   * on every SIGWINCH on Linux and macOS; on Windows when a poll of the
+   * console size (every 250 ms, not keeping the process alive) sees it
+   * change. Returns a function that stops it.
+   */
+  onResize(
+    listener: (size: { cols: number; rows: number }) => void,
+  ): () => void {
+    if (!this.#isTty) return () => {};
+    if (this.#os === "windows") {
+      let last = this.size();
+      const timer = setInterval(() => {
+        const now = this.size();
+        if (now.cols === last.cols && now.rows === last.rows) return;
+        last = now;
+        listener(now);
+      }, RESIZE_POLL_MS);
+      Deno.unrefTimer(timer);
+      return () => clearInterval(timer);
+    }
+    const onSignal = () => listener(this.size());
+    Deno.addSignalListener("SIGWINCH", onSignal);
+    return () => Deno.removeSignalListener("SIGWINCH", onSignal);
   }
 
   /** Reads keystrokes (or piped input); null at end of input. */

@@ -1,99 +1,104 @@
 /**
- * The program's one binding to glibc through FFI, opened lazily on first
- * use: the pty layer (pseudo-terminals, termios) and the socket helpers
- * (listeners, peer credentials, descriptor passing, readiness) share it.
- * Callers outside `src/platform/` use the layer's own modules (`Pty`,
- * `termios.ts`, `socket.ts`, `reactor.ts`), not these raw calls, except the
- * pty layer, which is built directly on them.
+ * The program's one binding to the C library through FFI, opened lazily on
+ * first use: glibc on Linux, libSystem on macOS, nothing anywhere else (on
+ * Windows only the client runs, and it needs no libc). The pty layer
+ * (pseudo-terminals, termios) and the socket helpers (listeners, peer
+ * credentials, descriptor passing, readiness) share it. Callers outside
+ * `src/platform/` use the layer's own modules (`Pty`, `termios.ts`,
+ * `socket.ts`, `reactor.ts`), not these raw calls, except the pty layer,
+ * which is built directly on them.
  *
- * Constants are the Linux values shared by x86_64 and aarch64; the library
- * refuses to open on other systems rather than pass wrong numbers.
+ * The numbers come from `libc_constants.ts`, one table per system. On a
+ * system without one the constants below hold Linux's values, and
+ * {@linkcode libc} refuses to open, so they are never passed to anything.
  *
  * @module
  */
 
+import {
+  DARWIN_LIBC,
+  type LibcConstants,
+  libcConstants,
+  LINUX_LIBC,
+} from "./libc_constants.ts";
+
+const HOST: LibcConstants = libcConstants(Deno.build.os) ?? LINUX_LIBC;
+
 /** `open` / `posix_openpt` flag: read and write. */
-export const O_RDWR = 0o2;
+export const O_RDWR: number = HOST.O_RDWR;
 /** `open` flag: do not make the tty our controlling terminal. */
-export const O_NOCTTY = 0o400;
+export const O_NOCTTY: number = HOST.O_NOCTTY;
 /** `open` flag: calls return EAGAIN instead of blocking. */
-export const O_NONBLOCK = 0o4000;
+export const O_NONBLOCK: number = HOST.O_NONBLOCK;
 /** `open` flag: close the fd in every program we exec. */
-export const O_CLOEXEC = 0o2000000;
+export const O_CLOEXEC: number = HOST.O_CLOEXEC;
 
 /** `fcntl` command: set the fd flags (FD_CLOEXEC). */
-export const F_SETFD = 2;
+export const F_SETFD: number = HOST.F_SETFD;
 /** `fcntl` command: get the file status flags. */
-export const F_GETFL = 3;
+export const F_GETFL: number = HOST.F_GETFL;
 /** `fcntl` command: set the file status flags. */
-export const F_SETFL = 4;
+export const F_SETFL: number = HOST.F_SETFL;
 /** `fcntl` fd flag: close on exec. */
-export const FD_CLOEXEC = 1;
+export const FD_CLOEXEC: number = HOST.FD_CLOEXEC;
 
 /** `poll` event: data to read. */
-export const POLLIN = 0x1;
+export const POLLIN: number = HOST.POLLIN;
 /** `poll` event: room to write. */
-export const POLLOUT = 0x4;
+export const POLLOUT: number = HOST.POLLOUT;
 
 /** `ioctl` request: set the terminal's window size (struct winsize). */
-export const TIOCSWINSZ = 0x5414;
+export const TIOCSWINSZ: number = HOST.TIOCSWINSZ;
 
 /** errno: operation not permitted. */
-export const EPERM = 1;
+export const EPERM: number = HOST.errno.EPERM;
 /** errno: a signal interrupted the call. */
-export const EINTR = 4;
+export const EINTR: number = HOST.errno.EINTR;
 /** errno: I/O error; on a pty master, the slave side is closed. */
-export const EIO = 5;
+export const EIO: number = HOST.errno.EIO;
 /** errno: bad file descriptor. */
-export const EBADF = 9;
+export const EBADF: number = HOST.errno.EBADF;
 /** errno: the call would block on a non-blocking fd. */
-export const EAGAIN = 11;
+export const EAGAIN: number = HOST.errno.EAGAIN;
 /** errno: out of kernel memory. */
-export const ENOMEM = 12;
+export const ENOMEM: number = HOST.errno.ENOMEM;
 /** errno: invalid argument (also: accept on a socket that stopped listening). */
-export const EINVAL = 22;
+export const EINVAL: number = HOST.errno.EINVAL;
 /** errno: the system's table of open files is full. */
-export const ENFILE = 23;
+export const ENFILE: number = HOST.errno.ENFILE;
 /** errno: this process has no descriptor left. */
-export const EMFILE = 24;
+export const EMFILE: number = HOST.errno.EMFILE;
 /** errno: the peer is gone (write on a closed connection). */
-export const EPIPE = 32;
+export const EPIPE: number = HOST.errno.EPIPE;
 /** errno: no buffer space for the socket operation. */
-export const ENOBUFS = 105;
+export const ENOBUFS: number = HOST.errno.ENOBUFS;
 /** errno: a queued connection was aborted before accept took it. */
-export const ECONNABORTED = 103;
+export const ECONNABORTED: number = HOST.errno.ECONNABORTED;
 /** errno: the peer reset the connection. */
-export const ECONNRESET = 104;
+export const ECONNRESET: number = HOST.errno.ECONNRESET;
 
-const SYMBOLS = {
+/**
+ * Calls with the same fixed (not variadic) C signature in glibc and
+ * libSystem, bound on both. `poll`'s `nfds_t` is an unsigned long on Linux
+ * and an unsigned int on macOS; passed in a register as a u64, the callee
+ * reads the same low half either way.
+ */
+const PORTABLE_SYMBOLS = {
   posix_openpt: { parameters: ["i32"], result: "i32" },
   grantpt: { parameters: ["i32"], result: "i32" },
   unlockpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  // The only calls that may wait: they run on a worker thread so the event
-  // loop stays free. Reads and writes happen synchronously after one says the
-  // fd is ready, on an O_NONBLOCK fd, so they never wait either.
+  // The only call here that may wait (with epoll_wait below): it runs on a
+  // worker thread so the event loop stays free. Reads and writes happen
+  // synchronously after one says the fd is ready, on an O_NONBLOCK fd, so
+  // they never wait either.
   poll: {
     parameters: ["buffer", "u64", "i32"],
     result: "i32",
     nonblocking: true,
   },
-  epoll_wait: {
-    parameters: ["i32", "buffer", "i32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  epoll_create1: { parameters: ["i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  // ioctl and fcntl are variadic in C; on the Linux ABIs we run on, passing
-  // the one extra integer or pointer as a fixed argument is equivalent.
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // struct termios is passed by pointer; termios.ts owns its layout.
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
@@ -101,10 +106,6 @@ const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
-  accept4: {
-    parameters: ["i32", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getsockopt: {
@@ -122,29 +123,134 @@ const SYMBOLS = {
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** The bound libc functions, as `Deno.dlopen` types them. */
-export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/**
+ * Calls bound on Linux only. epoll, eventfd and accept4 do not exist on
+ * macOS, nor ptsname_r before macOS 13.4 (a missing symbol fails the whole
+ * dlopen). open, fcntl and ioctl are variadic in C: on the Linux ABIs we
+ * run on, passing the one extra integer or pointer as a fixed argument is
+ * equivalent, but Apple's arm64 ABI passes variadic arguments on the stack
+ * ("Writing ARM64 code for Apple platforms"), so binding them as fixed
+ * would hand the callee garbage there. On macOS each throws NotSupported.
+ */
+const LINUX_ONLY_SYMBOLS = {
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  epoll_wait: {
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  accept4: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
 
-let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+/** Where errno lives: glibc's `__errno_location`, libSystem's `__error`. */
+const ERRNO_SYMBOLS = {
+  linux: { __errno_location: { parameters: [], result: "pointer" } },
+  darwin: { __error: { parameters: [], result: "pointer" } },
+} as const satisfies Record<string, Deno.ForeignLibraryInterface>;
+
+const LIBC_SYMBOLS = { ...PORTABLE_SYMBOLS, ...LINUX_ONLY_SYMBOLS };
+
+/** The bound libc functions, as `Deno.dlopen` types them. */
+export type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
+
+/** An opened C library: its calls, and where errno lives. */
+export interface OpenLibc {
+  /** The bound calls; on macOS the Linux-only ones throw NotSupported. */
+  symbols: Libc;
+  /** The address of the calling thread's errno. */
+  errnoLocation: () => Deno.PointerValue;
+}
+
+let library: OpenLibc | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
 /**
- * Opens libc on first use, so that importing a layer built on it costs
- * nothing (and needs no --allow-ffi) until it is actually used.
+ * Opens the C library on first use, so that importing a layer built on it
+ * costs nothing (and needs no --allow-ffi) until it is actually used.
+ * Throws `Deno.errors.NotSupported` on a system other than Linux or macOS.
  */
 export function libc(): Libc {
-  if (library === undefined) {
-    if (Deno.build.os !== "linux") {
-      throw new Deno.errors.NotSupported(
-        `only Linux is supported, not ${Deno.build.os}`,
-      );
+  return opened().symbols;
+}
+
+function opened(): OpenLibc {
+  library ??= openLibc(Deno.build.os);
+  return library;
+}
+
+/**
+ * Opens the C library of `os`: the program's only `Deno.dlopen` of it, one
+ * arm per system we have a table for, and for every other a one-line
+ * `Deno.errors.NotSupported`. Use {@linkcode libc}, which calls this once
+ * with the running system; it takes the system's name so that the refusal
+ * can be tested anywhere.
+ */
+export function openLibc(os: typeof Deno.build.os): OpenLibc {
+  switch (os) {
+    case "linux": {
+      const bound = Deno.dlopen(LINUX_LIBC.library, {
+        ...LIBC_SYMBOLS,
+        ...ERRNO_SYMBOLS.linux,
+      }).symbols;
+      return {
+        symbols: pick(bound, Object.keys(LIBC_SYMBOLS), [], os),
+        errnoLocation: bound.__errno_location,
+      };
     }
-    library = Deno.dlopen("libc.so.6", SYMBOLS);
+    case "darwin": {
+      const bound = Deno.dlopen(DARWIN_LIBC.library, {
+        ...PORTABLE_SYMBOLS,
+        ...ERRNO_SYMBOLS.darwin,
+      }).symbols;
+      return {
+        symbols: pick(
+          bound,
+          Object.keys(PORTABLE_SYMBOLS),
+          Object.keys(LINUX_ONLY_SYMBOLS),
+          os,
+        ),
+        errnoLocation: bound.__error,
+      };
+    }
+    default:
+      throw new Deno.errors.NotSupported(
+        `no C library binding for ${os}: et's native calls run on Linux and macOS`,
+      );
   }
-  return library.symbols;
+}
+
+/**
+ * The `Libc` of one system: the `bound` functions named in `present`, and
+ * for each name in `absent` one that throws NotSupported when called.
+ * Linux goes through here too, so its tests exercise this assembly.
+ */
+function pick(
+  bound: object,
+  present: string[],
+  absent: string[],
+  os: string,
+): Libc {
+  const symbols: Record<string, unknown> = {};
+  for (const name of present) {
+    symbols[name] = (bound as Record<string, unknown>)[name];
+  }
+  for (const name of absent) {
+    symbols[name] = () => {
+      throw new Deno.errors.NotSupported(`${name}() is not available on ${os}`);
+    };
+  }
+  return symbols as Libc;
 }
 
 /**
@@ -153,33 +259,13 @@ export function libc(): Libc {
  * worker) always runs on the one thread whose module instance holds the cache.
  */
 export function errno(): number {
-  errnoView ??= new Deno.UnsafePointerView(libc().__errno_location()!);
+  errnoView ??= new Deno.UnsafePointerView(opened().errnoLocation()!);
   return errnoView.getInt32();
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  4: "EINTR",
-  5: "EIO",
-  9: "EBADF",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  22: "EINVAL",
-  23: "ENFILE",
-  24: "EMFILE",
-  25: "ENOTTY",
-  32: "EPIPE",
-  36: "ENAMETOOLONG",
-  98: "EADDRINUSE",
-  99: "EADDRNOTAVAIL",
-  103: "ECONNABORTED",
-  104: "ECONNRESET",
-  105: "ENOBUFS",
-  107: "ENOTCONN",
-  111: "ECONNREFUSED",
-};
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(HOST.errno).map(([name, code]) => [code, name]),
+);
 
 /** The symbolic name of an errno value, e.g. "EAGAIN". */
 export function errnoName(code: number): string {
@@ -189,6 +275,21 @@ export function errnoName(code: number): string {
 /** An error for a failed libc call, naming the call and its errno. */
 export function errnoError(call: string, code: number): Error {
   return new Error(`${call} failed: ${errnoName(code)} (${code})`);
+}
+
+/**
+ * Throws `Deno.errors.NotSupported` unless this is Linux: for callers whose
+ * own numbers (socket flags, resource limits, struct layouts) are Linux's
+ * only, so that on macOS they stop with one line instead of passing wrong
+ * values to libc.
+ */
+export function requireLinux(
+  what: string,
+  os: typeof Deno.build.os = Deno.build.os,
+): void {
+  if (os !== "linux") {
+    throw new Deno.errors.NotSupported(`${what}: Linux only, not ${os}`);
+  }
 }
 
 /** Closes `fd`, ignoring errors: used on cleanup paths only. */

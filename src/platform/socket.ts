@@ -16,7 +16,15 @@
  * @module
  */
 
-import { EAGAIN, EINTR, errno, errnoError, errnoName, libc } from "./libc.ts";
+import {
+  EAGAIN,
+  EINTR,
+  errno,
+  errnoError,
+  errnoName,
+  libc,
+  requireLinux,
+} from "./libc.ts";
 import { reactor } from "./reactor.ts";
 
 const AF_UNIX = 1;
@@ -184,6 +192,7 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 function newSocket(family: number): number {
+  requireLinux("sockets as descriptors");
   const fd = libc().socket(
     family,
     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -550,6 +559,7 @@ const RLIMIT_NOFILE = 7;
  * and gets EMFILE (seen on 2.9.6).
  */
 export function raiseDescriptorLimit(): number {
+  requireLinux("the descriptor limit");
   const limits = new BigUint64Array(2); // struct rlimit { cur, max }
   const bytes = new Uint8Array(limits.buffer);
   const c = libc();

@@ -23,6 +23,7 @@ import {
   O_RDWR,
   POLLIN,
   POLLOUT,
+  requireLinux,
   TIOCSWINSZ,
 } from "../platform/libc.ts";
 
@@ -173,6 +174,9 @@ export class Pty {
    */
   static spawn(options: PtySpawnOptions): Pty {
     checkSize(options.cols, options.rows);
+    // eventfd, ptsname_r and the variadic fcntl/ioctl are bound on Linux
+    // only (see platform/libc.ts).
+    requireLinux("pseudo-terminals");
     const c = libc();
     const master = c.posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0) throw errnoError("posix_openpt", errno());

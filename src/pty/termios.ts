@@ -2,7 +2,8 @@
  * Terminal attributes (`struct termios`) through libc: read them, set them,
  * and compute the raw mode that `cfmakeraw` would. The struct is handled as
  * the exact bytes libc returns, so a saved state can be put back byte for
- * byte; its layout and flag bits come from one platform table.
+ * byte; its layout and flag bits come from the platform's table
+ * (`src/platform/termios_layout.ts`: Linux and macOS).
  *
  * @example Raw mode, always restored
  * ```ts
@@ -21,10 +22,21 @@
  */
 
 import { EINTR, errno, errnoError, libc } from "../platform/libc.ts";
+import {
+  type TermiosPlatform,
+  termiosPlatform,
+} from "../platform/termios_layout.ts";
+
+export {
+  DARWIN_TERMIOS,
+  LINUX_TERMIOS,
+  type TermiosPlatform,
+  termiosPlatform,
+} from "../platform/termios_layout.ts";
 
 /**
  * `tcsetattr` action: apply the change at once. The value is 0 on Linux and
- * on macOS alike.
+ * on macOS alike (each table's `actions` says so, and a test checks it).
  */
 export const TCSANOW = 0;
 /**
@@ -41,146 +53,6 @@ export const TCSAFLUSH = 2;
 
 /** When `tcsetattr` applies a change: {@linkcode TCSANOW}, {@linkcode TCSADRAIN} or {@linkcode TCSAFLUSH}. */
 export type TermiosWhen = typeof TCSANOW | typeof TCSADRAIN | typeof TCSAFLUSH;
-
-/**
- * Where the fields of `struct termios` lie and which bits its flags use on
- * one platform. Only the bits that {@linkcode makeRaw} touches are listed.
- */
-export interface TermiosPlatform {
-  /** `sizeof(struct termios)`, padding included. */
-  size: number;
-  /**
-   * Width of `tcflag_t` in bytes (4 on Linux, 8 on macOS). Flags are stored
-   * little-endian on every platform we run on, and every bit we use lies in
-   * the low 32, so only the low four bytes of a flag field are ever touched.
-   */
-  flagBytes: 4 | 8;
-  /** Byte offsets of the fields. */
-  offsets: {
-    /** `c_iflag`: input modes. */
-    iflag: number;
-    /** `c_oflag`: output modes. */
-    oflag: number;
-    /** `c_cflag`: control modes. */
-    cflag: number;
-    /** `c_lflag`: local modes. */
-    lflag: number;
-    /** `c_cc`: the control characters. */
-    cc: number;
-  };
-  /** Number of entries of `c_cc` (NCCS). */
-  nccs: number;
-  /** Indexes into `c_cc`. */
-  cc: {
-    /** Least number of bytes a non-canonical read waits for. */
-    VMIN: number;
-    /** Timeout of a non-canonical read, in tenths of a second. */
-    VTIME: number;
-  };
-  /** `c_iflag` bits. */
-  iflag: {
-    /** Ignore a break condition. */
-    IGNBRK: number;
-    /** A break flushes the queues and sends SIGINT. */
-    BRKINT: number;
-    /** Mark parity and framing errors with `\377 \0`. */
-    PARMRK: number;
-    /** Strip the eighth bit of every input byte. */
-    ISTRIP: number;
-    /** Translate NL to CR on input. */
-    INLCR: number;
-    /** Ignore CR on input. */
-    IGNCR: number;
-    /** Translate CR to NL on input. */
-    ICRNL: number;
-    /** XON/XOFF flow control on output (^S / ^Q are swallowed). */
-    IXON: number;
-  };
-  /** `c_oflag` bits. */
-  oflag: {
-    /** Output processing; without it every byte leaves as written. */
-    OPOST: number;
-    /** With OPOST: translate NL to CR NL on output. */
-    ONLCR: number;
-  };
-  /** `c_cflag` bits. */
-  cflag: {
-    /** Mask of the character size. */
-    CSIZE: number;
-    /** Eight-bit characters (a CSIZE value). */
-    CS8: number;
-    /** Generate and check parity. */
-    PARENB: number;
-  };
-  /** `c_lflag` bits. */
-  lflag: {
-    /** Echo input. */
-    ECHO: number;
-    /** Echo NL even without ECHO. */
-    ECHONL: number;
-    /** Canonical (line by line, editable) input. */
-    ICANON: number;
-    /** INTR, QUIT and SUSP characters send signals. */
-    ISIG: number;
-    /** Implementation-defined input processing (^V, ^O). */
-    IEXTEN: number;
-  };
-}
-
-/**
- * glibc's `struct termios` on Linux x86_64 and aarch64 (checked with a C
- * program against glibc 2.36 on x86_64: sizeof 60, offsets below, three
- * bytes of padding after `c_cc` at 49..51):
- *
- * ```
- * 0 c_iflag u32 | 4 c_oflag u32 | 8 c_cflag u32 | 12 c_lflag u32
- * 16 c_line u8  | 17 c_cc[32]   | 52 c_ispeed u32 | 56 c_ospeed u32
- * ```
- */
-export const LINUX_TERMIOS: TermiosPlatform = Object.freeze({
-  size: 60,
-  flagBytes: 4,
-  offsets: { iflag: 0, oflag: 4, cflag: 8, lflag: 12, cc: 17 },
-  nccs: 32,
-  cc: { VMIN: 6, VTIME: 5 },
-  iflag: {
-    IGNBRK: 0o1,
-    BRKINT: 0o2,
-    PARMRK: 0o10,
-    ISTRIP: 0o40,
-    INLCR: 0o100,
-    IGNCR: 0o200,
-    ICRNL: 0o400,
-    IXON: 0o2000,
-  },
-  oflag: { OPOST: 0o1, ONLCR: 0o4 },
-  cflag: { CSIZE: 0o60, CS8: 0o60, PARENB: 0o400 },
-  lflag: {
-    ECHO: 0o10,
-    ECHONL: 0o100,
-    ICANON: 0o2,
-    ISIG: 0o1,
-    IEXTEN: 0o100000,
-  },
-});
-
-const PLATFORMS: Partial<Record<typeof Deno.build.os, TermiosPlatform>> = {
-  linux: LINUX_TERMIOS,
-};
-
-/**
- * The termios table of `os`; throws `Deno.errors.NotSupported` for a system
- * without one (rather than pass wrong offsets to libc).
- */
-export function termiosPlatform(
-  os: typeof Deno.build.os = Deno.build.os,
-): TermiosPlatform {
-  const platform = PLATFORMS[os];
-  if (platform === undefined) {
-    throw new Deno.errors.NotSupported(`termios: no layout known for ${os}`);
-  }
-  return platform;
-}
 
 /** The flag words and control characters of a termios, decoded. */
 export interface TermiosFields {
@@ -203,7 +75,7 @@ export interface TermiosFields {
  * @example
  * ```ts
  * const { oflag } = termiosFields(getTermios(0));
- * const translatesNewlines = (oflag & LINUX_TERMIOS.oflag.OPOST) !== 0;
+ * const translatesNewlines = (oflag & termiosPlatform().oflag.OPOST) !== 0;
  * ```
  */
 export function termiosFields(
@@ -269,6 +141,11 @@ export function setTermios(
  * cflag &= ~(CSIZE|PARENB); cflag |= CS8
  * cc[VMIN] = 1; cc[VTIME] = 0
  * ```
+ *
+ * `platform` says where the fields lie and what the bits are worth (the
+ * running system's table by default), so the same change is made on a
+ * macOS layout: there the flag words are 8 bytes wide and their high 32
+ * bits, which none of these bits touch, are kept as they are.
  */
 export function makeRaw(
   bytes: Uint8Array,

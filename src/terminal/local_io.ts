@@ -34,13 +34,14 @@ export async function readStdinLine(
 
 /**
  * The command line that runs this program again: the compiled binary alone,
- * or `deno run -A <main module>` when running from source.
+ * or `deno run -A <main module>` when running from source. Which of the two
+ * is what `Deno.build.standalone` says, not the executable's name (a
+ * compiled `et` may be renamed, and so may `deno`).
  */
 export function selfCommand(): string[] {
   const exe = Deno.execPath();
-  const name = exe.slice(exe.lastIndexOf("/") + 1);
-  if (name === "deno") return [exe, "run", "-A", Deno.mainModule];
-  return [exe];
+  if (Deno.build.standalone) return [exe];
+  return [exe, "run", "-A", Deno.mainModule];
 }
 
 /** A user's login shell and home, from the environment ssh set up or /etc/passwd. */

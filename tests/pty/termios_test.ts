@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import {
+  DARWIN_TERMIOS,
   getTermios,
   LINUX_TERMIOS,
   makeRaw,
@@ -77,6 +78,7 @@ function openPtyPair(): [number, number] {
 
 Deno.test("the Linux table matches the struct termios of this system's glibc", async () => {
   assert.equal(termiosPlatform("linux"), LINUX_TERMIOS);
+  assert.equal(termiosPlatform("darwin"), DARWIN_TERMIOS);
   assert.throws(() => termiosPlatform("windows"), Deno.errors.NotSupported);
   const dir = await Deno.makeTempDir({ prefix: "et-termios-" });
   try {
@@ -188,6 +190,107 @@ Deno.test("makeRaw changes a termios exactly as glibc's cfmakeraw does", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/**
+ * What cfmakeraw's changes come to on macOS's `struct termios`, worked out
+ * by hand from XNU's bsd/sys/termios.h (not from our table): the flag words
+ * are 64-bit `unsigned long`s at 0, 8, 16 and 24, and C's `~` of the int
+ * masks sign-extends, so their high 32 bits are kept.
+ *
+ * ```
+ * iflag &= ~(IGNBRK 0x1|BRKINT 0x2|PARMRK 0x8|ISTRIP 0x20|INLCR 0x40
+ *            |IGNCR 0x80|ICRNL 0x100|IXON 0x200)            = ~0x3eb
+ * oflag &= ~OPOST 0x1
+ * cflag  = (cflag & ~(CSIZE 0x300|PARENB 0x1000)) | CS8 0x300
+ * lflag &= ~(ECHO 0x8|ECHONL 0x10|ISIG 0x80|ICANON 0x100|IEXTEN 0x400)
+ *                                                          = ~0x598
+ * c_cc (at 32)[VMIN 16] = 1; c_cc[VTIME 17] = 0
+ * ```
+ */
+function darwinCfmakeraw(input: Uint8Array): Uint8Array {
+  const out = input.slice();
+  const view = new DataView(out.buffer);
+  const update = (offset: number, f: (word: bigint) => bigint) =>
+    view.setBigUint64(offset, f(view.getBigUint64(offset, true)), true);
+  update(0, (w) => w & ~0x3ebn);
+  update(8, (w) => w & ~0x1n);
+  update(16, (w) => (w & ~0x1300n) | 0x300n);
+  update(24, (w) => w & ~0x598n);
+  out[32 + 16] = 1;
+  out[32 + 17] = 0;
+  return out;
+}
+
+Deno.test("makeRaw on a macOS struct termios makes cfmakeraw's changes with XNU's bits, nothing else", () => {
+  assert.equal(DARWIN_TERMIOS.size, 72);
+  const inputs: Uint8Array[] = [new Uint8Array(72), new Uint8Array(72)];
+  inputs[1].fill(0xff);
+  for (let i = 0; i < 300; i++) {
+    inputs.push(crypto.getRandomValues(new Uint8Array(72)));
+  }
+  for (const [i, input] of inputs.entries()) {
+    const before = input.slice();
+    assert.deepEqual(
+      makeRaw(input, DARWIN_TERMIOS),
+      darwinCfmakeraw(input),
+      `input #${i}`,
+    );
+    assert.deepEqual(input, before, "makeRaw copies");
+  }
+  assert.throws(() => makeRaw(new Uint8Array(60), DARWIN_TERMIOS), RangeError);
+});
+
+Deno.test("makeRaw on macOS's default terminal (ttydefaults.h) leaves what raw mode keeps", () => {
+  // bsd/sys/ttydefaults.h: TTYDEF_IFLAG BRKINT|ICRNL|IMAXBEL|IXON|IXANY,
+  // TTYDEF_OFLAG OPOST|ONLCR, TTYDEF_CFLAG CREAD|CS8|HUPCL, TTYDEF_LFLAG
+  // ECHO|ICANON|ISIG|IEXTEN|ECHOE|ECHOKE|ECHOCTL, speed B9600, and
+  // ttydefchars (VMIN's CMIN 1, VTIME's CTIME 0).
+  const cooked = new Uint8Array(72);
+  const view = new DataView(cooked.buffer);
+  view.setBigUint64(0, 0x2b02n, true);
+  view.setBigUint64(8, 0x3n, true);
+  view.setBigUint64(16, 0x4b00n, true);
+  view.setBigUint64(24, 0x5cbn, true);
+  cooked.set([
+    0x04,
+    0xff,
+    0xff,
+    0x7f,
+    0x17,
+    0x15,
+    0x12,
+    0xff,
+    0x03,
+    0x1c,
+    0x1a,
+    0x19,
+    0x11,
+    0x13,
+    0x16,
+    0x0f,
+    0x01,
+    0x00,
+    0x14,
+    0xff,
+  ], 32);
+  view.setBigUint64(56, 9600n, true);
+  view.setBigUint64(64, 9600n, true);
+  const raw = new DataView(makeRaw(cooked, DARWIN_TERMIOS).buffer);
+  // IMAXBEL 0x2000 and IXANY 0x800 stay; BRKINT, ICRNL, IXON go.
+  assert.equal(raw.getBigUint64(0, true), 0x2800n);
+  // ONLCR stays but is inert without OPOST.
+  assert.equal(raw.getBigUint64(8, true), 0x2n);
+  assert.equal(raw.getBigUint64(16, true), 0x4b00n);
+  // ECHOE 0x2, ECHOKE 0x1 and ECHOCTL 0x40 stay (inert without ICANON/ECHO).
+  assert.equal(raw.getBigUint64(24, true), 0x43n);
+  assert.equal(raw.getBigUint64(56, true), 9600n);
+  assert.equal(raw.getBigUint64(64, true), 9600n);
+  const fields = termiosFields(makeRaw(cooked, DARWIN_TERMIOS), DARWIN_TERMIOS);
+  assert.equal(fields.cc.length, 20);
+  assert.equal(fields.cc[16], 1);
+  assert.equal(fields.cc[17], 0);
+  assert.equal(fields.cc[8], 0x03, "VINTR kept");
 });
 
 Deno.test("makeRaw turns off output processing, echo and line editing", () => {
