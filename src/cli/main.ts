@@ -57,7 +57,9 @@ function usage<T>(parseInput: () => T): T {
 }
 
 async function defaultClientLog(): Promise<string> {
-  const state = Deno.env.get("XDG_STATE_HOME");
+  // Windows has no uid to own a /tmp directory: the user's local app data.
+  const state = Deno.env.get("XDG_STATE_HOME") ??
+    (Deno.build.os === "windows" ? Deno.env.get("LOCALAPPDATA") : undefined);
   if (state) {
     await Deno.mkdir(`${state}/et`, { recursive: true, mode: 0o700 });
     return `${state}/et/client.log`;
