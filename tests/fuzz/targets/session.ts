@@ -135,6 +135,13 @@ export function randomBootstrap(r: Random): BootstrapRequest {
         maxBacklogBytes: r.int(MAX_BACKLOG_CAP_BYTES + 1),
       },
       killOthers: r.chance(0.2),
+      // Always present: an absent field decodes to its default ("only",
+      // 2022-2122), which is a different value from absent.
+      daemon: r.pick(["auto", "only", "never"] as const),
+      portRange: ((first: number) => ({
+        first,
+        last: first + r.int(65536 - first),
+      }))(1 + r.int(65535)),
     };
   }
   if (op === 1) {
