@@ -14,7 +14,7 @@
  */
 
 import { lookup as dnsLookup } from "node:dns/promises";
-import { errorMessage, logger } from "../log.ts";
+import { errorMessage, logger, RefusalLog } from "../log.ts";
 import { encodeFrame, encodeRefuse, RefuseCode } from "../transport/mod.ts";
 import { acceptEachFd } from "../platform/accept_loop.ts";
 import {
@@ -34,7 +34,6 @@ import {
   PendingConnections,
   sourceKey,
 } from "./pending.ts";
-import { RefusalLog } from "./refusal_log.ts";
 import { MAX_ROUTER_CONNECTIONS, SessionRouter } from "./router.ts";
 
 const log = logger("server");

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { errorMessage, logger } from "../log.ts";
+import { errorMessage, logger, RefusalLog } from "../log.ts";
 import {
   decodeRegisterRequest,
   encodeConnectionNotice,
@@ -36,7 +36,6 @@ import {
   shutdownSocket,
   WOULD_BLOCK,
 } from "../platform/socket.ts";
-import { RefusalLog } from "./refusal_log.ts";
 import { type Owner, processStart, SessionRegistry } from "./registry.ts";
 
 const log = logger("router");

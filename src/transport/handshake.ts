@@ -16,7 +16,7 @@
  * @module
  */
 
-import { errorMessage, logger } from "../log.ts";
+import { errorMessage, logger, RefusalLog } from "../log.ts";
 import { CannotResumeError } from "./backed_writer.ts";
 import type { EternalConnection } from "./connection.ts";
 import { prove, verifyProof } from "./crypto.ts";
@@ -48,6 +48,9 @@ import {
 } from "./wire.ts";
 
 const log = logger("handshake");
+// Anyone who saw a session id can make us refuse: at most a line a second
+// per kind, so a flood cannot grow the user's log without bound.
+const refusals = new RefusalLog(log);
 
 const CLIENT_LABEL = encodeText("et/1 client proof");
 const SERVER_LABEL = encodeText("et/1 server proof");
@@ -453,7 +456,10 @@ export async function serverHandshake(
         const connection = lookup(hello.sessionId);
         const tag = toHex(hello.sessionId).slice(0, 8);
         if (hello.version !== PROTOCOL_VERSION) {
-          log.warn(`${peer}: refused protocol version ${hello.version}`);
+          refusals.refused(
+            "version",
+            `${peer}: refused protocol version ${hello.version}`,
+          );
           const reason =
             `client speaks ${hello.version}, server ${PROTOCOL_VERSION}`;
           if (connection && !connection.isClosed) {
@@ -471,7 +477,10 @@ export async function serverHandshake(
           return null;
         }
         if (!connection) {
-          log.warn(`${peer}: refused unknown session ${tag}`);
+          refusals.refused(
+            "unknown session",
+            `${peer}: refused unknown session ${tag}`,
+          );
           await refuse(pipe, RefuseCode.UnknownSession, "unknown session");
           return null;
         }
@@ -527,7 +536,10 @@ export async function serverHandshake(
             );
             return null;
           }
-          log.warn(`${peer}: refused bad proof for session ${tag}`);
+          refusals.refused(
+            "bad proof",
+            `${peer}: refused bad proof for session ${tag}`,
+          );
           await refuse(pipe, RefuseCode.BadProof, "bad proof");
           return null;
         }
@@ -590,10 +602,13 @@ export async function serverHandshake(
     return attached;
   } catch (error) {
     if (error instanceof ProtocolError || error instanceof FrameError) {
-      log.warn(`${peer}: refused: ${error.message}`);
+      refusals.refused("malformed", `${peer}: refused: ${error.message}`);
       await refuse(pipe, RefuseCode.Malformed, error.message);
     } else {
-      log.info(`${peer}: handshake failed: ${errorMessage(error)}`);
+      refusals.refused(
+        "failed",
+        `${peer}: handshake failed: ${errorMessage(error)}`,
+      );
       closeQuietly(pipe);
     }
     return null;

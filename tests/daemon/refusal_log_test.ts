@@ -1,6 +1,6 @@
 /** Refusal logging: one line per reason per interval, with a count. */
 import assert from "node:assert/strict";
-import { RefusalLog } from "../../src/daemon/refusal_log.ts";
+import { RefusalLog } from "../../src/log.ts";
 import type { Logger } from "../../src/log.ts";
 
 Deno.test("refusal log: one line per reason per second, then a count of the rest", () => {

@@ -74,11 +74,18 @@ interface Flow {
 
 /** A client connection and the proxy's connection to the server for it. */
 interface Pair {
+  /** Numbers pairs in the order they were accepted, from 1 (taps see it). */
+  id: number;
   client: net.Socket;
   /** Absent when the pair was born blackholed: the server never hears of it. */
   server?: net.Socket;
   flows: Flow[];
   blackholed: boolean;
+  /**
+   * The direction this pair drops silently (a half-open path), or null;
+   * see {@linkcode FaultProxy.setHalfOpen}.
+   */
+  halfOpen: HalfOpenDirection | null;
   /** Set by cut()/close()/a propagated reset: forward nothing more. */
   dead: boolean;
   /** Wake-ups of pending delays (each clears its timer), run when it dies. */
@@ -119,7 +126,10 @@ export class FaultProxy {
   #blackhole = false;
   #refuse = false;
   #forged: ForgedRefusal | null = null;
-  #tap: ((up: boolean, bytes: number) => void) | null = null;
+  #tap: Tap | null = null;
+  #rewrite: Rewrite | null = null;
+  #halfOpen: HalfOpenDirection | null = null;
+  #nextPairId = 1;
   #delay = 0;
   #split = false;
   #closed = false;
@@ -221,10 +231,63 @@ export class FaultProxy {
    * Calls `tap` synchronously with each chunk read from an endpoint of a
    * live pair (`up`: from the client), before the chunk is forwarded, so
    * a fault injected from `tap` already applies to that chunk (e.g.
-   * blackhole from the first byte of output on). Null removes it.
+   * blackhole from the first byte of output on). It also gets the chunk
+   * itself (valid during the call only: copy what you keep) and the pair's
+   * number ({@linkcode FaultProxy.pairs}), e.g. to record what a client
+   * sent. Chunks a silent path or a half-open direction drops are not
+   * tapped. Null removes it.
    */
-  setTap(tap: ((up: boolean, bytes: number) => void) | null): void {
+  setTap(tap: Tap | null): void {
     this.#tap = tap;
+  }
+
+  /**
+   * Rewrites what a live pair forwards, as an attacker on the path could:
+   * `rewrite` gets each chunk (after the tap; its own copy, free to
+   * change), the direction and the pair's number, and returns the bytes to
+   * forward in its place: the same chunk, a changed one (a flipped bit),
+   * more (injected frames) or nothing (held back, e.g. until a frame is
+   * whole). Order is kept. Null removes it.
+   */
+  setRewrite(rewrite: Rewrite | null): void {
+    this.#rewrite = rewrite;
+  }
+
+  /**
+   * Turns a half-open path on or off: while `direction` is set, every
+   * current pair and every pair accepted meanwhile silently drops that
+   * direction's bytes (`"up"`: client to server), FINs and resets
+   * included, while the other direction flows on. As with the blackhole,
+   * turning it off (null) only affects pairs accepted afterwards: a caught
+   * pair stays half-open until cut() or close(), or until its endpoints
+   * close (an endpoint whose sending direction is dead closes only the
+   * proxy's socket toward it; a FIN on the live direction is passed on,
+   * and then both of the pair's sockets are closed, since nothing can
+   * travel back any more).
+   */
+  setHalfOpen(direction: HalfOpenDirection | null): void {
+    this.#halfOpen = direction;
+    if (direction === null) return;
+    for (const pair of this.#pairs) {
+      if (pair.dead || pair.blackholed || pair.halfOpen) continue;
+      pair.halfOpen = direction;
+      for (const flow of pair.flows) {
+        if (!flowIsDead(pair, flow)) continue;
+        flow.queue.length = 0;
+        flow.queued = 0;
+        // Keep reading (and dropping): the sender is not pushed back.
+        flow.from.resume();
+      }
+      this.#wakeSleepers(pair);
+    }
+  }
+
+  /**
+   * The numbers of the pairs still open (see {@linkcode setTap}), oldest
+   * first; the last one is the newest connection.
+   */
+  get pairs(): number[] {
+    return [...this.#pairs].filter((pair) => !pair.dead).map((pair) => pair.id);
   }
 
   /**
@@ -300,9 +363,11 @@ export class FaultProxy {
       return;
     }
     const pair: Pair = {
+      id: this.#nextPairId++,
       client,
       flows: [],
       blackholed: this.#blackhole,
+      halfOpen: this.#halfOpen,
       dead: false,
       sleepers: new Set(),
     };
@@ -360,29 +425,38 @@ export class FaultProxy {
       ended: false,
     };
     from.on("data", (chunk: Uint8Array) => {
-      if (pair.blackholed || pair.dead) return;
-      this.#tap?.(up, chunk.length);
-      if (pair.blackholed || pair.dead) return;
+      if (pair.blackholed || pair.dead || flowIsDead(pair, flow)) return;
+      this.#tap?.(up, chunk.length, chunk, pair.id);
+      if (pair.blackholed || pair.dead || flowIsDead(pair, flow)) return;
       // Copy (a Buffer's slice() would not): the chunk may wait in the
       // queue (delay), and its memory is not promised to stay untouched
       // after the event.
+      let data: Uint8Array = new Uint8Array(chunk);
+      if (this.#rewrite) {
+        data = this.#rewrite(data, up, pair.id);
+        if (data.length === 0) return;
+      }
       flow.queue.push({
-        data: new Uint8Array(chunk),
+        data,
         due: performance.now() + this.#delay,
       });
-      flow.queued += chunk.length;
+      flow.queued += data.length;
       if (flow.queued > HIGH_WATER) from.pause();
       void this.#pump(pair, flow);
     });
     from.on("end", () => {
       // On a silent path an endpoint's FIN closes only its own side; the
       // other endpoint hears nothing.
-      if (pair.blackholed) return void from.destroy();
+      if (pair.blackholed || flowIsDead(pair, flow)) {
+        return void from.destroy();
+      }
       if (pair.dead) return;
       flow.ended = true;
       void this.#pump(pair, flow);
     });
     from.on("error", () => {
+      // A half-open direction carries no reset either.
+      if (flowIsDead(pair, flow)) return void from.destroy();
       // An endpoint reset (or a failed connect to the server): a real path
       // carries the RST through, so reset the other endpoint too.
       if (pair.blackholed || pair.dead) return;
@@ -398,7 +472,9 @@ export class FaultProxy {
   async #pump(pair: Pair, flow: Flow): Promise<void> {
     if (flow.pumping) return;
     flow.pumping = true;
-    const stop = () => pair.dead || pair.blackholed || flow.to.destroyed;
+    const stop = () =>
+      pair.dead || pair.blackholed || flowIsDead(pair, flow) ||
+      flow.to.destroyed;
     try {
       while (flow.queue.length > 0 && !stop()) {
         const wait = flow.queue[0].due - performance.now();
@@ -424,7 +500,12 @@ export class FaultProxy {
         else this.stats.bytesDown += sent;
         if (flow.queued < LOW_WATER && flow.from.isPaused()) flow.from.resume();
       }
-      if (flow.ended && flow.queue.length === 0 && !stop()) flow.to.end();
+      if (flow.ended && flow.queue.length === 0) {
+        if (!stop()) flow.to.end();
+        // Half-open: the other direction is dead, so once this one ended
+        // nothing can travel any more; let go of the sender's socket.
+        if (pair.halfOpen) flow.from.destroy();
+      }
     } finally {
       flow.pumping = false;
     }
@@ -465,6 +546,36 @@ export class FaultProxy {
       this.#pairs.delete(pair);
     }
   }
+}
+
+/**
+ * What {@linkcode FaultProxy.setTap} calls: the direction (`up`: from the
+ * client), the chunk's size, the chunk (valid during the call only) and
+ * the pair's number.
+ */
+export type Tap = (
+  up: boolean,
+  bytes: number,
+  chunk: Uint8Array,
+  pair: number,
+) => void;
+
+/**
+ * What {@linkcode FaultProxy.setRewrite} calls: returns the bytes to
+ * forward in place of `chunk` (which it may change or return).
+ */
+export type Rewrite = (
+  chunk: Uint8Array,
+  up: boolean,
+  pair: number,
+) => Uint8Array;
+
+/** The direction a half-open path drops: `"up"` is client to server. */
+export type HalfOpenDirection = "up" | "down";
+
+/** True when `flow` is the direction its half-open pair drops. */
+function flowIsDead(pair: Pair, flow: Flow): boolean {
+  return pair.halfOpen !== null && (pair.halfOpen === "up") === flow.up;
 }
 
 /** What {@linkcode FaultProxy.setForgedRefusal} answers with. */
