@@ -418,6 +418,16 @@ export async function withProxiedTerminal(
 }
 
 /** Resolves after `ms`. */
+/** True while process `pid` exists (and is not a zombie). */
+export async function alive(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { PtyProcess } from "../helpers/pty_process.ts";
 import {
+  alive,
   assertNoGap,
   counterValues,
   type ListedSession,
@@ -45,16 +46,6 @@ async function listUntil(
     0,
   );
   return last;
-}
-
-/** True while process `pid` exists (and is not a zombie). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return false;
-  }
 }
 
 /** Starts an interactive client and waits until its shell answers. */

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { chaos, FaultProxy } from "../helpers/fault_proxy.ts";
 import {
+  alive,
   assertConsecutive,
   assertNoGap,
   counterValues,
@@ -57,16 +58,6 @@ async function listening(hostname: string, port: number): Promise<boolean> {
     const conn = await Deno.connect({ hostname, port });
     conn.close();
     return true;
-  } catch {
-    return false;
-  }
-}
-
-/** True while process `pid` exists (and is not a zombie). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z /.test(stat);
   } catch {
     return false;
   }
