@@ -23,7 +23,9 @@
 import { configureLog } from "../src/log.ts";
 import { type EtWorld, startWorld } from "../tests/e2e/_world.ts";
 import {
+  type BenchWorld,
   bulkThroughput,
+  type ClientKind,
   closeAllClients,
   connectTime,
   daemonPid,
@@ -49,6 +51,11 @@ import {
   sleep,
 } from "./bench/util.ts";
 import type { WatchedProcess } from "./bench/watched.ts";
+import {
+  type EtCppServer,
+  etCppUnavailable,
+  startEtCppServer,
+} from "./bench/et_cpp.ts";
 
 /** Sizes and counts of one run. */
 interface Plan {
@@ -136,6 +143,7 @@ function loadAverage(): string {
 /** What must be stopped before exit, whatever happened. */
 const cleanup: {
   world?: EtWorld;
+  etCpp?: EtCppServer;
   dataDir?: string;
 } = {};
 
@@ -143,6 +151,8 @@ async function cleanUp(): Promise<void> {
   await closeAllClients();
   if (cleanup.world) await cleanup.world.close().catch(() => {});
   cleanup.world = undefined;
+  if (cleanup.etCpp) await cleanup.etCpp.close().catch(() => {});
+  cleanup.etCpp = undefined;
   if (cleanup.dataDir) {
     await Deno.remove(cleanup.dataDir, { recursive: true }).catch(() => {});
   }
@@ -179,39 +189,63 @@ async function transportSection(plan: Plan): Promise<void> {
   });
 }
 
+/** How a client kind is named in result lines. */
+const LABEL: Record<ClientKind, string> = {
+  et: "et",
+  ssh: "ssh",
+  "et-cpp": "ET 7.0",
+};
+
+/** "et 12 ms, ssh 10 ms, ET 7.0 11 ms": one value per client kind. */
+function perKind(
+  kinds: ClientKind[],
+  value: (kind: ClientKind) => string,
+): string {
+  return kinds.map((kind) => `${LABEL[kind]} ${value(kind)}`).join(", ");
+}
+
 async function endToEndSections(plan: Plan): Promise<void> {
   progress("starting sshd and et server");
-  const world = cleanup.world = await startWorld();
+  const world: BenchWorld = cleanup.world = await startWorld();
   cleanup.dataDir = await Deno.makeTempDir({ prefix: "et-bench-" });
   const file = await makeDataFile(cleanup.dataDir, plan.bulkBytes);
   const daemon = await daemonPid(world);
+  const kinds: ClientKind[] = ["et", "ssh"];
+  const etCppMissing = await etCppUnavailable();
+  if (etCppMissing) {
+    progress(`ET 7.0 not measured: ${etCppMissing}`);
+  } else {
+    world.etCpp = cleanup.etCpp = await startEtCppServer();
+    kinds.push("et-cpp");
+  }
 
   await measure("connect", async () => {
-    const et: number[] = [];
-    const ssh: number[] = [];
+    const times = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+    // Interleaved so drift in machine load hits every client alike.
     for (let i = 0; i < plan.connectRuns; i++) {
-      et.push(await connectTime(world, "et"));
-      ssh.push(await connectTime(world, "ssh"));
+      for (const kind of kinds) {
+        times.get(kind)!.push(await connectTime(world, kind));
+      }
       progress(
-        `connect run ${i + 1}: et ${fixed(et[i], 0)} ms, ssh ${
-          fixed(ssh[i], 0)
-        } ms`,
+        `connect run ${i + 1}: ${
+          perKind(kinds, (k) => `${fixed(times.get(k)![i], 0)} ms`)
+        }`,
       );
     }
-    return `et ${fixed(median(et), 0)} ms, ssh ${fixed(median(ssh), 0)} ms`;
+    return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`);
   });
 
   // One interactive session of each for echo, bulk and memory, so the
   // terminal's memory after bulk is measured in a session still alive.
-  progress("interactive sessions: et and ssh");
+  progress(`interactive sessions: ${kinds.map((k) => LABEL[k]).join(", ")}`);
   // The settle pause lets terminals of the connect runs finish exiting.
   await sleep(1000);
   const before = new Set(await terminalPids(world));
-  let et: WatchedProcess | undefined;
-  let ssh: WatchedProcess | undefined;
+  const sessions = new Map<ClientKind, WatchedProcess>();
   try {
-    et = await startSession(world, "et");
-    ssh = await startSession(world, "ssh");
+    for (const kind of kinds) {
+      sessions.set(kind, await startSession(world, kind));
+    }
     const terminals = (await terminalPids(world)).filter((pid) =>
       !before.has(pid)
     );
@@ -219,34 +253,45 @@ async function endToEndSections(plan: Plan): Promise<void> {
       throw new Error(`found ${terminals.length} new terminal processes`);
     }
     const terminal = terminals[0];
-    const etSession = et;
-    const sshSession = ssh;
+    const etSession = sessions.get("et")!;
 
     await measure("echo latency", async () => {
-      const e = await echoLatencies(etSession, plan.echoKeys);
-      const s = await echoLatencies(sshSession, plan.echoKeys);
-      return `et p50 ${fixed(percentile(e, 50), 2)} ms p99 ${
-        fixed(percentile(e, 99), 2)
-      } ms, ssh p50 ${fixed(percentile(s, 50), 2)} ms p99 ${
-        fixed(percentile(s, 99), 2)
-      } ms (${plan.echoKeys} keys each)`;
+      const samples = new Map<ClientKind, number[]>();
+      for (const kind of kinds) {
+        samples.set(
+          kind,
+          await echoLatencies(sessions.get(kind)!, plan.echoKeys),
+        );
+      }
+      return perKind(
+        kinds,
+        (k) =>
+          `p50 ${fixed(percentile(samples.get(k)!, 50), 2)} ms p99 ${
+            fixed(percentile(samples.get(k)!, 99), 2)
+          } ms`,
+      ) + ` (${plan.echoKeys} keys each)`;
     });
 
     await sleep(1000);
     const idle = await sessionMemory(daemon, terminal, etSession.pid);
 
     await measure("bulk", async () => {
-      const e: number[] = [];
-      const s: number[] = [];
+      const rates = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
       for (let i = 0; i < plan.bulkRuns; i++) {
-        e.push(await bulkThroughput(etSession, file, plan.bulkBytes));
-        s.push(await bulkThroughput(sshSession, file, plan.bulkBytes));
+        for (const kind of kinds) {
+          rates.get(kind)!.push(
+            await bulkThroughput(sessions.get(kind)!, file, plan.bulkBytes),
+          );
+        }
         progress(
-          `bulk run ${i + 1}: et ${fixed(e[i])} MB/s, ssh ${fixed(s[i])} MB/s`,
+          `bulk run ${i + 1}: ${
+            perKind(kinds, (k) => `${fixed(rates.get(k)![i])} MB/s`)
+          }`,
         );
       }
-      return `et ${fixed(median(e))} MB/s, ssh ${fixed(median(s))} MB/s, ` +
-        `ratio ${fixed(median(e) / median(s), 2)} (${
+      const ssh = median(rates.get("ssh")!);
+      return perKind(kinds, (k) => `${fixed(median(rates.get(k)!))} MB/s`) +
+        `, ratio ${fixed(median(rates.get("et")!) / ssh, 2)} (${
           fixed(plan.bulkBytes / 1e6, 0)
         } MB cat, timed from the first file byte to the end marker)`;
     });
@@ -273,9 +318,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
     failures.push(`sessions: ${(error as Error).message}`);
     progress(`interactive sessions FAILED: ${(error as Error).message}`);
   } finally {
-    await Promise.allSettled(
-      [et, ssh].filter((c) => c !== undefined).map((c) => endSession(c!)),
-    );
+    await Promise.allSettled([...sessions.values()].map(endSession));
   }
 
   await measure("resume", async () => {

@@ -16,6 +16,13 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v top >/dev/null 2>&1 || missing+=(procps)
 command -v vi >/dev/null 2>&1 || missing+=(vim-tiny)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# ET 7.0 (C++), measured beside et by `deno task bench` when its binaries
+# sit in ../shared/peers: its runtime libraries.
+if [ -d "$(dirname "$0")/../../shared/peers/et-cpp-7.0.0" ]; then
+  for lib in libprotobuf32 libsodium23 libunwind8; do
+    dpkg -s "$lib" >/dev/null 2>&1 || missing+=("$lib")
+  done
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

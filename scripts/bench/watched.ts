@@ -8,6 +8,7 @@
  * @module
  */
 
+import { Pty } from "../../src/pty/mod.ts";
 import { withTimeout } from "./util.ts";
 
 /** Where and when a marker was seen. */
@@ -29,14 +30,71 @@ const HISTORY_CHARS = 256 * 1024;
 /** Longest marker that can be watched for. */
 const MAX_MARKER_CHARS = 64;
 
-/** A running child whose stdout is watched for markers. */
+/** How a watched child is attached: piped stdio, or a terminal. */
+export type Attachment = "pipes" | "pty";
+
+/** What the watcher needs of a running child, however it is attached. */
+interface Child {
+  pid: number;
+  /** Resolves once the child exited. */
+  status: Promise<unknown>;
+  /** Its output (stdout, or everything written to the terminal). */
+  output: AsyncIterable<Uint8Array>;
+  /** Its stderr, when piped apart. */
+  errors: AsyncIterable<Uint8Array> | null;
+  write(data: Uint8Array): Promise<void>;
+  kill(): void;
+  /** Releases stdin / the terminal after exit. */
+  release(): Promise<void>;
+}
+
+function pipedChild(argv: string[]): Child {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  return {
+    pid: child.pid,
+    status: child.status,
+    output: child.stdout,
+    errors: child.stderr,
+    write: (data) => stdin.write(data),
+    kill: () => child.kill("SIGKILL"),
+    release: () => stdin.close().catch(() => {}),
+  };
+}
+
+function ptyChild(argv: string[]): Child {
+  const pty = Pty.spawn({
+    command: argv[0],
+    args: argv.slice(1),
+    cols: 200,
+    rows: 50,
+  });
+  async function* output() {
+    for (let chunk; (chunk = await pty.read()) !== null;) yield chunk;
+  }
+  return {
+    pid: pty.pid,
+    status: pty.exited,
+    output: output(),
+    errors: null,
+    write: (data) => pty.write(data),
+    kill: () => pty.kill("SIGKILL"),
+    release: () => pty.close(),
+  };
+}
+
+/** A running child whose output is watched for markers. */
 export class WatchedProcess {
-  readonly child: Deno.ChildProcess;
+  #child: Child;
   /** `performance.now()` just before the spawn. */
   readonly spawnedAt: number;
-  #stdin: WritableStreamDefaultWriter<Uint8Array>;
   #total = 0;
-  /** Recent stdout as latin1 text (one char per byte), chunk by chunk. */
+  /** Recent output as latin1 text (one char per byte), chunk by chunk. */
   #history: { text: string; start: number; at: number }[] = [];
   #historyChars = 0;
   /** The last bytes before the current chunk, for markers split across chunks. */
@@ -46,26 +104,25 @@ export class WatchedProcess {
   #done: Promise<void>;
   #exited = false;
 
-  /** Spawns `argv` with piped stdin, stdout and stderr. */
-  constructor(argv: string[]) {
+  /**
+   * Spawns `argv` with piped stdin, stdout and stderr, or (`"pty"`) on a
+   * terminal of its own, as a person runs it (200x50).
+   */
+  constructor(argv: string[], attachment: Attachment = "pipes") {
     this.spawnedAt = performance.now();
-    const child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.child = child;
-    this.#stdin = child.stdin.getWriter();
+    const child = this.#child = attachment === "pty"
+      ? ptyChild(argv)
+      : pipedChild(argv);
     const latin1 = new TextDecoder("latin1");
     const out = (async () => {
-      for await (const chunk of child.stdout) {
+      for await (const chunk of child.output) {
         this.#take(latin1.decode(chunk), performance.now());
       }
     })();
     const err = (async () => {
+      if (!child.errors) return;
       const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
+      for await (const chunk of child.errors) {
         this.#stderr = (this.#stderr + decoder.decode(chunk)).slice(-4000);
       }
     })();
@@ -73,9 +130,14 @@ export class WatchedProcess {
     child.status.then(() => this.#exited = true);
   }
 
+  /** Resolves once the child exited. */
+  get status(): Promise<unknown> {
+    return this.#child.status;
+  }
+
   /** The child's pid. */
   get pid(): number {
-    return this.child.pid;
+    return this.#child.pid;
   }
 
   /** Bytes of stdout received so far. */
@@ -160,7 +222,7 @@ export class WatchedProcess {
 
   /** Writes `text` to the child's stdin (as keystrokes). */
   async type(text: string | Uint8Array): Promise<void> {
-    await this.#stdin.write(
+    await this.#child.write(
       typeof text === "string" ? new TextEncoder().encode(text) : text,
     );
   }
@@ -168,9 +230,9 @@ export class WatchedProcess {
   /** Waits up to `timeoutMs` for the child to exit; kills it after that. */
   async exit(timeoutMs = 10_000): Promise<void> {
     const timer = setTimeout(() => this.kill(), timeoutMs);
-    await this.child.status;
+    await this.#child.status;
     clearTimeout(timer);
-    await this.#stdin.close().catch(() => {});
+    await this.#child.release();
     await this.#done;
   }
 
@@ -178,7 +240,7 @@ export class WatchedProcess {
   kill(): void {
     if (this.#exited) return;
     try {
-      this.child.kill("SIGKILL");
+      this.#child.kill();
     } catch {
       // Exited meanwhile.
     }
