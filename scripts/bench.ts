@@ -23,6 +23,7 @@
 import { configureLog } from "../src/log.ts";
 import { type EtWorld, startWorld } from "../tests/e2e/_world.ts";
 import {
+  aggregateThroughput,
   type BenchWorld,
   bulkThroughput,
   type ClientKind,
@@ -51,6 +52,13 @@ import {
   sleep,
 } from "./bench/util.ts";
 import type { WatchedProcess } from "./bench/watched.ts";
+import { emptyFigures, writeReport } from "./bench/report.ts";
+import {
+  cpuSeconds,
+  cpuSecondsOf,
+  rssSum,
+  serverPids,
+} from "./bench/footprint.ts";
 import {
   type EtCppServer,
   etCppUnavailable,
@@ -69,6 +77,12 @@ interface Plan {
   resumeRuns: number;
   refuseMs: number;
   blackholeMs: number;
+  /** Sessions of each kind for the memory line (1, 2, then this many). */
+  manySessions: number;
+  idleMs: number;
+  /** Concurrent et sessions streaming for the aggregate line. */
+  aggregateSessions: number;
+  aggregateBytes: number;
 }
 
 const FULL: Plan = {
@@ -84,6 +98,10 @@ const FULL: Plan = {
   // Longer than the 6 s after which a silent pipe is declared dead, so both
   // ends really give the old path up and the client must dial anew.
   blackholeMs: 8000,
+  manySessions: 10,
+  idleMs: 10_000,
+  aggregateSessions: 20,
+  aggregateBytes: 20e6,
 };
 
 const QUICK: Plan = {
@@ -97,6 +115,10 @@ const QUICK: Plan = {
   resumeRuns: 1,
   refuseMs: 2000,
   blackholeMs: 8000,
+  manySessions: 3,
+  idleMs: 3000,
+  aggregateSessions: 4,
+  aggregateBytes: 5e6,
 };
 
 /** The result lines, in the order they are printed. */
@@ -106,12 +128,19 @@ const ORDER = [
   "bulk",
   "echo latency",
   "connect",
+  "connect with a session open",
+  "cpu per 100 MB",
+  "idle cpu",
+  "server memory",
+  "aggregate",
   "resume",
   "memory",
 ] as const;
 type Line = typeof ORDER[number];
 
 const results = new Map<Line, string>();
+/** The numbers behind the result lines, for the report. */
+const figures = emptyFigures();
 const failures: string[] = [];
 
 /** Runs one measurement; a failure is recorded and the others still run. */
@@ -196,6 +225,12 @@ const LABEL: Record<ClientKind, string> = {
   "et-cpp": "ET 7.0",
 };
 
+/** The client kinds this run measures (ET 7.0 joins where installed). */
+const measuredKinds: ClientKind[] = ["et", "ssh"];
+
+/** Which kind each extra session of the memory line is. */
+const kindOf = new WeakMap<WatchedProcess, ClientKind>();
+
 /** "et 12 ms, ssh 10 ms, ET 7.0 11 ms": one value per client kind. */
 function perKind(
   kinds: ClientKind[],
@@ -210,7 +245,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
   cleanup.dataDir = await Deno.makeTempDir({ prefix: "et-bench-" });
   const file = await makeDataFile(cleanup.dataDir, plan.bulkBytes);
   const daemon = await daemonPid(world);
-  const kinds: ClientKind[] = ["et", "ssh"];
+  const kinds = measuredKinds;
   const etCppMissing = await etCppUnavailable();
   if (etCppMissing) {
     progress(`ET 7.0 not measured: ${etCppMissing}`);
@@ -232,6 +267,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
         }`,
       );
     }
+    for (const k of kinds) figures.connectFirst[k] = median(times.get(k)!);
     return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`);
   });
 
@@ -262,6 +298,8 @@ async function endToEndSections(plan: Plan): Promise<void> {
           kind,
           await echoLatencies(sessions.get(kind)!, plan.echoKeys),
         );
+        figures.echoP50[kind] = percentile(samples.get(kind)!, 50);
+        figures.echoP99[kind] = percentile(samples.get(kind)!, 99);
       }
       return perKind(
         kinds,
@@ -274,14 +312,27 @@ async function endToEndSections(plan: Plan): Promise<void> {
 
     await sleep(1000);
     const idle = await sessionMemory(daemon, terminal, etSession.pid);
+    figures.daemonIdleMb = idle.daemon.now / 1e6;
 
+    const cpu = new Map<ClientKind, { client: number; server: number }>(
+      kinds.map((k) => [k, { client: 0, server: 0 }]),
+    );
     await measure("bulk", async () => {
       const rates = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
       for (let i = 0; i < plan.bulkRuns; i++) {
         for (const kind of kinds) {
+          const session = sessions.get(kind)!;
+          const servers = await serverPids(world, kind);
+          const before = {
+            client: await cpuSecondsOf(session.pid),
+            server: await cpuSeconds(servers),
+          };
           rates.get(kind)!.push(
-            await bulkThroughput(sessions.get(kind)!, file, plan.bulkBytes),
+            await bulkThroughput(session, file, plan.bulkBytes),
           );
+          const spent = cpu.get(kind)!;
+          spent.client += await cpuSecondsOf(session.pid) - before.client;
+          spent.server += await cpuSeconds(servers) - before.server;
         }
         progress(
           `bulk run ${i + 1}: ${
@@ -289,11 +340,100 @@ async function endToEndSections(plan: Plan): Promise<void> {
           }`,
         );
       }
+      for (const k of kinds) figures.bulk[k] = median(rates.get(k)!);
       const ssh = median(rates.get("ssh")!);
       return perKind(kinds, (k) => `${fixed(median(rates.get(k)!))} MB/s`) +
         `, ratio ${fixed(median(rates.get("et")!) / ssh, 2)} (${
           fixed(plan.bulkBytes / 1e6, 0)
         } MB cat, timed from the first file byte to the end marker)`;
+    });
+    await measure("cpu per 100 MB", () => {
+      const per100 = 100e6 / (plan.bulkBytes * plan.bulkRuns);
+      for (const k of kinds) {
+        figures.cpuClient[k] = cpu.get(k)!.client * per100;
+        figures.cpuServer[k] = cpu.get(k)!.server * per100;
+      }
+      return Promise.resolve(
+        perKind(
+          kinds,
+          (k) =>
+            `client ${fixed(cpu.get(k)!.client * per100, 2)} s server ${
+              fixed(cpu.get(k)!.server * per100, 2)
+            } s`,
+        ) + " (user + system, during the bulk runs)",
+      );
+    });
+
+    await measure("connect with a session open", async () => {
+      const times = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+      for (let i = 0; i < plan.connectRuns; i++) {
+        for (const kind of kinds) {
+          times.get(kind)!.push(await connectTime(world, kind));
+        }
+      }
+      for (const k of kinds) figures.connectSecond[k] = median(times.get(k)!);
+      return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`) +
+        " (start to prompt while one session of the kind runs)";
+    });
+
+    await measure("idle cpu", async () => {
+      await sleep(1000);
+      const pids = new Map<ClientKind, number[]>();
+      const before = new Map<ClientKind, number>();
+      for (const kind of kinds) {
+        pids.set(kind, [
+          sessions.get(kind)!.pid,
+          ...await serverPids(world, kind),
+        ]);
+        before.set(kind, await cpuSeconds(pids.get(kind)!));
+      }
+      await sleep(plan.idleMs);
+      const percent = new Map<ClientKind, number>();
+      for (const kind of kinds) {
+        const spent = await cpuSeconds(pids.get(kind)!) - before.get(kind)!;
+        percent.set(kind, 100 * spent / (plan.idleMs / 1000));
+        figures.idleCpu[kind] = percent.get(kind)!;
+      }
+      return perKind(kinds, (k) => `${fixed(percent.get(k)!, 2)} %`) +
+        ` (client and server side, one idle session, ${plan.idleMs / 1000} s)`;
+    });
+
+    await measure("server memory", async () => {
+      const rss = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+      const extra: WatchedProcess[] = [];
+      try {
+        for (const target of [1, 2, plan.manySessions]) {
+          for (const kind of kinds) {
+            while (
+              1 + extra.filter((c) => kindOf.get(c) === kind).length < target
+            ) {
+              const client = await startSession(world, kind);
+              kindOf.set(client, kind);
+              extra.push(client);
+            }
+          }
+          await sleep(1500); // launchers and bootstrap sshds are gone
+          for (const kind of kinds) {
+            rss.get(kind)!.push(await rssSum(await serverPids(world, kind)));
+          }
+        }
+      } finally {
+        await Promise.allSettled(extra.map(endSession));
+      }
+      figures.manySessions = plan.manySessions;
+      for (const k of kinds) {
+        const [one, two, many] = rss.get(k)!.map((b) => b / 1e6);
+        figures.memoryOne[k] = one;
+        figures.memoryTwo[k] = two;
+        figures.memoryMany[k] = many;
+      }
+      return perKind(kinds, (k) => {
+        const [one, two, many] = rss.get(k)!;
+        return `${mb(one)} / ${mb(two)} / ${mb(many)} MB (${
+          mb((many - one) / (plan.manySessions - 1))
+        } MB per extra session)`;
+      }) +
+        ` (server side, RSS summed, for 1 / 2 / ${plan.manySessions} sessions)`;
     });
 
     await measure("memory", async () => {
@@ -321,12 +461,32 @@ async function endToEndSections(plan: Plan): Promise<void> {
     await Promise.allSettled([...sessions.values()].map(endSession));
   }
 
+  await measure("aggregate", async () => {
+    const one = await aggregateThroughput(world, 1, plan.aggregateBytes);
+    const many = await aggregateThroughput(
+      world,
+      plan.aggregateSessions,
+      plan.aggregateBytes,
+    );
+    figures.aggregate = { one, many, sessions: plan.aggregateSessions };
+    return `et ${fixed(many)} MB/s with ${plan.aggregateSessions} sessions, ${
+      fixed(one)
+    } MB/s with one, ratio ${fixed(many / one, 2)} (each cats ${
+      fixed(plan.aggregateBytes / 1e6, 0)
+    } MB, byte counts checked)`;
+  });
+
   await measure("resume", async () => {
     const r = await resumeTimes(world, {
       runs: plan.resumeRuns,
       refuseMs: plan.refuseMs,
       blackholeMs: plan.blackholeMs,
     });
+    figures.resume = {
+      refused: median(r.refused),
+      blackholed: median(r.blackholed),
+      cut: median(r.cut),
+    };
     return `${fixed(median(r.refused), 0)} ms after the path returns (${
       plan.refuseMs / 1000
     } s of refused connections); ${fixed(median(r.blackholed), 0)} ms after a ${
@@ -365,6 +525,20 @@ async function main(): Promise<number> {
   }
   for (const line of ORDER) {
     console.log(results.get(line) ?? `${line}: not measured`);
+  }
+  if (!quick || Deno.args.includes("--write")) {
+    const docs = new URL("../docs", import.meta.url).pathname;
+    await writeReport(
+      docs,
+      figures,
+      measuredKinds,
+      `Run of ${
+        new Date().toISOString().slice(0, 16)
+      } UTC, ${navigator.hardwareConcurrency} cores, load average ${loadAverage()} at the end${
+        quick ? " (--quick: small sizes)" : ""
+      }. Reproduce: \`deno task bench\` (about 10 minutes).`,
+    );
+    progress("wrote docs/BENCHMARKS.md (latest run) and docs/bench.svg");
   }
   progress(
     `done in ${

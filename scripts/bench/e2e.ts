@@ -228,6 +228,19 @@ export async function bulkThroughput(
   file: string,
   bytes: number,
 ): Promise<number> {
+  const { first, last } = await bulkSpan(client, file, bytes);
+  return mbPerSecond(bytes, last - first);
+}
+
+/**
+ * {@link bulkThroughput}'s run: when the chunks carrying the start and the
+ * end marker arrived (`performance.now()`).
+ */
+async function bulkSpan(
+  client: WatchedProcess,
+  file: string,
+  bytes: number,
+): Promise<{ first: number; last: number }> {
   const n = bulkRuns++;
   // Markers contain "_" and "@", which base64 never does, and are typed
   // split by quotes so the pty's echo of the command line cannot match.
@@ -248,7 +261,36 @@ export async function bulkThroughput(
   }
   // The prompt must be back before anything else is timed.
   await probe(client);
-  return mbPerSecond(bytes, last.at - first.at);
+  return { first: first.at, last: last.at };
+}
+
+/**
+ * Aggregate MB/s of `sessions` et sessions that each `cat` a `bytes`-byte
+ * file at the same time, from the first start marker to the last end
+ * marker; every session's byte count is checked.
+ */
+export async function aggregateThroughput(
+  world: BenchWorld,
+  sessions: number,
+  bytes: number,
+): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "et-bench-aggregate-" });
+  const clients: WatchedProcess[] = [];
+  try {
+    const file = await makeDataFile(dir, bytes);
+    for (let i = 0; i < sessions; i++) {
+      clients.push(await startSession(world, "et"));
+    }
+    const spans = await Promise.all(
+      clients.map((client) => bulkSpan(client, file, bytes)),
+    );
+    const first = Math.min(...spans.map((s) => s.first));
+    const last = Math.max(...spans.map((s) => s.last));
+    return mbPerSecond(bytes * sessions, last - first);
+  } finally {
+    await Promise.allSettled(clients.map(endSession));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Pid of the world's `et server` daemon. */
