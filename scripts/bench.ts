@@ -50,13 +50,15 @@ import {
   percentile,
   progress,
   sleep,
+  ussOf,
 } from "./bench/util.ts";
 import type { WatchedProcess } from "./bench/watched.ts";
 import { emptyFigures, writeReport } from "./bench/report.ts";
 import {
   cpuSeconds,
   cpuSecondsOf,
-  rssSum,
+  type MemorySum,
+  memorySum,
   serverPids,
 } from "./bench/footprint.ts";
 import {
@@ -312,7 +314,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
 
     await sleep(1000);
     const idle = await sessionMemory(daemon, terminal, etSession.pid);
-    figures.daemonIdleMb = idle.daemon.now / 1e6;
+    figures.daemonIdleMb = await ussOf(daemon) / 1e6;
 
     const cpu = new Map<ClientKind, { client: number; server: number }>(
       kinds.map((k) => [k, { client: 0, server: 0 }]),
@@ -399,7 +401,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
     });
 
     await measure("server memory", async () => {
-      const rss = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+      const sums = new Map<ClientKind, MemorySum[]>(kinds.map((k) => [k, []]));
       const extra: WatchedProcess[] = [];
       try {
         for (const target of [1, 2, plan.manySessions]) {
@@ -414,7 +416,9 @@ async function endToEndSections(plan: Plan): Promise<void> {
           }
           await sleep(1500); // launchers and bootstrap sshds are gone
           for (const kind of kinds) {
-            rss.get(kind)!.push(await rssSum(await serverPids(world, kind)));
+            sums.get(kind)!.push(
+              await memorySum(await serverPids(world, kind)),
+            );
           }
         }
       } finally {
@@ -422,18 +426,21 @@ async function endToEndSections(plan: Plan): Promise<void> {
       }
       figures.manySessions = plan.manySessions;
       for (const k of kinds) {
-        const [one, two, many] = rss.get(k)!.map((b) => b / 1e6);
+        const [one, two, many] = sums.get(k)!.map((m) => m.uss / 1e6);
         figures.memoryOne[k] = one;
         figures.memoryTwo[k] = two;
         figures.memoryMany[k] = many;
       }
+      const perExtra = (a: number, b: number) =>
+        mb((b - a) / (plan.manySessions - 1));
       return perKind(kinds, (k) => {
-        const [one, two, many] = rss.get(k)!;
-        return `${mb(one)} / ${mb(two)} / ${mb(many)} MB (${
-          mb((many - one) / (plan.manySessions - 1))
-        } MB per extra session)`;
-      }) +
-        ` (server side, RSS summed, for 1 / 2 / ${plan.manySessions} sessions)`;
+        const [one, two, many] = sums.get(k)!;
+        return `private ${mb(one.uss)} / ${mb(two.uss)} / ${mb(many.uss)} MB (${
+          perExtra(one.uss, many.uss)
+        } MB per extra session), rss ${mb(one.rss)} / ${mb(two.rss)} / ${
+          mb(many.rss)
+        } MB (${perExtra(one.rss, many.rss)})`;
+      }) + ` (server side, summed, for 1 / 2 / ${plan.manySessions} sessions)`;
     });
 
     await measure("memory", async () => {

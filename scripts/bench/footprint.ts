@@ -10,7 +10,7 @@
  */
 
 import type { BenchWorld, ClientKind } from "./e2e.ts";
-import { findProcesses, rssOf } from "./util.ts";
+import { findProcesses, rssOf, ussOf } from "./util.ts";
 
 /** Linux's USER_HZ: the unit of the CPU times in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -34,10 +34,22 @@ export async function cpuSeconds(pids: number[]): Promise<number> {
   return each.reduce((sum, s) => sum + s, 0);
 }
 
-/** Summed RSS of `pids`, in bytes (processes gone count 0). */
-export async function rssSum(pids: number[]): Promise<number> {
-  const each = await Promise.all(pids.map(rssOf));
-  return each.reduce((sum, b) => sum + (Number.isNaN(b) ? 0 : b), 0);
+/** Memory of a set of processes, in bytes (processes gone count 0). */
+export interface MemorySum {
+  /** Summed RSS (shared pages counted once per process). */
+  rss: number;
+  /** Summed private memory (USS): what these processes alone hold. */
+  uss: number;
+}
+
+/** Summed RSS and USS of `pids`. */
+export async function memorySum(pids: number[]): Promise<MemorySum> {
+  const sum = (values: number[]) =>
+    values.reduce((total, b) => total + (Number.isNaN(b) ? 0 : b), 0);
+  return {
+    rss: sum(await Promise.all(pids.map(rssOf))),
+    uss: sum(await Promise.all(pids.map(ussOf))),
+  };
 }
 
 /** The live server-side processes of one client kind in this world. */

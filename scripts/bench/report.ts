@@ -161,7 +161,7 @@ function rows(f: Figures): Row[] {
       command: BENCH,
     },
     {
-      what: "server memory, 1 session",
+      what: "server memory (private), 1 session",
       unit: "MB",
       values: f.memoryOne,
       digits: 1,
@@ -169,7 +169,7 @@ function rows(f: Figures): Row[] {
       command: BENCH,
     },
     {
-      what: "server memory, 2 sessions",
+      what: "server memory (private), 2 sessions",
       unit: "MB",
       values: f.memoryTwo,
       digits: 1,
@@ -177,7 +177,7 @@ function rows(f: Figures): Row[] {
       command: BENCH,
     },
     {
-      what: `server memory, ${f.manySessions ?? "n"} sessions`,
+      what: `server memory (private), ${f.manySessions ?? "n"} sessions`,
       unit: "MB",
       values: f.memoryMany,
       digits: 1,
@@ -225,7 +225,7 @@ export function markdownTable(f: Figures, kinds: ClientKind[]): string {
   const notes: string[] = [];
   if (f.daemonIdleMb !== undefined) {
     notes.push(
-      `- et daemon, idle: ${fixed(f.daemonIdleMb)} MB (goal ≤ 40 MB: ${
+      `- et daemon, idle: ${fixed(f.daemonIdleMb)} MB private (goal ≤ 40 MB: ${
         verdict(f.daemonIdleMb <= 40)
       }).`,
     );

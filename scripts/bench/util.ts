@@ -62,6 +62,26 @@ export function peakRssOf(pid: number): Promise<number> {
   return statusField(pid, "VmHWM");
 }
 
+/**
+ * Memory only `pid` holds, in bytes (USS: its private pages, from
+ * smaps_rollup), or NaN if it is gone. RSS also counts the pages of the
+ * executable and libraries that every process running them shares (a Deno
+ * process: ~37 MB of its ~54 MB idle RSS), so USS is what one more process
+ * or session really costs the machine.
+ */
+export async function ussOf(pid: number): Promise<number> {
+  try {
+    const rollup = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`);
+    const field = (name: string) =>
+      Number(
+        rollup.match(new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, "m"))?.[1] ?? 0,
+      );
+    return (field("Private_Clean") + field("Private_Dirty")) * 1024;
+  } catch {
+    return NaN;
+  }
+}
+
 async function statusField(pid: number, field: string): Promise<number> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
