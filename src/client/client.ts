@@ -38,6 +38,8 @@ import {
 import { type Destination, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
+import { type Dial, routedDial } from "./dial_route.ts";
+import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
   resolveWithSsh,
   splitCommandLine,
@@ -116,6 +118,13 @@ export interface ClientOptions {
    * @default {0}
    */
   verbosity?: number;
+  /**
+   * `--over-ssh`: carry the session over ssh's stdio (`et relay`) from the
+   * start; without it the client still switches to ssh when the TCP port
+   * cannot be reached (see dial_route.ts).
+   * @default {false}
+   */
+  overSsh?: boolean;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
 }
@@ -247,15 +256,42 @@ export async function runClient(options: ClientOptions): Promise<number> {
     id: fromHex(report.id, 16),
     passkey: fresh.passkey,
   };
+  // TCP, or ssh's stdio through `et relay` (--over-ssh, or by itself when
+  // the port cannot be reached).
+  const overSsh = options.overSsh ?? false;
+  let where = `${resolved.hostname}:${dialPort}`;
+  let reaching = ownPort === undefined
+    ? "the et server"
+    : "the session (no-root mode)";
+  const overSshRoute = () => {
+    where = `ssh ${target}`;
+    reaching = "the session over ssh (et relay)";
+  };
+  if (overSsh) overSshRoute();
+  const dial = routedDial({
+    tcp: () => dialOnce(resolved.hostname, dialPort),
+    ssh: sshRelayDialer({
+      ssh,
+      target,
+      terminalPath: options.terminalPath,
+      idHex: report.id,
+    }),
+    overSsh,
+    onSwitch: () => {
+      const text = `port ${dialPort} on ${options.destination.host} ` +
+        `is not reachable; carrying the session over ssh instead`;
+      overSshRoute();
+      log.warn(text);
+      if (noticesOn) notice(text, local.isRaw);
+    },
+  });
   return await runSession(local, secret, {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${dialPort}`,
-    reaching: ownPort === undefined
-      ? "the et server"
-      : "the session (no-root mode)",
-    dial: () => dialOnce(resolved.hostname, dialPort),
+    where: () => where,
+    reaching: () => reaching,
+    dial,
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
   });
@@ -266,11 +302,14 @@ interface SessionRun extends ClientOptions {
   target: string;
   /** Whether notices may go to stderr. */
   noticesOn: boolean;
-  /** host:port the client dials (the daemon, or the session), for messages. */
-  where: string;
+  /**
+   * host:port the client dials (the daemon, or the session), or the ssh
+   * it carries the session over, for messages.
+   */
+  where: () => string;
   /** What is at `where`, for the message when the first connect fails. */
-  reaching: string;
-  dial: () => Promise<Deno.TcpConn>;
+  reaching: () => string;
+  dial: Dial;
   pty: boolean;
   typeCommand?: string;
 }
@@ -295,8 +334,19 @@ async function runSession(
     dial: run.dial,
     connectTimeoutMs: run.connectTimeoutMs,
     awayTimeoutMs: run.sessionTimeoutMs,
-    onAttemptFailed: (error) =>
-      log.info(`attempt failed: ${errorMessage(error)}`),
+    onAttemptFailed: (error) => {
+      log.info(`attempt failed: ${errorMessage(error)}`);
+      if (!(error instanceof SshAuthError)) return;
+      // Over ssh, a login that needs a prompt: said once per outage; and
+      // before any connection it cannot get better by trying again.
+      if (!reconnecting.status.everConnected) connection.fail(error);
+      else if (!authSaid) say(error.message);
+      authSaid = true;
+    },
+  });
+  let authSaid = false;
+  connection.onEvent((event) => {
+    if (event.type !== "disconnected") authSaid = false;
   });
   announceWaits(
     connection,
@@ -406,9 +456,10 @@ async function runSession(
     await Promise.allSettled([reconnecting, controlReading]);
     local.restore();
     if (exitCode !== null) return exitCode;
+    if (end.error instanceof SshAuthError) throw new Error(end.error.message);
     if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
       throw new Error(
-        `cannot connect to ${run.reaching} at ${run.where} within ${
+        `cannot connect to ${run.reaching()} at ${run.where()} within ${
           formatAge(end.error.timeoutMs)
         }: ${reconnecting.status.lastReason ?? "no answer"}`,
       );
@@ -455,7 +506,7 @@ function announceWaits(
   connection: EternalConnection,
   say: (text: string) => void,
   lastFailure: () => string,
-  where: string,
+  where: () => string,
 ) {
   let everConnected = false;
   let announced = false;
@@ -464,7 +515,7 @@ function announceWaits(
     pending = undefined;
     if (connection.connected || connection.isEnding) return;
     announced = true;
-    say(`connecting to ${where}…${reason()}`);
+    say(`connecting to ${where()}…${reason()}`);
   }, NOTICE_DELAY_MS);
   connection.onEvent((event) => {
     if (event.type === "disconnected") {
