@@ -38,7 +38,7 @@ import {
 import { type Destination, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
-import { type Dial, routedDial } from "./dial_route.ts";
+import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
 import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
   resolveWithSsh,
@@ -277,6 +277,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
       idHex: report.id,
     }),
     overSsh,
+    // A short --connect-timeout leaves ssh half of it.
+    switchAfterMs: Math.min(SWITCH_AFTER_MS, options.connectTimeoutMs / 2),
     onSwitch: () => {
       const text = `port ${dialPort} on ${options.destination.host} ` +
         `is not reachable; carrying the session over ssh instead`;

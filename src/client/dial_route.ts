@@ -4,8 +4,8 @@
  * see ssh_relay.ts), and when it gives up on TCP for ssh by itself.
  *
  * The switch: before any TCP connect to the session's port has ever
- * succeeded, if none has succeeded {@link SWITCH_AFTER_MS} after the first
- * attempt began (refused, timed out, unreachable: a firewall that lets
+ * succeeded, if none has succeeded {@link SWITCH_AFTER_MS} (or half the
+ * connect timeout, if shorter) after the first attempt began (refused, timed out, unreachable: a firewall that lets
  * only port 22 in), every later attempt goes over ssh, with one notice.
  * Once a TCP connect has succeeded the port is known to be open, and
  * drops are healed over TCP as always: a transient fault never moves a
