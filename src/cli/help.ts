@@ -52,6 +52,12 @@ Connecting:
       --port-range A-B      ports a no-root session may listen on, on the
                             address ssh reached (default 2022-2122; the
                             firewall must let them in)
+      --install-remote      where et is missing on host, install it to
+                            ~/.local/bin/et there without asking (a binary for
+                            host's uname -sm: this et when compiled for it, or
+                            --binaries); then the session runs in no-root mode
+      --binaries DIR        release binaries (et-linux-x86_64, et-darwin-aarch64…)
+                            to install from
       --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
                             e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
       --terminal-path CMD   how to run et on the remote (default "et"),

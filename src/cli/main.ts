@@ -90,6 +90,8 @@ const CLIENT_OPTIONS: OptionSpec = {
   "no-daemon": { type: "boolean" },
   "daemon-only": { type: "boolean" },
   "over-ssh": { type: "boolean" },
+  "install-remote": { type: "boolean" },
+  binaries: { type: "string" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
@@ -262,6 +264,11 @@ async function client(args: string[]): Promise<number> {
     portRange,
     verbosity,
     overSsh: Boolean(values["over-ssh"]),
+    ship: {
+      version: VERSION,
+      installRemote: Boolean(values["install-remote"]),
+      binariesDir: values.binaries as string | undefined,
+    },
   });
 }
 

@@ -31,6 +31,7 @@ import {
   fromHex,
   generateSessionSecret,
   keepConnected,
+  PROTOCOL_VERSION,
   ReconnectGaveUpError,
   type SessionSecret,
   toHex,
@@ -41,10 +42,12 @@ import { LocalTerminal, notice } from "./local_terminal.ts";
 import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
 import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
+  RemoteEtMissingError,
   resolveWithSsh,
   splitCommandLine,
   startRemoteTerminal,
 } from "./ssh.ts";
+import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
 
 const log = logger("client");
 
@@ -125,6 +128,12 @@ export interface ClientOptions {
    * @default {false}
    */
   overSsh?: boolean;
+  /**
+   * Installing et on a remote that lacks it (see ship.ts): this client's
+   * version, `--install-remote`, `--binaries DIR`. Without it a missing et
+   * is only reported.
+   */
+  ship?: { version: string; installRemote: boolean; binariesDir?: string };
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
 }
@@ -177,17 +186,47 @@ export async function runClient(options: ClientOptions): Promise<number> {
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
   const local = new LocalTerminal();
-  const bootstrap = (request: Parameters<typeof encodeBootstrap>[0]) =>
-    startRemoteTerminal({
-      ssh,
-      target,
-      terminalPath: options.terminalPath,
-      bootstrapLine: encodeBootstrap(request),
-    });
+  // Changed when et was missing there and is now run from ~/.local/bin.
+  let terminalPath = options.terminalPath;
+  let daemon = options.daemon ?? "auto";
+  const bootstrap = async (
+    request: () => Parameters<typeof encodeBootstrap>[0],
+  ) => {
+    const start = () =>
+      startRemoteTerminal({
+        ssh,
+        target,
+        terminalPath,
+        bootstrapLine: encodeBootstrap(request()),
+      });
+    try {
+      return await start();
+    } catch (error) {
+      if (!(error instanceof RemoteEtMissingError) || !options.ship) {
+        throw error;
+      }
+      await ensureRemoteEt({
+        ssh,
+        target,
+        versionLine:
+          `et ${options.ship.version} (protocol ${PROTOCOL_VERSION})`,
+        version: options.ship.version,
+        mayInstall: options.mode.kind === "new",
+        installRemote: options.ship.installRemote,
+        binariesDir: options.ship.binariesDir,
+        say: (text) => notice(text, false),
+      });
+      // Called by its path: ~/.local/bin is rarely on a non-interactive
+      // ssh's PATH. No daemon runs from there: no-root mode.
+      terminalPath = REMOTE_ET_COMMAND;
+      daemon = "never";
+      return await start();
+    }
+  };
 
   const mode = options.mode;
   if (mode.kind === "list") {
-    const report = await bootstrap({ op: "list" });
+    const report = await bootstrap(() => ({ op: "list" }));
     if (!("sessions" in report)) throw new Error("unexpected answer to list");
     printSessions(report.sessions, shown);
     return 0;
@@ -196,7 +235,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const size = local.size();
   let report: ReadyReport;
   if (mode.kind === "new") {
-    report = await bootstrap({
+    report = await bootstrap(() => ({
       op: "new",
       secret: fresh,
       program: {
@@ -213,17 +252,17 @@ export async function runClient(options: ClientOptions): Promise<number> {
         maxBacklogBytes: options.maxBacklogBytes,
       },
       killOthers: mode.killOthers,
-      daemon: options.daemon ?? "auto",
+      daemon,
       portRange: options.portRange ?? DEFAULT_PORT_RANGE,
-    });
+    }));
   } else {
-    report = await bootstrap({
+    report = await bootstrap(() => ({
       op: "attach",
       target: mode.target,
       passkey: fresh.passkey,
       cols: size.cols,
       rows: size.rows,
-    });
+    }));
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const pty = mode.kind === "attach" || mode.pty;
@@ -242,7 +281,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   if (ownPort !== undefined) {
     const text = mode.kind === "attach"
       ? `this session serves itself from port ${ownPort} (no-root mode)`
-      : options.daemon === "never"
+      : daemon === "never"
       ? `serving this session from port ${ownPort} (no-root mode, --no-daemon)`
       : `no et server on ${options.destination.host}; serving this session from port ${ownPort} (no-root mode)`;
     log.warn(text); // in the log whatever the verbosity
@@ -273,7 +312,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ssh: sshRelayDialer({
       ssh,
       target,
-      terminalPath: options.terminalPath,
+      terminalPath,
       idHex: report.id,
     }),
     overSsh,
