@@ -225,7 +225,7 @@ class ChildPipe implements BytePipe {
         }
         const refusal = decodeRefusal(line);
         if (refusal !== null) return refusal;
-        log.info(`remote said: ${line.slice(0, 200)}`);
+        if (line !== "") log.info(`remote said: ${line.slice(0, 200)}`);
       }
       if (seen.length > MAX_NOISE_BYTES) {
         throw new Error("no relay ready line in 64 KiB of output");

@@ -126,9 +126,12 @@ async function writeAll(to: Writer, data: Uint8Array) {
   for (let at = 0; at < data.length;) at += await to.write(data.subarray(at));
 }
 
-/** Writes one line to stdout synchronously (before the copy starts). */
+/**
+ * Writes one line to stdout synchronously (before the copy starts), on a
+ * fresh line: a login script may have left one unfinished.
+ */
 function writeLineSync(line: string) {
-  const bytes = encoder.encode(line + "\n");
+  const bytes = encoder.encode(`\n${line}\n`);
   for (let at = 0; at < bytes.length;) {
     at += Deno.stdout.writeSync(bytes.subarray(at));
   }
