@@ -368,7 +368,8 @@ export function roleRefusal(
   role: string | undefined,
   os: typeof Deno.build.os,
 ): string | null {
-  if (os !== "windows" || (role !== "server" && role !== "terminal")) {
+  const serverRoles = ["server", "terminal", "relay"];
+  if (os !== "windows" || !serverRoles.includes(role ?? "")) {
     return null;
   }
   return `et ${role} runs on Linux and macOS; on Windows only the client runs`;

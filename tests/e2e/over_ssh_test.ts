@@ -227,3 +227,85 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "over ssh: a reconnect whose ssh needs a prompt says so once; the session resumes once the key works again",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const proxy = await FaultProxy.start({ targetPort: world.sshd.port });
+      const client = new PipedClient(
+        world.client([...sshThrough(world, proxy), "--over-ssh"]),
+      );
+      const keys = `${world.sshd.dir}/authorized_keys`;
+      const authorized = await Deno.readTextFile(keys);
+      try {
+        await shellAnswers(client);
+        await Deno.writeTextFile(keys, "");
+        proxy.cut();
+        const line =
+          /et: ssh to et-test cannot log in without a prompt \(.*Permission denied.*\); --over-ssh starts ssh again at every reconnect/g;
+        await client.waitForStderr(line, 30_000);
+        // Attempts go on failing (several ssh logins), said only once.
+        const logins = proxy.stats.accepted;
+        await waitUntil(
+          () => proxy.stats.accepted >= logins + 3,
+          30_000,
+          "more failing logins",
+        );
+        assert.equal(client.stderr.match(line)?.length, 1, client.stderr);
+        assert.ok(client.running, "the client keeps trying");
+        await Deno.writeTextFile(keys, authorized);
+        await client.type("echo BACK-$((20+1))\n");
+        await client.waitFor("BACK-21", 30_000);
+        await client.type("exit 0\n");
+        assert.equal(await client.exit(30_000), 0, client.stderr);
+      } finally {
+        await client.close();
+        await proxy.close();
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "over ssh: a login script printing on stdout (an unfinished line too) does not break the relay",
+  fn: async () => {
+    const home = await Deno.makeTempDir({ prefix: "et-noisy-home-" });
+    try {
+      // bash reads ~/.bashrc for ssh's commands too: noise before et relay.
+      await Deno.writeTextFile(
+        `${home}/.bashrc`,
+        'echo "noise on stdout ET_RELAY_READY not yet"\n' +
+          "printf 'no newline at the end'\n",
+      );
+      await withWorld(
+        { privateRuntime: true, sshEnv: { HOME: home } },
+        async (world) => {
+          const noisy = await new Deno.Command("sh", {
+            args: ["-c", `${world.sshd.sshCommand} et-test true`],
+          }).output();
+          const said = new TextDecoder().decode(noisy.stdout);
+          if (!said.includes("no newline at the end")) {
+            console.log(`this login shell reads no ~/.bashrc: ${said}`);
+          }
+          assert.match(said, /no newline at the end/, "the noise is real");
+          const client = new PipedClient([
+            ...world.client(["--over-ssh"]),
+            "echo QUIET-$((3*3))",
+          ]);
+          try {
+            assert.equal(await client.exit(60_000), 0, client.stderr);
+            assert.equal(client.stdout, "QUIET-9\n");
+          } finally {
+            await client.close();
+          }
+        },
+      );
+    } finally {
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+    }
+  },
+});
