@@ -144,7 +144,7 @@ export async function fileSha256(path: string): Promise<string> {
  * sha256 checked there (sha256sum, or shasum on macOS), then `mv` into
  * place; the temp file is removed on any failure.
  */
-function installScript(sha256: string): string {
+export function installScript(sha256: string): string {
   return [
     "set -e",
     'd="$HOME/.local/bin"',
