@@ -208,6 +208,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       await ensureRemoteEt({
         ssh,
         target,
+        command: terminalPath,
         versionLine:
           `et ${options.ship.version} (protocol ${PROTOCOL_VERSION})`,
         version: options.ship.version,

@@ -222,6 +222,8 @@ export interface EnsureOptions {
   ssh: string[];
   /** The ssh destination. */
   target: string;
+  /** The terminal command that was not found there (for messages). */
+  command: string;
   /** This client's `et --version` line: what an installed et must print. */
   versionLine: string;
   /** The et version, for the question. */
@@ -245,6 +247,7 @@ export interface EnsureOptions {
  */
 export async function ensureRemoteEt(options: EnsureOptions): Promise<void> {
   const { target } = options;
+  const missing = `'${options.command}' was not found on ${target}`;
   const probe = await probeRemote(options.ssh, target);
   log.info(
     `${target}: ${probe.platform.uname}; ${REMOTE_ET_SHOWN}: ${
@@ -254,9 +257,7 @@ export async function ensureRemoteEt(options: EnsureOptions): Promise<void> {
   if (probe.installed === options.versionLine) return;
   if (!options.mayInstall) {
     if (probe.installed !== null) return;
-    throw new Error(
-      `et is not installed on ${target} (start a session there first: et ${target})`,
-    );
+    throw new Error(`${missing} (nor ${REMOTE_ET_SHOWN})`);
   }
   const { uname, artifact } = probe.platform;
   const binary = await binaryFor(probe.platform, {
@@ -265,19 +266,19 @@ export async function ensureRemoteEt(options: EnsureOptions): Promise<void> {
   if (binary === null) {
     throw new Error(
       artifact === null
-        ? `et is not installed on ${target}, and et has no build for ${uname}`
-        : `et is not installed on ${target}, and there is no et binary for ${uname} here: pass --binaries DIR holding et-${artifact}`,
+        ? `${missing}, and et has no build for ${uname}`
+        : `${missing}, and there is no et binary for ${uname} here to install: pass --binaries DIR holding et-${artifact} (or --terminal-path)`,
     );
   }
   const what = `et ${options.version} for ${uname} to ${REMOTE_ET_SHOWN}`;
   if (!options.installRemote) {
     if (!Deno.stdin.isTerminal()) {
       throw new Error(
-        `et is not installed on ${target}: pass --install-remote to install ${what} there`,
+        `${missing}: pass --install-remote to install ${what} there`,
       );
     }
     if (!await confirm(`install ${what} on ${target}?`)) {
-      throw new Error(`et is not installed on ${target}; nothing installed`);
+      throw new Error(`${missing}; nothing installed`);
     }
   }
   await installRemote(options.ssh, target, binary);

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { errorMessage, logger } from "../log.ts";
+import { withDeadline } from "../deadline.ts";
+import { logger } from "../log.ts";
 import { decodeRefusal, RELAY_READY_MARKER } from "../session/mod.ts";
 import type { BytePipe } from "../transport/mod.ts";
 
@@ -116,28 +117,46 @@ async function startRelay(
   const pipe = new ChildPipe(child);
   const onAbort = () => pipe.close();
   signal?.addEventListener("abort", onAbort, { once: true });
+  let refusal: string | null;
   try {
-    const refusal = await pipe.skipToMarker();
-    if (signal?.aborted) throw new Error("attempt abandoned");
-    if (refusal === null) return pipe;
-    throw new Error(`${options.target}: ${refusal}`);
+    refusal = await pipe.skipToMarker();
   } catch (error) {
-    pipe.close();
     if (signal?.aborted) throw new Error("attempt abandoned");
-    if (errorMessage(error).startsWith(`${options.target}: `)) throw error;
-    throw await explainExit(child, pipe, options);
+    if (error instanceof TooMuchNoiseError) {
+      pipe.close();
+      throw new Error(`${options.target}: ${error.message}`);
+    }
+    // ssh ended its output: its status and stderr say why (it exits on
+    // its own right after; the close only ends one that lingers).
+    const exited = await withDeadline(child.status, 2000, "ssh lingers")
+      .catch(() => null);
+    pipe.close();
+    throw await explainExit(
+      exited?.code ?? (await child.status).code,
+      pipe,
+      options,
+    );
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
+  if (signal?.aborted || refusal !== null) {
+    pipe.close();
+    throw new Error(
+      refusal === null ? "attempt abandoned" : `${options.target}: ${refusal}`,
+    );
+  }
+  return pipe;
 }
+
+/** The relay's output had no ready line where it should have. */
+class TooMuchNoiseError extends Error {}
 
 /** Turns an ssh that ended before the relay joined into one line. */
 async function explainExit(
-  child: Deno.ChildProcess,
+  code: number,
   pipe: ChildPipe,
   options: SshRelayOptions,
 ): Promise<Error> {
-  const { code } = await child.status;
   await pipe.stderrDrained;
   const said = pipe.stderrText.trim().split("\n").filter(Boolean);
   const first =
@@ -228,7 +247,7 @@ class ChildPipe implements BytePipe {
         if (line !== "") log.info(`remote said: ${line.slice(0, 200)}`);
       }
       if (seen.length > MAX_NOISE_BYTES) {
-        throw new Error("no relay ready line in 64 KiB of output");
+        throw new TooMuchNoiseError("no relay ready line in 64 KiB of output");
       }
     }
   }

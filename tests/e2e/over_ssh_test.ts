@@ -309,3 +309,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "over ssh: et --attach --over-ssh takes over a session a lost TCP client left",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const first = new PipedClient(world.client([]));
+      let second: PipedClient | undefined;
+      try {
+        await shellAnswers(first);
+        await first.type("WHERE=first-$((5+5))\n");
+        await first.type("echo SET-$WHERE\n");
+        await first.waitFor("SET-first-10");
+        first.kill();
+        const ids = [...Deno.readDirSync(world.runtimeDir)]
+          .map((entry) => entry.name.match(/^([0-9a-f]{32})\.ctl$/)?.[1])
+          .filter((id) => id !== undefined);
+        assert.equal(ids.length, 1, `sessions: ${ids}`);
+        second = new PipedClient(
+          world.client(["--attach", "--over-ssh", ids[0]!.slice(0, 8)]),
+        );
+        await second.type("echo still-$WHERE\n");
+        await second.waitFor("still-first-10", 30_000);
+        await second.type("exit 0\n");
+        assert.equal(await second.exit(30_000), 0, second.stderr);
+      } finally {
+        await first.close();
+        await second?.close();
+      }
+    }),
+});

@@ -146,6 +146,13 @@ Deno.test({
       } finally {
         await second.close();
       }
+      // Over ssh the relay runs from ~/.local/bin/et as well.
+      const relayed = await runToEnd([
+        ...clientWithoutEt(world, ["--over-ssh"]),
+        "echo RELAYED-$((6*6))",
+      ], 60_000);
+      assert.equal(relayed.code, 0, relayed.stderr);
+      assert.equal(relayed.stdout, "RELAYED-36\n");
       // --list finds et by its path too, and installs nothing.
       const listed = await runToEnd(clientWithoutEt(world, ["--list"]));
       assert.equal(listed.code, 0, listed.stderr);
@@ -167,7 +174,7 @@ Deno.test({
       );
       assert.equal(result.code, 1, result.stderr);
       assert.deepEqual(etLines(result.stderr), [
-        `et: et is not installed on et-test, and there is no et binary for ${uname} here: pass --binaries DIR holding et-${artifact}`,
+        `et: 'et' was not found on et-test, and there is no et binary for ${uname} here to install: pass --binaries DIR holding et-${artifact} (or --terminal-path)`,
       ]);
 
       const binaries = await standInBinaries(world, artifact);
@@ -176,7 +183,7 @@ Deno.test({
       );
       assert.equal(result.code, 1, result.stderr);
       assert.deepEqual(etLines(result.stderr), [
-        `et: et is not installed on et-test: pass --install-remote to install et 0.1.0 for ${uname} to ~/.local/bin/et there`,
+        `et: 'et' was not found on et-test: pass --install-remote to install et 0.1.0 for ${uname} to ~/.local/bin/et there`,
       ]);
       assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace");
       await assert.rejects(Deno.stat(`${home}/.local`), Deno.errors.NotFound);
