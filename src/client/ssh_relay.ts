@@ -30,6 +30,13 @@ const STDERR_KEEP = 4096;
 const MAX_STARTING = 2;
 
 /**
+ * A second ssh starts only once the first has been starting this long
+ * (it looks stuck on a dead path): a login here takes well under a
+ * second, and each extra one costs the host a login and a relay.
+ */
+const SECOND_AFTER_MS = 2000;
+
+/**
  * ssh could not log in without asking: `--over-ssh` reconnects on its
  * own and needs a key (or an agent) that works non-interactively.
  */
@@ -58,32 +65,55 @@ export interface SshRelayOptions {
 export function sshRelayDialer(
   options: SshRelayOptions,
 ): (signal?: AbortSignal) => Promise<BytePipe> {
-  let starting = 0;
-  const waiting: (() => void)[] = [];
-  const acquire = async (signal?: AbortSignal) => {
-    while (starting >= MAX_STARTING) {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new Error("attempt abandoned"));
-        signal?.addEventListener("abort", onAbort, { once: true });
-        waiting.push(() => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        });
-      });
+  // When each ssh now starting began, by ticket; waiters look again on
+  // any change.
+  const starting = new Map<number, number>();
+  let tickets = 0;
+  let changed = Promise.withResolvers<void>();
+  const acquire = async (signal?: AbortSignal): Promise<number> => {
+    while (true) {
+      if (signal?.aborted) throw new Error("attempt abandoned");
+      const now = performance.now();
+      const oldest = Math.min(...starting.values());
+      const secondIn = oldest + SECOND_AFTER_MS - now;
+      if (
+        starting.size === 0 ||
+        (starting.size < MAX_STARTING && secondIn <= 0)
+      ) {
+        const ticket = tickets++;
+        starting.set(ticket, now);
+        return ticket;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let onAbort = () => {};
+      try {
+        await Promise.race([
+          changed.promise,
+          new Promise<void>((resolve) => {
+            onAbort = () => resolve();
+            signal?.addEventListener("abort", onAbort, { once: true });
+          }),
+          ...(starting.size < MAX_STARTING
+            ? [new Promise((resolve) => timer = setTimeout(resolve, secondIn))]
+            : []),
+        ]);
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      }
     }
-    starting++;
   };
-  const release = () => {
-    starting--;
-    waiting.shift()?.();
+  const release = (ticket: number) => {
+    starting.delete(ticket);
+    changed.resolve();
+    changed = Promise.withResolvers<void>();
   };
   return async (signal?: AbortSignal) => {
-    if (signal?.aborted) throw new Error("attempt abandoned");
-    await acquire(signal);
+    const ticket = await acquire(signal);
     try {
       return await startRelay(options, signal);
     } finally {
-      release();
+      release(ticket);
     }
   };
 }
