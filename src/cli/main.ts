@@ -344,7 +344,7 @@ async function relay(args: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
-        ? "et relay needs a session id (see et relay --help)"
+        ? "relay needs a session id (see et relay --help)"
         : `unexpected argument '${positionals[1]}'`,
     );
   }

@@ -13,12 +13,13 @@ import assert from "node:assert/strict";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import {
   PipedClient,
+  runToEnd,
   sha256,
   shellAnswers,
   sleep,
   waitUntil,
 } from "./_client.ts";
-import { E2E_TEST, type EtWorld, withWorld } from "./_world.ts";
+import { E2E_TEST, ET, type EtWorld, withWorld } from "./_world.ts";
 
 /** The client's notice when it gives up on TCP for ssh. */
 const SWITCH_NOTICE =
@@ -340,4 +341,49 @@ Deno.test({
         await second?.close();
       }
     }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "et relay: --help (and the client's new flags in et --help), a missing id is a usage error, a bad or unknown id one refusal line",
+  fn: async () => {
+    const help = await runToEnd([...ET, "relay", "--help"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: et relay SESSION-ID/);
+    const clientHelp = await runToEnd([...ET, "--help"]);
+    for (const word of ["--over-ssh", "--install-remote", "--binaries DIR"]) {
+      assert.ok(clientHelp.stdout.includes(word), `et --help names ${word}`);
+    }
+    const missing = await runToEnd([...ET, "relay"]);
+    assert.equal(missing.code, 2);
+    assert.equal(
+      missing.stderr,
+      "et: relay needs a session id (see et relay --help)\n",
+    );
+    const bad = await runToEnd([...ET, "relay", "zz"]);
+    assert.equal(bad.code, 1);
+    assert.equal(
+      bad.stdout,
+      "\nET_TERMINAL_REFUSED et relay: not a session id: 'zz'\n",
+    );
+    const runtime = await Deno.makeTempDir();
+    try {
+      const unknown = await runToEnd([
+        "env",
+        `XDG_RUNTIME_DIR=${runtime}`,
+        ...ET,
+        "relay",
+        "0123456789abcdef0123456789abcdef",
+      ]);
+      assert.equal(unknown.code, 1);
+      assert.equal(
+        unknown.stdout,
+        "\nET_TERMINAL_REFUSED session 01234567 is not running on this host\n",
+      );
+      assert.equal(unknown.stderr, "");
+    } finally {
+      await Deno.remove(runtime, { recursive: true });
+    }
+  },
 });
