@@ -17,6 +17,7 @@ Usage:
   et --attach [ID] [user@]host        resume a session (the latest detached one)
   et server [options]                 the daemon on the remote (et server --help)
   et terminal                         started by the client over ssh; not for direct use
+  et relay ID                         started by the client over ssh (--over-ssh); not for direct use
 
 Sessions:
   Without a command, et opens a login shell on host. With one, it runs it
@@ -43,9 +44,20 @@ Connecting:
                             listens itself on a free port of --port-range
       --daemon-only         fail (one line) if no et server takes the session,
                             instead of falling back to no-root mode
+      --over-ssh            carry the session over ssh instead of TCP (only port 22
+                            open): every reconnect runs 'ssh host et relay', so ssh
+                            must log in without a prompt (a key or ssh-agent);
+                            et also switches to this by itself when the TCP port
+                            stays unreachable for the first 3 s
       --port-range A-B      ports a no-root session may listen on, on the
                             address ssh reached (default 2022-2122; the
                             firewall must let them in)
+      --install-remote      where et is missing on host, install it to
+                            ~/.local/bin/et there without asking (a binary for
+                            host's uname -sm: this et when compiled for it, or
+                            --binaries); then the session runs in no-root mode
+      --binaries DIR        release binaries (et-linux-x86_64, et-darwin-aarch64…)
+                            to install from
       --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
                             e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
       --terminal-path CMD   how to run et on the remote (default "et"),
@@ -108,4 +120,16 @@ itself on the first free port of the client's --port-range, on the address
 ssh reached (from $SSH_CONNECTION), and says which in its ready line.
 Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
 ET_LOG_LEVEL=debug|info|warn sets how much.
+`;
+
+/** Help for `et relay`. */
+export const RELAY_HELP = `Usage: et relay SESSION-ID
+
+Started by the et client over ssh when it carries a session over ssh
+(--over-ssh, or by itself when the TCP port is unreachable): joins the
+session SESSION-ID (32 hex digits) of this user through its owner-only
+control socket in $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), prints
+ET_RELAY_READY, then copies bytes between its stdin/stdout and the session
+until either side closes. It holds no key: the frames it copies are sealed
+end to end between the client and the session.
 `;

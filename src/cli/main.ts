@@ -10,7 +10,7 @@ import { runClient } from "../client/mod.ts";
 import { parseDestination, parsePort } from "../client/mod.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
-import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
+import { launchTerminal, runRelay, serveTerminal } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import {
@@ -24,7 +24,13 @@ import {
 } from "../session/mod.ts";
 import { PROTOCOL_VERSION } from "../transport/mod.ts";
 import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
-import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
+import {
+  CLIENT_HELP,
+  RELAY_HELP,
+  SERVER_HELP,
+  TERMINAL_HELP,
+  VERSION,
+} from "./help.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -83,6 +89,9 @@ const CLIENT_OPTIONS: OptionSpec = {
   "port-range": { type: "string" },
   "no-daemon": { type: "boolean" },
   "daemon-only": { type: "boolean" },
+  "over-ssh": { type: "boolean" },
+  "install-remote": { type: "boolean" },
+  binaries: { type: "string" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
@@ -254,6 +263,12 @@ async function client(args: string[]): Promise<number> {
       : "auto",
     portRange,
     verbosity,
+    overSsh: Boolean(values["over-ssh"]),
+    ship: {
+      version: VERSION,
+      installRemote: Boolean(values["install-remote"]),
+      binariesDir: values.binaries as string | undefined,
+    },
   });
 }
 
@@ -317,6 +332,26 @@ async function terminal(args: string[]): Promise<number> {
   return await launchTerminal();
 }
 
+/** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */
+async function relay(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(RELAY_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "relay needs a session id (see et relay --help)"
+        : `unexpected argument '${positionals[1]}'`,
+    );
+  }
+  configureLog({ level: "silent" });
+  return await runRelay(positionals[0]);
+}
+
 /**
  * The one line `et` prints, exiting 1, when the role named by `role` (the
  * first word: `server`, `terminal`, else the client) cannot run on `os`;
@@ -333,7 +368,8 @@ export function roleRefusal(
   role: string | undefined,
   os: typeof Deno.build.os,
 ): string | null {
-  if (os !== "windows" || (role !== "server" && role !== "terminal")) {
+  const serverRoles = ["server", "terminal", "relay"];
+  if (os !== "windows" || !serverRoles.includes(role ?? "")) {
     return null;
   }
   return `et ${role} runs on Linux and macOS; on Windows only the client runs`;
@@ -349,6 +385,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     if (args[0] === "server") return await server(args.slice(1));
     if (args[0] === "terminal") return await terminal(args.slice(1));
+    if (args[0] === "relay") return await relay(args.slice(1));
     return await client(args);
   } catch (error) {
     console.error(`et: ${errorMessage(error)}`);

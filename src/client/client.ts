@@ -31,6 +31,7 @@ import {
   fromHex,
   generateSessionSecret,
   keepConnected,
+  PROTOCOL_VERSION,
   ReconnectGaveUpError,
   type SessionSecret,
   toHex,
@@ -38,11 +39,15 @@ import {
 import { type Destination, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
+import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
+import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
+  RemoteEtMissingError,
   resolveWithSsh,
   splitCommandLine,
   startRemoteTerminal,
 } from "./ssh.ts";
+import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
 
 const log = logger("client");
 
@@ -116,6 +121,19 @@ export interface ClientOptions {
    * @default {0}
    */
   verbosity?: number;
+  /**
+   * `--over-ssh`: carry the session over ssh's stdio (`et relay`) from the
+   * start; without it the client still switches to ssh when the TCP port
+   * cannot be reached (see dial_route.ts).
+   * @default {false}
+   */
+  overSsh?: boolean;
+  /**
+   * Installing et on a remote that lacks it (see ship.ts): this client's
+   * version, `--install-remote`, `--binaries DIR`. Without it a missing et
+   * is only reported.
+   */
+  ship?: { version: string; installRemote: boolean; binariesDir?: string };
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
 }
@@ -168,17 +186,48 @@ export async function runClient(options: ClientOptions): Promise<number> {
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
   const local = new LocalTerminal();
-  const bootstrap = (request: Parameters<typeof encodeBootstrap>[0]) =>
-    startRemoteTerminal({
-      ssh,
-      target,
-      terminalPath: options.terminalPath,
-      bootstrapLine: encodeBootstrap(request),
-    });
+  // Changed when et was missing there and is now run from ~/.local/bin.
+  let terminalPath = options.terminalPath;
+  let daemon = options.daemon ?? "auto";
+  const bootstrap = async (
+    request: () => Parameters<typeof encodeBootstrap>[0],
+  ) => {
+    const start = () =>
+      startRemoteTerminal({
+        ssh,
+        target,
+        terminalPath,
+        bootstrapLine: encodeBootstrap(request()),
+      });
+    try {
+      return await start();
+    } catch (error) {
+      if (!(error instanceof RemoteEtMissingError) || !options.ship) {
+        throw error;
+      }
+      await ensureRemoteEt({
+        ssh,
+        target,
+        command: terminalPath,
+        versionLine:
+          `et ${options.ship.version} (protocol ${PROTOCOL_VERSION})`,
+        version: options.ship.version,
+        mayInstall: options.mode.kind === "new",
+        installRemote: options.ship.installRemote,
+        binariesDir: options.ship.binariesDir,
+        say: (text) => notice(text, false),
+      });
+      // Called by its path: ~/.local/bin is rarely on a non-interactive
+      // ssh's PATH. No daemon runs from there: no-root mode.
+      terminalPath = REMOTE_ET_COMMAND;
+      daemon = "never";
+      return await start();
+    }
+  };
 
   const mode = options.mode;
   if (mode.kind === "list") {
-    const report = await bootstrap({ op: "list" });
+    const report = await bootstrap(() => ({ op: "list" }));
     if (!("sessions" in report)) throw new Error("unexpected answer to list");
     printSessions(report.sessions, shown);
     return 0;
@@ -187,7 +236,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const size = local.size();
   let report: ReadyReport;
   if (mode.kind === "new") {
-    report = await bootstrap({
+    report = await bootstrap(() => ({
       op: "new",
       secret: fresh,
       program: {
@@ -204,17 +253,17 @@ export async function runClient(options: ClientOptions): Promise<number> {
         maxBacklogBytes: options.maxBacklogBytes,
       },
       killOthers: mode.killOthers,
-      daemon: options.daemon ?? "auto",
+      daemon,
       portRange: options.portRange ?? DEFAULT_PORT_RANGE,
-    });
+    }));
   } else {
-    report = await bootstrap({
+    report = await bootstrap(() => ({
       op: "attach",
       target: mode.target,
       passkey: fresh.passkey,
       cols: size.cols,
       rows: size.rows,
-    });
+    }));
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const pty = mode.kind === "attach" || mode.pty;
@@ -233,7 +282,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   if (ownPort !== undefined) {
     const text = mode.kind === "attach"
       ? `this session serves itself from port ${ownPort} (no-root mode)`
-      : options.daemon === "never"
+      : daemon === "never"
       ? `serving this session from port ${ownPort} (no-root mode, --no-daemon)`
       : `no et server on ${options.destination.host}; serving this session from port ${ownPort} (no-root mode)`;
     log.warn(text); // in the log whatever the verbosity
@@ -247,15 +296,44 @@ export async function runClient(options: ClientOptions): Promise<number> {
     id: fromHex(report.id, 16),
     passkey: fresh.passkey,
   };
+  // TCP, or ssh's stdio through `et relay` (--over-ssh, or by itself when
+  // the port cannot be reached).
+  const overSsh = options.overSsh ?? false;
+  let where = `${resolved.hostname}:${dialPort}`;
+  let reaching = ownPort === undefined
+    ? "the et server"
+    : "the session (no-root mode)";
+  const overSshRoute = () => {
+    where = `ssh ${target}`;
+    reaching = "the session over ssh (et relay)";
+  };
+  if (overSsh) overSshRoute();
+  const dial = routedDial({
+    tcp: () => dialOnce(resolved.hostname, dialPort),
+    ssh: sshRelayDialer({
+      ssh,
+      target,
+      terminalPath,
+      idHex: report.id,
+    }),
+    overSsh,
+    // A short --connect-timeout leaves ssh half of it.
+    switchAfterMs: Math.min(SWITCH_AFTER_MS, options.connectTimeoutMs / 2),
+    onSwitch: () => {
+      const text = `port ${dialPort} on ${options.destination.host} ` +
+        `is not reachable; carrying the session over ssh instead`;
+      overSshRoute();
+      log.warn(text);
+      if (noticesOn) notice(text, local.isRaw);
+    },
+  });
   return await runSession(local, secret, {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${dialPort}`,
-    reaching: ownPort === undefined
-      ? "the et server"
-      : "the session (no-root mode)",
-    dial: () => dialOnce(resolved.hostname, dialPort),
+    where: () => where,
+    reaching: () => reaching,
+    dial,
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
   });
@@ -266,11 +344,14 @@ interface SessionRun extends ClientOptions {
   target: string;
   /** Whether notices may go to stderr. */
   noticesOn: boolean;
-  /** host:port the client dials (the daemon, or the session), for messages. */
-  where: string;
+  /**
+   * host:port the client dials (the daemon, or the session), or the ssh
+   * it carries the session over, for messages.
+   */
+  where: () => string;
   /** What is at `where`, for the message when the first connect fails. */
-  reaching: string;
-  dial: () => Promise<Deno.TcpConn>;
+  reaching: () => string;
+  dial: Dial;
   pty: boolean;
   typeCommand?: string;
 }
@@ -295,8 +376,19 @@ async function runSession(
     dial: run.dial,
     connectTimeoutMs: run.connectTimeoutMs,
     awayTimeoutMs: run.sessionTimeoutMs,
-    onAttemptFailed: (error) =>
-      log.info(`attempt failed: ${errorMessage(error)}`),
+    onAttemptFailed: (error) => {
+      log.info(`attempt failed: ${errorMessage(error)}`);
+      if (!(error instanceof SshAuthError)) return;
+      // Over ssh, a login that needs a prompt: said once per outage; and
+      // before any connection it cannot get better by trying again.
+      if (!reconnecting.status.everConnected) connection.fail(error);
+      else if (!authSaid) say(error.message);
+      authSaid = true;
+    },
+  });
+  let authSaid = false;
+  connection.onEvent((event) => {
+    if (event.type !== "disconnected") authSaid = false;
   });
   announceWaits(
     connection,
@@ -406,9 +498,10 @@ async function runSession(
     await Promise.allSettled([reconnecting, controlReading]);
     local.restore();
     if (exitCode !== null) return exitCode;
+    if (end.error instanceof SshAuthError) throw new Error(end.error.message);
     if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
       throw new Error(
-        `cannot connect to ${run.reaching} at ${run.where} within ${
+        `cannot connect to ${run.reaching()} at ${run.where()} within ${
           formatAge(end.error.timeoutMs)
         }: ${reconnecting.status.lastReason ?? "no answer"}`,
       );
@@ -455,7 +548,7 @@ function announceWaits(
   connection: EternalConnection,
   say: (text: string) => void,
   lastFailure: () => string,
-  where: string,
+  where: () => string,
 ) {
   let everConnected = false;
   let announced = false;
@@ -464,7 +557,7 @@ function announceWaits(
     pending = undefined;
     if (connection.connected || connection.isEnding) return;
     announced = true;
-    say(`connecting to ${where}…${reason()}`);
+    say(`connecting to ${where()}…${reason()}`);
   }, NOTICE_DELAY_MS);
   connection.onEvent((event) => {
     if (event.type === "disconnected") {

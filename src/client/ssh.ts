@@ -119,6 +119,14 @@ export async function resolveWithSsh(
   return { hostname, user: field("user") ?? "" };
 }
 
+/**
+ * The remote shell could not find the terminal command (exit 127): et is
+ * not installed there, or not on the PATH of a non-interactive ssh.
+ */
+export class RemoteEtMissingError extends Error {
+  override name = "RemoteEtMissingError";
+}
+
 /** Options of {@link startRemoteTerminal}. */
 export interface RemoteTerminalOptions {
   ssh: string[];
@@ -186,7 +194,7 @@ export async function startRemoteTerminal(
     );
   }
   if (status.code === 127) {
-    throw new Error(
+    throw new RemoteEtMissingError(
       `'${options.terminalPath}' was not found on ${options.target}: install et there, or pass --terminal-path`,
     );
   }

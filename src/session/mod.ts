@@ -12,3 +12,4 @@ export * from "./runtime_dir.ts";
 export * from "./line_reader.ts";
 export * from "./router_protocol.ts";
 export * from "./lifecycle.ts";
+export * from "./relay_protocol.ts";

@@ -8,10 +8,18 @@
  *     {"op":"attach","passkey":"<64 hex>",
  *      "cols":C,"rows":R}                      -> {"ok":true}
  *     {"op":"end"}                             -> {"ok":true}
+ *     {"op":"relay"}                           -> {"ok":true}, then the
+ *                                                 connection is a client's
+ *                                                 pipe (HELLO first)
  *
  * `attach` is how a new client takes a living session over: the passkey
  * it carries was just made by that client and crossed only ssh and this
  * socket; the session retires its old keys for it.
+ *
+ * `relay` is how `et relay` (run by a client's ssh, `--over-ssh`) joins:
+ * after the answer the same socket carries the client's sealed frames,
+ * and the session runs the handshake on it as on any other connection.
+ * The relay holds no key; only this user (or root) can connect here.
  *
  * @module
  */
@@ -43,6 +51,11 @@ export interface ControlHandlers {
   attach(passkey: Uint8Array, cols: number, rows: number): Promise<void>;
   /** Ends the session. */
   end(): Promise<void>;
+  /**
+   * Takes `conn` (answered already) as a client connection: from now on
+   * it is the handler's to close.
+   */
+  relay(conn: Deno.Conn): void;
 }
 
 /**
@@ -64,7 +77,8 @@ export async function serveControl(
   });
   try {
     await acceptEach(listener, (conn) => {
-      answerRequest(conn, handlers).finally(() => {
+      answerRequest(conn, handlers).then((handedOver) => {
+        if (handedOver) return;
         try {
           conn.close();
         } catch { /* closed */ }
@@ -75,7 +89,11 @@ export async function serveControl(
   }
 }
 
-async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
+/** Answers one request; true when `conn` went to `handlers.relay`. */
+async function answerRequest(
+  conn: Deno.Conn,
+  handlers: ControlHandlers,
+): Promise<boolean> {
   const reply = (value: unknown) =>
     conn.write(encoder.encode(JSON.stringify(value) + "\n")).catch(() => 0);
   try {
@@ -85,12 +103,12 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
       CONTROL_TIMEOUT_MS,
       "no complete request within 5 s",
     );
-    if (line === null) return;
+    if (line === null) return false;
     const request = JSON.parse(line);
     switch (request?.op) {
       case "status":
         await reply(handlers.status());
-        return;
+        return false;
       case "attach": {
         const { passkey, cols, rows } = request;
         if (
@@ -99,12 +117,18 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
         ) break;
         await handlers.attach(fromHex(passkey, 32), cols, rows);
         await reply({ ok: true });
-        return;
+        return false;
       }
       case "end":
         await handlers.end();
         await reply({ ok: true });
-        return;
+        return false;
+      case "relay":
+        // The relay sends nothing more until it has this answer, so the
+        // line reader above holds no byte of the client's.
+        if ((await reply({ ok: true })) === 0) return false;
+        handlers.relay(conn);
+        return true;
     }
     log.warn("refused a malformed control request");
     await reply({ ok: false, error: "malformed request" });
@@ -112,6 +136,7 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
     log.warn(`control request failed: ${errorMessage(error)}`);
     await reply({ ok: false, error: errorMessage(error) });
   }
+  return false;
 }
 
 /** Sends one request to a session's control socket; returns its answer. */

@@ -7,6 +7,7 @@
  */
 
 export { launchTerminal } from "./launcher.ts";
+export { runRelay } from "./relay.ts";
 export { serveTerminal, type TerminalOptions } from "./session_process.ts";
 export {
   SessionHost,

@@ -4,8 +4,10 @@
  * takes its clients' connections one of two ways: handed over by the
  * daemon on its registration (which it keeps alive across daemon
  * restarts), or, when no daemon takes the registration (or the client
- * said `--no-daemon`), accepted on a TCP port of its own (no-root mode).
- * Either way each connection goes to the same server handshake.
+ * said `--no-daemon`), accepted on a TCP port of its own (no-root mode);
+ * and, whichever of those, from `et relay` over its control socket (a
+ * client carried over ssh, `--over-ssh`). Each connection goes to the
+ * same server handshake.
  *
  * @module
  */
@@ -105,12 +107,21 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   const ownPort = route.kind === "own port"
     ? route.listener.addr.port
     : undefined;
+  const handshake = (pipe: BytePipe, peer: string) =>
+    serverHandshake(pipe, (id) => host.connectionFor(id), {
+      peer,
+      retired: (id) => host.retiredFor(id),
+    });
   const stop = new AbortController();
   const controlling = serveControl(controlSocketPath(dir, idHex), {
     // The port tells an attaching client where to dial.
     status: () => ({ ...host.info(), port: ownPort }),
     attach: (passkey, cols, rows) => host.attach(passkey, cols, rows),
     end: () => host.end(),
+    // `et relay` (--over-ssh): the control connection carries a client.
+    relay: (conn) => {
+      handshake(conn, "relay over ssh");
+    },
   }, stop.signal).catch((error) =>
     log.error(`control socket failed: ${errorMessage(error)}`)
   );
@@ -120,11 +131,6 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
     Deno.stdout.close();
   } catch { /* already closed */ }
 
-  const handshake = (pipe: BytePipe, peer: string) =>
-    serverHandshake(pipe, (id) => host.connectionFor(id), {
-      peer,
-      retired: (id) => host.retiredFor(id),
-    });
   const serving = route.kind === "daemon"
     ? keepRegistered(
       route.registration,

@@ -29,8 +29,12 @@ const log = logger("reconnect");
 
 /** Options of {@link keepConnected}. */
 export interface KeepConnectedOptions {
-  /** Opens a fresh pipe to the server (or relay). */
-  dial: () => Promise<BytePipe>;
+  /**
+   * Opens a fresh pipe to the server (or relay). `signal` aborts once the
+   * attempt is abandoned or its time is up, so a dial that holds
+   * something (a process, a slot) can let go early.
+   */
+  dial: (signal: AbortSignal) => Promise<BytePipe>;
   /**
    * Longest wait between attempts. Short enough that a session resumes
    * well within a second of the path coming back.
@@ -145,12 +149,14 @@ interface Attempt {
  * arrives after the limit or after the attempt was abandoned is closed.
  */
 function dialBounded(
-  dial: () => Promise<BytePipe>,
+  dial: (signal: AbortSignal) => Promise<BytePipe>,
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<BytePipe> {
   return new Promise((resolve, reject) => {
     let done = false;
+    // Aborted for the dial when the attempt is abandoned or times out.
+    const dialing = new AbortController();
     const finish = (error: Error | null, pipe?: BytePipe) => {
       if (done) {
         pipe?.close();
@@ -159,6 +165,7 @@ function dialBounded(
       done = true;
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
+      if (error) dialing.abort();
       if (error) {
         pipe?.close();
         reject(error);
@@ -170,7 +177,7 @@ function dialBounded(
       timeoutMs,
     );
     signal.addEventListener("abort", onAbort);
-    dial().then(
+    dial(dialing.signal).then(
       (pipe) => finish(null, pipe),
       (error) =>
         finish(error instanceof Error ? error : new Error(String(error))),

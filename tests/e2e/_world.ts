@@ -48,6 +48,12 @@ export interface WorldOptions {
    * @default {true}
    */
   daemon?: boolean;
+  /**
+   * More environment for every ssh session (see `StartSshdOptions.env`),
+   * e.g. a `HOME` of the world's own.
+   * @default {{}}
+   */
+  sshEnv?: Record<string, string>;
 }
 
 /** A process of this world's terminal role (launcher or session process). */
@@ -231,7 +237,7 @@ async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
 
 /** Starts sshd and the daemon. */
 export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
-  const sshd = await startSshd();
+  const sshd = await startSshd({ env: options.sshEnv });
   const dir = await Deno.makeTempDir({ prefix: "et-world-" });
   // Other test users' terminals must reach the router socket inside.
   await Deno.chmod(dir, 0o755);

@@ -3,6 +3,8 @@
  * stack trace.
  */
 import assert from "node:assert/strict";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
+import { sleep } from "./_client.ts";
 import { E2E_TEST, ET, withWorld } from "./_world.ts";
 
 async function run(argv: string[]) {
@@ -77,25 +79,44 @@ Deno.test({
   name: "runtime failures: one clear line each",
   fn: () =>
     withWorld({}, async (world) => {
-      // Nothing listens on the daemon port: et keeps trying (a status line
-      // after 1 s names why), then gives up with one line at the deadline.
+      // Nothing listens on the daemon port, and after the bootstrap's login
+      // ssh is refused too: et tries TCP (a status line after 1 s names
+      // why), carries on over ssh (one line says so), then gives up with
+      // one line at the deadline.
       const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const deadPort = (closed.addr as Deno.NetAddr).port;
       closed.close();
+      const sshProxy = await FaultProxy.start({
+        targetPort: world.sshd.port,
+      });
       const began = performance.now();
-      let result = await run(
-        world.client(["--connect-timeout", "3s"], { port: deadPort }),
+      const running = run(
+        world.client([
+          "--connect-timeout",
+          "3s",
+          "--ssh",
+          `${world.sshd.sshCommand} -p ${sshProxy.port}`,
+        ], { port: deadPort }),
       );
+      // The bootstrap's connection is through; later logins are reset.
+      while (sshProxy.stats.accepted < 1) await sleep(10);
+      sshProxy.setRefuse(true);
+      let result = await running;
       const took = performance.now() - began;
+      await sshProxy.close();
       assert.equal(result.code, 1);
       assert.ok(took > 3000, `gave up after ${took} ms, before the deadline`);
       assert.match(
         result.etLines[0],
         /^et: connecting to 127\.0\.0\.1:\d+… \(connection refused\)$/,
       );
+      assert.match(
+        result.etLines[1],
+        /^et: port \d+ on et-test is not reachable; carrying the session over ssh instead$/,
+      );
       assertOneLine(
-        { ...result, etLines: result.etLines.slice(1) },
-        /^et: cannot connect to the et server at 127\.0\.0\.1:\d+ within 3s: connection refused$/,
+        { ...result, etLines: result.etLines.slice(2) },
+        /^et: cannot connect to the session over ssh \(et relay\) at ssh et-test within 3s: ssh to et-test failed: .+$/,
       );
 
       // ssh cannot log in.

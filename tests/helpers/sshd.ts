@@ -43,6 +43,12 @@ export interface StartSshdOptions {
    * @default {true}
    */
   authorizedKeys?: boolean;
+  /**
+   * More variables for every session's environment (sshd's `SetEnv`,
+   * which is applied after sshd's own, so it can even move `HOME`).
+   * @default {{}}
+   */
+  env?: Record<string, string>;
 }
 
 /**
@@ -116,7 +122,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = freePort();
       try {
-        return await launch(dir, user, port, loginsWork);
+        return await launch(dir, user, port, loginsWork, options.env ?? {});
       } catch (error) {
         lastError = error;
         if (!(error instanceof PortTaken)) break;
@@ -136,6 +142,7 @@ async function launch(
   user: string,
   port: number,
   loginsWork: boolean,
+  env: Record<string, string>,
 ): Promise<Sshd> {
   const sshdConfig = `${dir}/sshd_config`;
   const configPath = `${dir}/ssh_config`;
@@ -163,7 +170,10 @@ async function launch(
       `UseDNS no`,
       // Sessions get sshd's compiled-in PATH otherwise, which may lack the
       // directory of `deno` and other tools the tests run over ssh.
-      `SetEnv "PATH=${Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"}"`,
+      `SetEnv "PATH=${Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"}"${
+        Object.entries(env).map(([name, value]) => ` "${name}=${value}"`)
+          .join("")
+      }`,
       `AcceptEnv LANG LC_* TERM`,
       // Tests open many connections at once; the default (10:30:100) starts
       // dropping unauthenticated ones at 10.

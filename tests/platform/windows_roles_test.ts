@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { roleRefusal } from "../../src/cli/main.ts";
 
-Deno.test("on Windows, et server and et terminal refuse with one line", () => {
+Deno.test("on Windows, et server, et terminal and et relay refuse with one line", () => {
   assert.equal(
     roleRefusal("server", "windows"),
     "et server runs on Linux and macOS; on Windows only the client runs",
@@ -16,6 +16,10 @@ Deno.test("on Windows, et server and et terminal refuse with one line", () => {
     roleRefusal("terminal", "windows"),
     "et terminal runs on Linux and macOS; on Windows only the client runs",
   );
+  assert.equal(
+    roleRefusal("relay", "windows"),
+    "et relay runs on Linux and macOS; on Windows only the client runs",
+  );
 });
 
 Deno.test("the client runs everywhere; every role runs on Linux and macOS", () => {
@@ -23,7 +27,7 @@ Deno.test("the client runs everywhere; every role runs on Linux and macOS", () =
     assert.equal(roleRefusal(client, "windows"), null, String(client));
   }
   for (const os of ["linux", "darwin"] as const) {
-    for (const role of ["server", "terminal", "host", undefined]) {
+    for (const role of ["server", "terminal", "relay", "host", undefined]) {
       assert.equal(roleRefusal(role, os), null, `${role} on ${os}`);
     }
   }

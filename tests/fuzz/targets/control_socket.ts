@@ -37,7 +37,8 @@ const INFO: SessionInfo = {
 type Call =
   | { op: "attach"; passkey: Uint8Array; cols: number; rows: number }
   | { op: "status" }
-  | { op: "end" };
+  | { op: "end" }
+  | { op: "relay" };
 
 interface Ctx {
   dir: string;
@@ -65,6 +66,11 @@ async function setup(): Promise<Ctx> {
       calls.push({ op: "end" });
       return Promise.resolve();
     },
+    // `et relay`: the connection becomes a client's; here it just ends.
+    relay: (conn) => {
+      calls.push({ op: "relay" });
+      conn.close();
+    },
   }, stop.signal);
   // Listening starts synchronously; wait for the chmod that follows.
   for (let i = 0; i < 100; i++) {
@@ -83,11 +89,13 @@ async function teardown(ctx: Ctx) {
 }
 
 function validRequest(r: Rng): string {
-  switch (r.int(4)) {
+  switch (r.int(5)) {
     case 0:
       return JSON.stringify({ op: "status" });
     case 1:
       return JSON.stringify({ op: "end" });
+    case 2:
+      return JSON.stringify({ op: "relay" });
     default:
       return JSON.stringify({
         op: "attach",
@@ -245,6 +253,13 @@ async function run(c: FuzzCase, ctx: Ctx): Promise<string> {
       `end answered ${preview(reply)}`,
     );
     return "end";
+  }
+  if (op === "relay") {
+    check(
+      reply?.ok === true && calls.length === 1 && calls[0].op === "relay",
+      `relay answered ${preview(reply)}`,
+    );
+    return "relay";
   }
   const wellFormedAttach = op === "attach" &&
     typeof request.passkey === "string" &&
