@@ -43,10 +43,14 @@ export function fileSink(path: string): LogSink {
     append: true,
     mode: 0o600,
   });
+  // An existing file keeps its mode through open: tighten it, but only a
+  // regular file. `--log-file /dev/null` as root must not turn the
+  // system's /dev/null into a root-only device.
   try {
-    Deno.chmodSync(path, 0o600);
+    const info = file.statSync();
+    if (info.isFile && (info.mode ?? 0) & 0o077) Deno.chmodSync(path, 0o600);
   } catch {
-    // not ours to chmod (e.g. /dev/null): keep going.
+    // not ours to chmod: keep going.
   }
   return (line) => {
     try {
