@@ -8,7 +8,13 @@
 import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
 import { parseDestination, parsePort } from "../client/mod.ts";
-import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
+import {
+  configureLog,
+  errorMessage,
+  fileSink,
+  type LogLevel,
+  type LogSink,
+} from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
 import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
@@ -22,9 +28,15 @@ import {
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
-import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import {
+  livenessForKeepalive,
+  MAX_KEEPALIVE_MS,
+  MIN_KEEPALIVE_MS,
+  PROTOCOL_VERSION,
+} from "../transport/mod.ts";
 import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
+import { closestOption } from "./suggest.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -33,18 +45,44 @@ type OptionSpec = NonNullable<
   NonNullable<Parameters<typeof parseArgs>[0]>["options"]
 >;
 
-function parse(args: string[], options: OptionSpec) {
+function parse(args: string[], options: OptionSpec, help = "et --help") {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    const message = errorMessage(error)
-      .split("\n")[0]
-      .replace(
-        /^Unknown option '([^']*)'.*$/,
-        "unknown option '$1' (see et --help)",
-      );
-    throw new UsageError(message);
+    throw new UsageError(usageMessage(errorMessage(error), options, help));
   }
+}
+
+/**
+ * parseArgs' error as one line of ours: an unknown option gets the closest
+ * name of the option table as a hint, so options added to the table are
+ * hinted without more code.
+ */
+export function usageMessage(
+  message: string,
+  options: OptionSpec,
+  help = "et --help",
+): string {
+  const first = message.split("\n")[0];
+  const unknown = first.match(/^Unknown option '([^']*)'/);
+  if (!unknown) {
+    return first
+      .replace(
+        /^Option '([^']*)' argument missing$/,
+        "option '$1' needs a value",
+      )
+      .replace(
+        /^Option '([^']*)' does not take an argument$/,
+        "option '$1' takes no value",
+      );
+  }
+  const typed = unknown[1];
+  const hint = typed.startsWith("--")
+    ? closestOption(typed, Object.keys(options))
+    : null;
+  return hint
+    ? `unknown option '${typed}'; did you mean '${hint}'? (see ${help})`
+    : `unknown option '${typed}' (see ${help})`;
 }
 
 /** Runs a parser of user input, turning its error into a usage error. */
@@ -67,8 +105,75 @@ async function defaultClientLog(): Promise<string> {
   return `${await privateRuntimeDir()}/client.log`;
 }
 
-const CLIENT_OPTIONS: OptionSpec = {
+/** `--logdir DIR`: DIR (created 0700 if missing) holds client.log. */
+async function clientLogIn(dir: string): Promise<string> {
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new UsageError(`--logdir ${dir}: ${errorMessage(error)}`);
+  }
+  return `${dir}/client.log`;
+}
+
+/**
+ * `--logtostdout`: log lines on stdout, as ET does; on a terminal in raw
+ * mode a line needs its carriage return.
+ */
+const stdoutSink: LogSink = (line) => {
+  const end = Deno.stdout.isTerminal() ? "\r\n" : "\n";
+  try {
+    Deno.stdout.writeSync(new TextEncoder().encode(line + end));
+  } catch {
+    // stdout closed: nowhere to log.
+  }
+};
+
+/**
+ * `-k SECONDS`: the keepalive interval (a bare number is seconds, units
+ * allowed), and the liveness policy that scales with it.
+ */
+export function parseKeepalive(
+  text: string,
+): { keepaliveMs: number; deadAfterMs: number } {
+  const ms = parseDuration(text, "--keepalive");
+  if (ms < MIN_KEEPALIVE_MS || ms > MAX_KEEPALIVE_MS) {
+    throw new Error(
+      `--keepalive '${text}' is out of range (${MIN_KEEPALIVE_MS / 1000}s to ${
+        MAX_KEEPALIVE_MS / 1000
+      }s)`,
+    );
+  }
+  return livenessForKeepalive(ms);
+}
+
+/**
+ * `--ssh-option OPT`: what ssh gets as `-o OPT`. One option, `Key=value`
+ * or `Key value`; nothing ssh could read as another argument.
+ */
+export function checkSshOption(option: string): string {
+  if (
+    !/^[A-Za-z][A-Za-z0-9]*(=|\s+)\S/.test(option) || /[\0\n\r]/.test(option)
+  ) {
+    throw new Error(
+      `invalid --ssh-option '${option}' (expected Key=value, e.g. SetEnv=FOO=bar)`,
+    );
+  }
+  return option;
+}
+
+/**
+ * The client's options. Unknown-option hints read this table: an option
+ * added here is hinted without more code.
+ */
+export const CLIENT_OPTIONS: OptionSpec = {
+  username: { type: "string", short: "u" },
   port: { type: "string", short: "p" },
+  "ssh-option": { type: "string", multiple: true },
+  keepalive: { type: "string", short: "k" },
+  logdir: { type: "string", short: "l" },
+  logtostdout: { type: "boolean" },
+  silent: { type: "boolean" },
+  serverfifo: { type: "string" },
   command: { type: "string", short: "c" },
   noexit: { type: "boolean", short: "e" },
   pty: { type: "boolean" },
@@ -153,6 +258,33 @@ async function client(args: string[]): Promise<number> {
     throw new UsageError("missing destination [user@]host[:port]");
   }
   const destination = usage(() => parseDestination(positionals[0]));
+  if (values.username !== undefined) {
+    const user = values.username as string;
+    usage(() => parseDestination(`${user}@x`)); // the same rule for a user
+    if (destination.user !== undefined && destination.user !== user) {
+      throw new UsageError(
+        "give the user either with -u or before the @, not both",
+      );
+    }
+    destination.user = user;
+  }
+  const sshOptions = (values["ssh-option"] as string[] | undefined ?? []).map(
+    (option) => usage(() => checkSshOption(option)),
+  );
+  const keepalive = values.keepalive === undefined
+    ? undefined
+    : usage(() => parseKeepalive(values.keepalive as string));
+  if (values.serverfifo !== undefined) {
+    console.error(
+      "et: --serverfifo does not apply to this et (clients reach sessions by TCP and session id); ignored",
+    );
+  }
+  if (values.silent && values.logtostdout) {
+    throw new UsageError("--silent and --logtostdout contradict each other");
+  }
+  if (values.logdir !== undefined && values["log-file"] !== undefined) {
+    throw new UsageError("give either --logdir or --log-file, not both");
+  }
   let remoteCommand = positionals.length > 1
     ? positionals.slice(1).join(" ")
     : undefined;
@@ -217,8 +349,11 @@ async function client(args: string[]): Promise<number> {
     : "warn";
   configureLog({
     level,
-    sink: fileSink(
-      (values["log-file"] as string | undefined) ?? await defaultClientLog(),
+    sink: values.logtostdout ? stdoutSink : fileSink(
+      (values["log-file"] as string | undefined) ??
+        (values.logdir !== undefined
+          ? await clientLogIn(values.logdir as string)
+          : await defaultClientLog()),
     ),
   });
   const bothTerminals = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
@@ -254,6 +389,9 @@ async function client(args: string[]): Promise<number> {
       : "auto",
     portRange,
     verbosity,
+    sshOptions,
+    silent: Boolean(values.silent),
+    connection: keepalive,
   });
 }
 

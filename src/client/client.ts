@@ -35,13 +35,14 @@ import {
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
-import { type Destination, sshTarget } from "./destination.ts";
+import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
 import {
   resolveWithSsh,
   splitCommandLine,
   startRemoteTerminal,
+  withSshOptions,
 } from "./ssh.ts";
 
 const log = logger("client");
@@ -118,6 +119,20 @@ export interface ClientOptions {
   verbosity?: number;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
+  // --- command line (issue #9): ssh options, silence ---
+  /**
+   * `--ssh-option` values, each given to every ssh the client runs as
+   * `-o OPT` (ssh -G included, so they shape the resolved config).
+   * @default {[]}
+   */
+  sshOptions?: string[];
+  /**
+   * `--silent`: no notices on the terminal (errors still end et with one
+   * line).
+   * @default {false}
+   */
+  silent?: boolean;
+  // --- end command line ---
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -158,8 +173,9 @@ function forwardedEnv(): Record<string, string> {
  * when the session cannot start.
  */
 export async function runClient(options: ClientOptions): Promise<number> {
-  const ssh = splitCommandLine(options.ssh);
-  if (ssh.length === 0) throw new Error("--ssh is empty");
+  const sshWords = splitCommandLine(options.ssh);
+  if (sshWords.length === 0) throw new Error("--ssh is empty");
+  const ssh = withSshOptions(sshWords, options.sshOptions ?? []);
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const testPort = testDialPort();
@@ -197,11 +213,13 @@ export async function runClient(options: ClientOptions): Promise<number> {
         cols: size.cols,
         rows: size.rows,
         env: forwardedEnv(),
+        setEnv: resolved.setEnv, // SetEnv of the ssh config, via ssh -G
       },
       limits: {
         connectTimeoutMs: options.connectTimeoutMs,
         sessionTimeoutMs: options.sessionTimeoutMs,
         maxBacklogBytes: options.maxBacklogBytes,
+        keepaliveMs: options.connection?.keepaliveMs,
       },
       killOthers: mode.killOthers,
       daemon: options.daemon ?? "auto",
@@ -219,7 +237,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const pty = mode.kind === "attach" || mode.pty;
   // Notices go to the terminal only: with no pty, stderr is the remote's.
-  const noticesOn = pty || Deno.stderr.isTerminal();
+  const noticesOn = !options.silent && (pty || Deno.stderr.isTerminal());
   if (report.detached > 0 && noticesOn) {
     notice(
       `${report.detached} detached session${
@@ -251,7 +269,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${dialPort}`,
+    where: hostPort(resolved.hostname, dialPort),
     reaching: ownPort === undefined
       ? "the et server"
       : "the session (no-root mode)",

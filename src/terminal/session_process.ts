@@ -29,6 +29,7 @@ import {
 import {
   type BytePipe,
   type EternalConnectionOptions,
+  livenessForKeepalive,
   serverHandshake,
   toHex,
 } from "../transport/mod.ts";
@@ -85,7 +86,13 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
         ...request.limits,
         connectTimeoutMs: request.limits.connectTimeoutMs + CONNECT_MARGIN_MS,
       },
-      connection: options.connection,
+      // The client's -k: both ends keep the same liveness policy.
+      connection: request.limits.keepaliveMs === undefined
+        ? options.connection
+        : {
+          ...options.connection,
+          ...livenessForKeepalive(request.limits.keepaliveMs),
+        },
     });
   } catch (error) {
     console.log(`error: ${errorMessage(error)}`);

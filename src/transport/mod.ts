@@ -73,3 +73,8 @@ export {
   ProtocolError,
   RefuseCode,
 } from "./wire.ts";
+export {
+  livenessForKeepalive,
+  MAX_KEEPALIVE_MS,
+  MIN_KEEPALIVE_MS,
+} from "./timers.ts";
