@@ -395,14 +395,21 @@ async function client(args: string[]): Promise<number> {
   });
 }
 
+/** `et server`'s options; hints read this table as the client's do. */
+export const SERVER_OPTIONS: OptionSpec = {
+  port: { type: "string", short: "p" },
+  bind: { type: "string", multiple: true },
+  router: { type: "string" },
+  verbose: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+};
+
 async function server(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    port: { type: "string", short: "p" },
-    bind: { type: "string" },
-    router: { type: "string" },
-    verbose: { type: "boolean", short: "v" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse(
+    args,
+    SERVER_OPTIONS,
+    "et server --help",
+  );
   if (values.help) {
     console.log(SERVER_HELP);
     return 0;
@@ -418,11 +425,13 @@ async function server(args: string[]): Promise<number> {
     routerPathFromEnv();
   const daemon = await startDaemon({
     port,
-    hostname: values.bind as string | undefined,
+    hostname: values.bind as string[] | undefined,
     routerPath,
   });
   console.error(
-    `et server: listening on port ${daemon.port}, router ${routerPath}`,
+    `et server: listening on port ${daemon.port} (${
+      daemon.addresses.join(", ")
+    }), router ${routerPath}`,
   );
   const stop = async () => {
     await daemon.close();
@@ -438,7 +447,7 @@ async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     serve: { type: "boolean" },
     help: { type: "boolean", short: "h" },
-  });
+  }, "et terminal --help");
   if (values.help) {
     console.log(TERMINAL_HELP);
     return 0;

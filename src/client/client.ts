@@ -26,6 +26,7 @@ import {
 } from "../session/mod.ts";
 import {
   type Channel,
+  DEFAULT_KEEPALIVE_MS,
   EternalConnection,
   type EternalConnectionOptions,
   fromHex,
@@ -232,6 +233,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
       passkey: fresh.passkey,
       cols: size.cols,
       rows: size.rows,
+      // Always sent: the session drops the policy of the client before.
+      keepaliveMs: options.connection?.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     });
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");

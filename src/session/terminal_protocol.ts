@@ -214,6 +214,8 @@ export type BootstrapRequest =
     passkey: Uint8Array;
     cols: number;
     rows: number;
+    /** The new client's keepalive interval (`et -k`); absent: the default. */
+    keepaliveMs?: number;
   }
   | { op: "list" };
 
@@ -276,6 +278,9 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         passkey: toHex(request.passkey),
         cols: request.cols,
         rows: request.rows,
+        ...(request.keepaliveMs === undefined
+          ? {}
+          : { keepaliveMs: request.keepaliveMs }),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "list":
@@ -485,6 +490,13 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         passkey: fromHex(value.passkey, 32),
         cols: value.cols,
         rows: value.rows,
+        ...(value.keepaliveMs === undefined ? {} : {
+          keepaliveMs: wholeNumber(
+            value.keepaliveMs,
+            "keepalive",
+            MAX_KEEPALIVE_MS,
+          ),
+        }),
       };
     }
     case "list":

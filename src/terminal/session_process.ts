@@ -116,7 +116,8 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   const controlling = serveControl(controlSocketPath(dir, idHex), {
     // The port tells an attaching client where to dial.
     status: () => ({ ...host.info(), port: ownPort }),
-    attach: (passkey, cols, rows) => host.attach(passkey, cols, rows),
+    attach: (passkey, cols, rows, keepaliveMs) =>
+      host.attach(passkey, cols, rows, keepaliveMs),
     end: () => host.end(),
   }, stop.signal).catch((error) =>
     log.error(`control socket failed: ${errorMessage(error)}`)

@@ -74,6 +74,7 @@ export {
   RefuseCode,
 } from "./wire.ts";
 export {
+  KEEPALIVE_MS as DEFAULT_KEEPALIVE_MS,
   livenessForKeepalive,
   MAX_KEEPALIVE_MS,
   MIN_KEEPALIVE_MS,
