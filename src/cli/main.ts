@@ -74,6 +74,10 @@ export function usageMessage(
       .replace(
         /^Option '([^']*)' does not take an argument$/,
         "option '$1' takes no value",
+      )
+      .replace(
+        /^Option '([^']*)' argument is ambiguous.*$/,
+        "option '$1' got a value starting with '-': write it as $1=VALUE",
       );
   }
   const typed = unknown[1];

@@ -354,7 +354,7 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     cols: value.cols,
     rows: value.rows,
     env,
-    setEnv,
+    ...(wanted === undefined ? {} : { setEnv }),
   };
 }
 
