@@ -43,6 +43,11 @@ export interface StartSshdOptions {
    * @default {true}
    */
   authorizedKeys?: boolean;
+  /**
+   * Listen on `::1` as well as on 127.0.0.1 (same port), for IPv6 tests.
+   * @default {false}
+   */
+  ipv6?: boolean;
 }
 
 /**
@@ -116,7 +121,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = freePort();
       try {
-        return await launch(dir, user, port, loginsWork);
+        return await launch(dir, user, port, loginsWork, options.ipv6);
       } catch (error) {
         lastError = error;
         if (!(error instanceof PortTaken)) break;
@@ -136,6 +141,7 @@ async function launch(
   user: string,
   port: number,
   loginsWork: boolean,
+  ipv6 = false,
 ): Promise<Sshd> {
   const sshdConfig = `${dir}/sshd_config`;
   const configPath = `${dir}/ssh_config`;
@@ -143,6 +149,7 @@ async function launch(
     sshdConfig,
     [
       `ListenAddress 127.0.0.1`,
+      ...(ipv6 ? [`ListenAddress ::1`] : []),
       `Port ${port}`,
       `HostKey "${dir}/host_ed25519"`,
       `PidFile "${dir}/sshd.pid"`,
