@@ -48,7 +48,7 @@ Deno.test({
             "v6.conf": [
               "Host v6alias",
               "  HostName ::1",
-                ...settings.map((l) => `  ${l}`),
+              ...settings.map((l) => `  ${l}`),
             ],
           },
         },
