@@ -11,6 +11,7 @@ import { logger } from "../log.ts";
 import {
   decodeReady,
   decodeRefusal,
+  MAX_SET_ENV_COUNT,
   type ReadyReport,
   setEnvProblem,
 } from "../session/mod.ts";
@@ -178,7 +179,9 @@ export function parseSshG(text: string, target: string): SshConfig {
     const eq = entry.indexOf("=");
     const name = eq > 0 ? entry.slice(0, eq) : entry;
     const value = eq > 0 ? entry.slice(eq + 1) : "";
-    const problem = setEnvProblem(name, value);
+    const problem = Object.keys(setEnv).length >= MAX_SET_ENV_COUNT
+      ? `more than ${MAX_SET_ENV_COUNT} variables`
+      : setEnvProblem(name, value);
     if (problem) skipped.push(`setenv ${name.slice(0, 64)}: ${problem}`);
     else setEnv[name] = value;
   }
