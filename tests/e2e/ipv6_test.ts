@@ -74,3 +74,41 @@ Deno.test({
       assert.equal(handed?.length, 2, `both sessions came over IPv6: ${log}`);
     }),
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "IPv6, no-root mode: the session listens on ::1 (where ssh arrived) and et dials it there",
+  fn: () =>
+    withWorld(
+      { privateRuntime: true, ipv6: true, daemon: false },
+      async (world) => {
+        const settings = await serverSettings(world);
+        const argv = await clientWithConfig(
+          world,
+          {
+            lines: ["Host ::1", ...settings.map((l) => `  ${l}`)],
+          },
+          [],
+          "[::1]",
+        );
+        const client = new PipedClient(argv);
+        try {
+          await shellAnswers(client);
+          await client.waitForStderr(/serving this session from port \d+/);
+          const port = Number(
+            client.stderr.match(/from port (\d+)/)![1],
+          );
+          // The session's own listener is on ::1, and our client is its peer.
+          const ss = new TextDecoder().decode(
+            (await new Deno.Command("ss", {
+              args: ["-Htn", "state", "established", `( dport = :${port} )`],
+            }).output()).stdout,
+          );
+          assert.match(ss, new RegExp(`\\[::1\\]:${port}`), ss);
+        } finally {
+          await client.close();
+        }
+      },
+    ),
+});
