@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
-import { parseDestination, parsePort } from "../client/mod.ts";
+import { parseDestination, parsePort, parseUserName } from "../client/mod.ts";
 import {
   configureLog,
   errorMessage,
@@ -77,7 +77,16 @@ export function usageMessage(
       )
       .replace(
         /^Option '([^']*)' argument is ambiguous.*$/,
-        "option '$1' got a value starting with '-': write it as $1=VALUE",
+        (_, flag: string) => {
+          // Only the long form takes "=": name it for a letter too.
+          const long = flag.startsWith("--")
+            ? flag
+            : `--${
+              Object.entries(options).find(([, o]) => `-${o.short}` === flag)
+                ?.[0] ?? flag.slice(1)
+            }`;
+          return `option '${flag}' got a value starting with '-': write it as ${long}=VALUE`;
+        },
       );
   }
   const typed = unknown[1];
@@ -263,8 +272,7 @@ async function client(args: string[]): Promise<number> {
   }
   const destination = usage(() => parseDestination(positionals[0]));
   if (values.username !== undefined) {
-    const user = values.username as string;
-    usage(() => parseDestination(`${user}@x`)); // the same rule for a user
+    const user = usage(() => parseUserName(values.username as string));
     if (destination.user !== undefined && destination.user !== user) {
       throw new UsageError(
         "give the user either with -u or before the @, not both",
@@ -285,6 +293,14 @@ async function client(args: string[]): Promise<number> {
   }
   if (values.silent && values.logtostdout) {
     throw new UsageError("--silent and --logtostdout contradict each other");
+  }
+  if (
+    values.logtostdout &&
+    (values.logdir !== undefined || values["log-file"] !== undefined)
+  ) {
+    throw new UsageError(
+      "--logtostdout and a log file (--logdir, --log-file) exclude each other",
+    );
   }
   if (values.logdir !== undefined && values["log-file"] !== undefined) {
     throw new UsageError("give either --logdir or --log-file, not both");

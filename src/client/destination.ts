@@ -41,6 +41,26 @@ export function looksLikeIpv6(text: string): boolean {
 
 const EXPECTED = "(expected [user@]host[:port])";
 
+/** A login name et passes to ssh: no spaces, no leading `-`. */
+const USER_NAME = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
+
+/**
+ * Checks a user name given alone (`-u USER`); throws a one-line Error.
+ *
+ * @example
+ * ```ts
+ * parseUserName("deploy"); // "deploy"
+ * ```
+ */
+export function parseUserName(text: string): string {
+  if (!USER_NAME.test(text)) {
+    throw new Error(
+      `invalid user name '${text}' (letters, digits, '.', '_', '-')`,
+    );
+  }
+  return text;
+}
+
 /**
  * Parses `[user@]host[:port]` (IPv6 as `addr`, `[addr]` or `[addr]:port`);
  * throws a one-line Error naming what is wrong with anything malformed.
@@ -65,7 +85,7 @@ export function parseDestination(text: string): Destination {
   if (at >= 0) {
     user = text.slice(0, at);
     rest = text.slice(at + 1);
-    if (!/^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/.test(user)) {
+    if (!USER_NAME.test(user)) {
       throw malformed(user === "" ? "empty user" : `bad user name '${user}'`);
     }
   }

@@ -11,6 +11,7 @@ export {
   looksLikeIpv6,
   parseDestination,
   parsePort,
+  parseUserName,
   sshTarget,
 } from "./destination.ts";
 export {

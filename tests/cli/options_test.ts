@@ -184,7 +184,19 @@ Deno.test("options: bad usage is one line on stderr and exit 2, for real", async
     ],
     [
       ["-u", "a b", "host"],
-      "et: malformed destination 'a b@x' (expected [user@]host[:port]): spaces\n",
+      "et: invalid user name 'a b' (letters, digits, '.', '_', '-')\n",
+    ],
+    [
+      ["-u", "-oProxyCommand=x", "host"],
+      "et: option '-u' got a value starting with '-': write it as --username=VALUE\n",
+    ],
+    [
+      ["--username=-oProxyCommand=x", "host"],
+      "et: invalid user name '-oProxyCommand=x' (letters, digits, '.', '_', '-')\n",
+    ],
+    [
+      ["--logtostdout", "-l", "/tmp", "host"],
+      "et: --logtostdout and a log file (--logdir, --log-file) exclude each other\n",
     ],
     [
       ["-k", "0", "host"],
