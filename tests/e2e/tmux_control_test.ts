@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { FaultProxy } from "../helpers/fault_proxy.ts";
 import type { PtyProcess } from "../helpers/pty_process.ts";
 import {
   CONTROL_END,
@@ -92,20 +93,17 @@ Deno.test({
           assert.match(listed.lines[0], /^\S+ \d+x\d+$/);
 
           // 2. A large burst of %output, cut twice while it streams.
+          const burstDone = "BURST-42-DONE\\015\\012";
+          const burstCuts = cutMidway(
+            proxy,
+            [100_000, 300_000],
+            () => client.text.includes(burstDone, at),
+          );
           await client.type(
             `send-keys -t cc 'clear; seq 1 ${LINES}; echo BURST-$((6*7))-DONE' Enter\n`,
           );
-          await client.waitFor("%output %", { from: at });
-          proxy.cut();
-          await client.waitFor(/%output %\d+ \d{4,}/, {
-            from: at,
-            timeoutMs: 30_000,
-          });
-          proxy.cut();
-          await client.waitFor("BURST-42-DONE\\015\\012", {
-            from: at,
-            timeoutMs: 60_000,
-          });
+          await client.waitFor(burstDone, { from: at, timeoutMs: 60_000 });
+          assert.deepEqual(await burstCuts, [false, false], "cut mid-burst");
           at = await command(client, "display-message -p ok");
           stream = streamFrom(client, start, true);
           const pane = [...stream.output.keys()];
@@ -144,25 +142,16 @@ Deno.test({
           await client.waitFor(/%session-changed \$\d+ cc\r?\n/, {
             from: again,
           });
-          await client.type("capture-pane -p -J -S - -E - -t cc\n");
-          await client.waitFor(/\n%begin \d+ \d+ \d+\r?\n1\r?\n/, {
-            from: again,
-            timeoutMs: 30_000,
-          });
-          proxy.cut();
-          await client.waitFor(/\n\d{4,}\r?\n/, {
-            from: client.length - 2000,
-            timeoutMs: 30_000,
-          })
-            .catch(() => {}); // it may all have arrived already
-          proxy.cut();
-          await client.waitFor(
-            /\nBURST-42-DONE\r?\n(.*\r?\n)*%end \d+ \d+ \d+\r?\n/,
-            {
-              from: again,
-              timeoutMs: 60_000,
-            },
+          const historyEnd =
+            /\nBURST-42-DONE\r?\n(.*\r?\n)*%end \d+ \d+ \d+\r?\n/;
+          const attachCuts = cutMidway(
+            proxy,
+            [80_000, 200_000],
+            () => historyEnd.test(client.text.slice(again)),
           );
+          await client.type("capture-pane -p -J -S - -E - -t cc\n");
+          await client.waitFor(historyEnd, { from: again, timeoutMs: 60_000 });
+          assert.deepEqual(await attachCuts, [false, false], "cut mid-attach");
           await client.type("detach-client\n");
           await client.waitFor(CONTROL_END, { from: again, timeoutMs: 20_000 });
           const second = streamFrom(client, again, true);
@@ -184,7 +173,7 @@ Deno.test({
               stream.lineCount + second.lineCount
             } control lines, ${client.length} bytes through et, ${proxy.stats.cuts} cuts`,
           );
-          assert.ok(proxy.stats.cuts >= 3, `cut ${proxy.stats.cuts} times`);
+          assert.ok(proxy.stats.cuts >= 4, `cut ${proxy.stats.cuts} times`);
         } catch (error) {
           await Deno.writeTextFile("/tmp/et-cc-debug.txt", client.text);
           throw error;
@@ -198,6 +187,40 @@ Deno.test({
       },
     ),
 });
+
+/**
+ * Cuts every connection through `proxy` once each of `thresholds` bytes
+ * have gone down (toward the client) since the call: cuts that land in
+ * the middle of a burst whatever the machine's speed. Resolves, after the
+ * last cut, with what `arrived` said at each cut (false: the burst's end
+ * had not reached the client yet).
+ */
+function cutMidway(
+  proxy: FaultProxy,
+  thresholds: number[],
+  arrived: () => boolean,
+): Promise<boolean[]> {
+  const seen: boolean[] = [];
+  let down = 0;
+  let next = 0;
+  return new Promise((resolve) => {
+    proxy.setTap((up, bytes) => {
+      if (up || next >= thresholds.length) return;
+      down += bytes;
+      if (down < thresholds[next]) return;
+      next++;
+      seen.push(arrived());
+      // Not from inside the proxy's own forwarding.
+      setTimeout(() => {
+        proxy.cut();
+        if (seen.length === thresholds.length) {
+          proxy.setTap(null);
+          resolve(seen);
+        }
+      }, 0);
+    });
+  });
+}
 
 /** Every block ended, no command failed. */
 function assertIntact(stream: ControlStream) {
