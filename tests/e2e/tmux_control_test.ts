@@ -10,15 +10,20 @@
 
 import assert from "node:assert/strict";
 import type { FaultProxy } from "../helpers/fault_proxy.ts";
-import type { PtyProcess } from "../helpers/pty_process.ts";
+import { PtyProcess } from "../helpers/pty_process.ts";
 import {
   CONTROL_END,
   CONTROL_START,
   type ControlStream,
   parseControlStream,
 } from "../helpers/tmux_control.ts";
-import { sha256, withProxiedTerminal } from "./_client.ts";
-import { E2E_TEST } from "./_world.ts";
+import {
+  ptyShellAnswers,
+  sha256,
+  waitUntil,
+  withProxiedTerminal,
+} from "./_client.ts";
+import { E2E_TEST, withWorld } from "./_world.ts";
 
 /** Lines the pane prints in each burst. */
 const LINES = 60_000;
@@ -233,3 +238,122 @@ function assertIntact(stream: ControlStream) {
     );
   }
 }
+
+/**
+ * Attaches `tmux -CC` in the shell of `client` to session `cc`, asks for
+ * the pane's whole history and returns how long its block took to arrive
+ * and its lines; detaches again.
+ */
+async function timedAttachBurst(
+  client: PtyProcess,
+  tmux: string,
+): Promise<{ ms: number; lines: string[] }> {
+  const from = client.length;
+  await client.type(`${tmux} -CC attach -t cc\r`);
+  const opened = await client.waitFor(CONTROL_START, {
+    from,
+    timeoutMs: 20_000,
+  });
+  await client.waitFor(/%session-changed \$\d+ cc\r?\n/, { from: opened.end });
+  const asked = client.length;
+  const t0 = performance.now();
+  await client.type("capture-pane -p -J -S - -E - -t cc\n");
+  await client.waitFor(/\nBURST-DONE\r?\n(.*\r?\n)*%end \d+ \d+ \d+\r?\n/, {
+    from: asked,
+    timeoutMs: 60_000,
+  });
+  const ms = performance.now() - t0;
+  await client.type("detach-client\n");
+  await client.waitFor(CONTROL_END, { from: asked, timeoutMs: 20_000 });
+  const stream = streamFrom(client, opened.end, true);
+  assertIntact(stream);
+  const block = stream.blocks.find((b) => b.lines.includes("BURST-DONE"))!;
+  return { ms, lines: block.lines };
+}
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "tmux -CC attach burst: et against ssh in the same run, both line for line",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const socket = `et-cc-${crypto.randomUUID().slice(0, 8)}`;
+      const conf = `${world.dir}/tmux.conf`;
+      await Deno.writeTextFile(
+        conf,
+        "set -g history-limit 400000\nset -g status off\n",
+      );
+      const tmux = `tmux -L ${socket} -f ${conf}`;
+      const count = 200_000;
+      const tmuxRun = (args: string[]) =>
+        new Deno.Command("tmux", {
+          args: ["-L", socket, "-f", conf, ...args],
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+      try {
+        // The remote is this machine: fill the pane's history directly.
+        await tmuxRun([
+          "new-session",
+          "-d",
+          "-s",
+          "cc",
+          "-x",
+          "120",
+          "-y",
+          "40",
+          `seq 1 ${count}; echo BURST-DONE; exec cat`,
+        ]);
+        await waitUntil(
+          async () => {
+            const out = await tmuxRun(["capture-pane", "-p", "-t", "cc"]);
+            return new TextDecoder().decode(out.stdout).includes("BURST-DONE");
+          },
+          30_000,
+          "the history filled",
+        );
+        const wanted = Array.from({ length: count }, (_, i) => `${i + 1}`)
+          .concat("BURST-DONE");
+        const check = (lines: string[], who: string) => {
+          const first = lines.indexOf("1");
+          const got = lines.slice(first, first + wanted.length);
+          assert.equal(sha256(got.join("\n")), sha256(wanted.join("\n")), who);
+        };
+        const viaEt = PtyProcess.spawn(world.client([]));
+        const viaSsh = PtyProcess.spawn([
+          ...world.sshd.sshCommand.split(" "),
+          "-tt",
+          world.sshd.hostAlias,
+        ]);
+        try {
+          await ptyShellAnswers(viaEt);
+          await ptyShellAnswers(viaSsh);
+          const results: Record<string, number[]> = { et: [], ssh: [] };
+          for (let round = 0; round < 3; round++) {
+            for (
+              const [who, client] of [["et", viaEt], ["ssh", viaSsh]] as const
+            ) {
+              const { ms, lines } = await timedAttachBurst(client, tmux);
+              check(lines, who);
+              results[who].push(ms);
+            }
+          }
+          const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
+          console.log(
+            `tmux -CC attach burst (${count} lines of history, ~${
+              Math.round(count * 7 / 1024)
+            } KiB): et ${Math.round(median(results.et))} ms, ssh ${
+              Math.round(median(results.ssh))
+            } ms (median of 3; et ${results.et.map(Math.round)}, ssh ${
+              results.ssh.map(Math.round)
+            })`,
+          );
+        } finally {
+          await viaEt.close();
+          await viaSsh.close();
+        }
+      } finally {
+        await tmuxRun(["kill-server"]).catch(() => {});
+      }
+    }),
+});
