@@ -34,8 +34,8 @@ Connection:
       --ssh-option OPT      give ssh '-o OPT' (repeat for more), for every ssh
                             et runs, 'ssh -G' included
   -k, --keepalive SECONDS   keepalive interval (default 1); a connection is
-                            dead after 6 silent intervals (at least 6 s), on
-                            both ends of a new session
+                            dead after 6 silent intervals (at least 6 s); both
+                            ends of the session follow it
       --jumphost HOST       reach host through the et server on HOST
       --jport PORT          et server port on the jumphost (default 2022)
       --connect-timeout D   keep trying the first connection this long (default 30s)
@@ -79,7 +79,7 @@ Forwarding (tunnels ride the session and survive reconnects):
   -N, --no-terminal         tunnels only: no shell, wait until interrupted
   -f, --forward-ssh-agent   forward your ssh agent (SSH_AUTH_SOCK on the remote)
       --ssh-socket PATH     the agent socket to forward (default $SSH_AUTH_SOCK)
-  e.g. et -N -t 8080:localhost:80 web     an eternal 'ssh -N -L 8080:localhost:80'
+  e.g. et -N -t 8080:localhost:80 web    an eternal ssh -N -L 8080:localhost:80
 
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
