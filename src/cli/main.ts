@@ -28,15 +28,16 @@ import {
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/mod.ts";
 import {
-  livenessForKeepalive,
-  MAX_KEEPALIVE_MS,
-  MIN_KEEPALIVE_MS,
-  PROTOCOL_VERSION,
-} from "../transport/mod.ts";
-import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
+  checkSshOption,
+  parseDuration,
+  parseEscapeChar,
+  parseKeepalive,
+  parseSize,
+} from "./units.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
-import { closestOption } from "./suggest.ts";
+import { usageMessage } from "./suggest.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -51,51 +52,6 @@ function parse(args: string[], options: OptionSpec, help = "et --help") {
   } catch (error) {
     throw new UsageError(usageMessage(errorMessage(error), options, help));
   }
-}
-
-/**
- * parseArgs' error as one line of ours: an unknown option gets the closest
- * name of the option table as a hint, so options added to the table are
- * hinted without more code.
- */
-export function usageMessage(
-  message: string,
-  options: OptionSpec,
-  help = "et --help",
-): string {
-  const first = message.split("\n")[0];
-  const unknown = first.match(/^Unknown option '([^']*)'/);
-  if (!unknown) {
-    return first
-      .replace(
-        /^Option '([^']*)' argument missing$/,
-        "option '$1' needs a value",
-      )
-      .replace(
-        /^Option '([^']*)' does not take an argument$/,
-        "option '$1' takes no value",
-      )
-      .replace(
-        /^Option '([^']*)' argument is ambiguous.*$/,
-        (_, flag: string) => {
-          // Only the long form takes "=": name it for a letter too.
-          const long = flag.startsWith("--")
-            ? flag
-            : `--${
-              Object.entries(options).find(([, o]) => `-${o.short}` === flag)
-                ?.[0] ?? flag.slice(1)
-            }`;
-          return `option '${flag}' got a value starting with '-': write it as ${long}=VALUE`;
-        },
-      );
-  }
-  const typed = unknown[1];
-  const hint = typed.startsWith("--")
-    ? closestOption(typed, Object.keys(options))
-    : null;
-  return hint
-    ? `unknown option '${typed}'; did you mean '${hint}'? (see ${help})`
-    : `unknown option '${typed}' (see ${help})`;
 }
 
 /** Runs a parser of user input, turning its error into a usage error. */
@@ -140,39 +96,6 @@ const stdoutSink: LogSink = (line) => {
     // stdout closed: nowhere to log.
   }
 };
-
-/**
- * `-k SECONDS`: the keepalive interval (a bare number is seconds, units
- * allowed), and the liveness policy that scales with it.
- */
-export function parseKeepalive(
-  text: string,
-): { keepaliveMs: number; deadAfterMs: number } {
-  const ms = parseDuration(text, "--keepalive");
-  if (ms < MIN_KEEPALIVE_MS || ms > MAX_KEEPALIVE_MS) {
-    throw new Error(
-      `--keepalive '${text}' is out of range (${MIN_KEEPALIVE_MS / 1000}s to ${
-        MAX_KEEPALIVE_MS / 1000
-      }s)`,
-    );
-  }
-  return livenessForKeepalive(ms);
-}
-
-/**
- * `--ssh-option OPT`: what ssh gets as `-o OPT`. One option, `Key=value`
- * or `Key value`; nothing ssh could read as another argument.
- */
-export function checkSshOption(option: string): string {
-  if (
-    !/^[A-Za-z][A-Za-z0-9]*(=|\s+)\S/.test(option) || /[\0\n\r]/.test(option)
-  ) {
-    throw new Error(
-      `invalid --ssh-option '${option}' (expected Key=value, e.g. SetEnv=FOO=bar)`,
-    );
-  }
-  return option;
-}
 
 /**
  * The client's options. Unknown-option hints read this table: an option
@@ -286,7 +209,7 @@ async function client(args: string[]): Promise<number> {
   const keepalive = values.keepalive === undefined
     ? undefined
     : usage(() => parseKeepalive(values.keepalive as string));
-  if (values.serverfifo !== undefined) {
+  if (values.serverfifo !== undefined && !values.silent) {
     console.error(
       "et: --serverfifo does not apply to this et (clients reach sessions by TCP and session id); ignored",
     );

@@ -1,10 +1,13 @@
 /**
- * "Did you mean" for unknown options: the closest name of an option table
- * by edit distance, so options added to the table are hinted without
- * another word here.
+ * Usage messages for bad options, and their "did you mean": the closest
+ * name of an option table by edit distance, so options added to the table
+ * are hinted without another word here.
  *
  * @module
  */
+
+/** An option table as `parseArgs` (node:util) takes it: names to specs. */
+type OptionTable = Record<string, { type?: string; short?: string }>;
 
 /**
  * Levenshtein distance between `a` and `b` (insertions, deletions and
@@ -73,4 +76,49 @@ export function closestOption(
     if (prefixed.length === 1) return `--${prefixed[0]}`;
   }
   return null;
+}
+
+/**
+ * parseArgs' error as one line of ours: an unknown option gets the closest
+ * name of the option table as a hint, so options added to the table are
+ * hinted without more code.
+ */
+export function usageMessage(
+  message: string,
+  options: OptionTable,
+  help = "et --help",
+): string {
+  const first = message.split("\n")[0];
+  const unknown = first.match(/^Unknown option '([^']*)'/);
+  if (!unknown) {
+    return first
+      .replace(
+        /^Option '([^']*)' argument missing$/,
+        "option '$1' needs a value",
+      )
+      .replace(
+        /^Option '([^']*)' does not take an argument$/,
+        "option '$1' takes no value",
+      )
+      .replace(
+        /^Option '([^']*)' argument is ambiguous.*$/,
+        (_, flag: string) => {
+          // Only the long form takes "=": name it for a letter too.
+          const long = flag.startsWith("--")
+            ? flag
+            : `--${
+              Object.entries(options).find(([, o]) => `-${o.short}` === flag)
+                ?.[0] ?? flag.slice(1)
+            }`;
+          return `option '${flag}' got a value starting with '-': write it as ${long}=VALUE`;
+        },
+      );
+  }
+  const typed = unknown[1];
+  const hint = typed.startsWith("--")
+    ? closestOption(typed, Object.keys(options))
+    : null;
+  return hint
+    ? `unknown option '${typed}'; did you mean '${hint}'? (see ${help})`
+    : `unknown option '${typed}' (see ${help})`;
 }

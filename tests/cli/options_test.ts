@@ -5,14 +5,13 @@
  */
 
 import assert from "node:assert/strict";
+import { CLIENT_OPTIONS, SERVER_OPTIONS } from "../../src/cli/main.ts";
 import {
-  checkSshOption,
-  CLIENT_OPTIONS,
-  parseKeepalive,
-  SERVER_OPTIONS,
+  closestOption,
+  editDistance,
   usageMessage,
-} from "../../src/cli/main.ts";
-import { closestOption, editDistance } from "../../src/cli/suggest.ts";
+} from "../../src/cli/suggest.ts";
+import { checkSshOption, parseKeepalive } from "../../src/cli/units.ts";
 import { CLIENT_HELP, SERVER_HELP } from "../../src/cli/help.ts";
 import { ET } from "../e2e/_world.ts";
 
