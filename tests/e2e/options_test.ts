@@ -120,3 +120,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "ProxyJump from the ssh config: the bootstrap goes through the jump host, as ssh would",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const settings = (await serverSettings(world)).map((l) => `  ${l}`);
+      const logins = () =>
+        world.sshd.log().match(/Accepted publickey for /g)?.length ?? 0;
+      const run = async (host: string, lines: string[]) => {
+        const before = logins();
+        const client = new PipedClient(
+          await clientWithConfig(
+            world,
+            { lines },
+            [],
+            `${host}:${world.daemonPort}`,
+          ),
+        );
+        try {
+          await shellAnswers(client);
+        } finally {
+          await client.close();
+        }
+        return logins() - before;
+      };
+      // The jump host is the test sshd itself, reached by another name.
+      const jumpConfig = [
+        "Host jump",
+        "  HostName 127.0.0.1",
+        ...settings,
+        "Host via-jump",
+        "  HostName 127.0.0.1",
+        "  ProxyJump jump",
+        ...settings,
+      ];
+      assert.equal(await run("via-jump", jumpConfig), 2, "jump + target");
+      assert.equal(
+        await run("direct", [
+          "Host direct",
+          "  HostName 127.0.0.1",
+          ...settings,
+        ]),
+        1,
+        "target only",
+      );
+    }),
+});
