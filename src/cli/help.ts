@@ -7,7 +7,10 @@
 /** Version of this build. */
 export const VERSION = "0.1.0";
 
-/** Help for the client. */
+/**
+ * Help for the client. Grouped as ssh's manual groups its options
+ * (connection, session, forwarding, logging), each group with an example.
+ */
 export const CLIENT_HELP =
   `et ${VERSION} — a remote terminal that survives network drops
 
@@ -19,7 +22,49 @@ Usage:
   et terminal                         started by the client over ssh; not for direct use
   et relay ID                         started by the client over ssh (--over-ssh); not for direct use
 
-Sessions:
+Destination:
+  host, user@host, host:port (port: et server's, not ssh's), IPv6 as ::1,
+  [::1] or user@[::1]:2022. host may be an alias of your ssh config: et asks
+  'ssh -G' (Match, Include, -F in --ssh and --ssh-option all apply) for the
+  real HostName, User, ProxyJump, ForwardAgent, IdentityAgent, LocalForward,
+  RemoteForward and SetEnv; SetEnv variables are exported to the remote shell.
+
+Connection:
+  -u, --username USER       log in as USER (same as USER@host)
+  -p, --port PORT           et server TCP port on the remote (default 2022)
+      --ssh-option OPT      give ssh '-o OPT' (repeat for more), for every ssh
+                            et runs, 'ssh -G' included
+  -k, --keepalive SECONDS   keepalive interval (default 1); a connection is
+                            dead after 6 silent intervals (at least 6 s); both
+                            ends of the session follow it
+      --jumphost HOST       reach host through the et server on HOST
+      --jport PORT          et server port on the jumphost (default 2022)
+      --connect-timeout D   keep trying the first connection this long (default 30s)
+      --no-daemon           no-root mode even if et server runs: the session
+                            listens itself on a free port of --port-range
+      --daemon-only         fail (one line) if no et server takes the session,
+                            instead of falling back to no-root mode
+      --port-range A-B      ports a no-root session may listen on, on the
+                            address ssh reached (default 2022-2122; the
+                            firewall must let them in)
+      --over-ssh            carry the session over ssh instead of TCP (only port 22
+                            open): every reconnect runs 'ssh host et relay', so ssh
+                            must log in without a prompt (a key or ssh-agent);
+                            et also switches to this by itself when the TCP port
+                            stays unreachable for the first 3 s
+      --install-remote      where et is missing on host, install it to
+                            ~/.local/bin/et there without asking (a binary for
+                            host's uname -sm: this et when compiled for it, or
+                            --binaries); then the session runs in no-root mode
+      --binaries DIR        release binaries (et-linux-x86_64, et-darwin-aarch64…)
+                            to install from
+      --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
+                            e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
+      --terminal-path CMD   how to run et on the remote (default "et"),
+                            e.g. --terminal-path "deno run -A /srv/et/main.ts"
+  e.g. et -u deploy -k 5 --ssh-option ConnectTimeout=5 [2001:db8::7]:2022
+
+Session:
   Without a command, et opens a login shell on host. With one, it runs it
   through your shell there, like ssh: only its output and its exit status.
   The session lives on the remote host whatever happens to the network or
@@ -37,42 +82,37 @@ Sessions:
                             blocks, nothing is dropped (default 64M)
   e.g. et build@ci 'make -j8 > build.log'   survives network drops, unlike ssh
 
-Connecting:
-  -p, --port PORT           et server TCP port on the remote (default 2022)
-      --connect-timeout D   keep trying the first connection this long (default 30s)
-      --no-daemon           no-root mode even if et server runs: the session
-                            listens itself on a free port of --port-range
-      --daemon-only         fail (one line) if no et server takes the session,
-                            instead of falling back to no-root mode
-      --over-ssh            carry the session over ssh instead of TCP (only port 22
-                            open): every reconnect runs 'ssh host et relay', so ssh
-                            must log in without a prompt (a key or ssh-agent);
-                            et also switches to this by itself when the TCP port
-                            stays unreachable for the first 3 s
-      --port-range A-B      ports a no-root session may listen on, on the
-                            address ssh reached (default 2022-2122; the
-                            firewall must let them in)
-      --install-remote      where et is missing on host, install it to
-                            ~/.local/bin/et there without asking (a binary for
-                            host's uname -sm: this et when compiled for it, or
-                            --binaries); then the session runs in no-root mode
-      --binaries DIR        release binaries (et-linux-x86_64, et-darwin-aarch64…)
-                            to install from
-      --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
-                            e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
-      --terminal-path CMD   how to run et on the remote (default "et"),
-                            e.g. --terminal-path "deno run -A /srv/et/main.ts"
+Forwarding (tunnels ride the session and survive reconnects):
+  -t, --tunnel SPEC         forward local SRC to remote DST: SRC:DST, ranges
+                            8000-8010:9000-9010, comma lists, ssh-style
+                            [bind:]port:host:port, Unix socket paths
+  -r, --reversetunnel SPEC  the same from the remote to here; ENVVAR:/path
+                            makes a remote socket and exports its path
+  -N, --no-terminal         tunnels only: no shell, wait until interrupted
+  -f, --forward-ssh-agent   forward your ssh agent (SSH_AUTH_SOCK on the remote)
+      --ssh-socket PATH     the agent socket to forward (default $SSH_AUTH_SOCK)
+  e.g. et -N -t 8080:localhost:80 web    an eternal ssh -N -L 8080:localhost:80
 
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
   ~?  list the escapes      ~~  send a literal ~
       --escape-char C       another escape character (C, ^X) or none
+  e.g. et --escape-char '^]' host
 
-Logging and help:
-  -v, --verbose             log more (repeat for debug) to the log file, and say
-                            on stderr when a session is in no-root mode
+Logging:
+  -v, --verbose             log more (repeat for debug), and say on stderr
+                            when a session is in no-root mode
       --log-file PATH       log file (default $XDG_STATE_HOME/et/client.log,
                             else /tmp/et-<uid>/client.log; created mode 0600)
+  -l, --logdir DIR          write client.log in DIR (created mode 0700)
+      --logtostdout         log to stdout instead of a file
+      --silent              no notices on the terminal (connecting, reconnected,
+                            detached sessions); errors still print
+      --serverfifo PATH     accepted for Eternal Terminal's scripts; does not
+                            apply here (a note on stderr says so)
+  e.g. et -vv -l /tmp/et-debug host
+
+Help:
   -h, --help                show this help
       --version             show the version and the protocol version
 
@@ -102,7 +142,9 @@ and never holds a session key.
 
 Options:
   -p, --port PORT      TCP port to listen on (default 2022)
-      --bind ADDR      address to bind (default 0.0.0.0)
+      --bind ADDR      address to bind, IPv4 or IPv6 (repeat for more;
+                       default 0.0.0.0 and ::, IPv4 only where the host
+                       has no IPv6), e.g. --bind 127.0.0.1 --bind ::1
       --router PATH    Unix socket terminals register on
                        (default $ET_ROUTER_SOCKET, else /run/et/router.sock)
   -v, --verbose        log debug lines (logs go to stderr)

@@ -7,8 +7,14 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
-import { parseDestination, parsePort } from "../client/mod.ts";
-import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
+import { parseDestination, parsePort, parseUserName } from "../client/mod.ts";
+import {
+  configureLog,
+  errorMessage,
+  fileSink,
+  type LogLevel,
+  type LogSink,
+} from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
 import { launchTerminal, runRelay, serveTerminal } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
@@ -23,7 +29,13 @@ import {
   routerPathFromEnv,
 } from "../session/mod.ts";
 import { PROTOCOL_VERSION } from "../transport/mod.ts";
-import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
+import {
+  checkSshOption,
+  parseDuration,
+  parseEscapeChar,
+  parseKeepalive,
+  parseSize,
+} from "./units.ts";
 import {
   CLIENT_HELP,
   RELAY_HELP,
@@ -31,6 +43,7 @@ import {
   TERMINAL_HELP,
   VERSION,
 } from "./help.ts";
+import { usageMessage } from "./suggest.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -39,17 +52,11 @@ type OptionSpec = NonNullable<
   NonNullable<Parameters<typeof parseArgs>[0]>["options"]
 >;
 
-function parse(args: string[], options: OptionSpec) {
+function parse(args: string[], options: OptionSpec, help = "et --help") {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    const message = errorMessage(error)
-      .split("\n")[0]
-      .replace(
-        /^Unknown option '([^']*)'.*$/,
-        "unknown option '$1' (see et --help)",
-      );
-    throw new UsageError(message);
+    throw new UsageError(usageMessage(errorMessage(error), options, help));
   }
 }
 
@@ -73,8 +80,42 @@ async function defaultClientLog(): Promise<string> {
   return `${await privateRuntimeDir()}/client.log`;
 }
 
-const CLIENT_OPTIONS: OptionSpec = {
+/** `--logdir DIR`: DIR (created 0700 if missing) holds client.log. */
+async function clientLogIn(dir: string): Promise<string> {
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new UsageError(`--logdir ${dir}: ${errorMessage(error)}`);
+  }
+  return `${dir}/client.log`;
+}
+
+/**
+ * `--logtostdout`: log lines on stdout, as ET does; on a terminal in raw
+ * mode a line needs its carriage return.
+ */
+const stdoutSink: LogSink = (line) => {
+  const end = Deno.stdout.isTerminal() ? "\r\n" : "\n";
+  try {
+    Deno.stdout.writeSync(new TextEncoder().encode(line + end));
+  } catch {
+    // stdout closed: nowhere to log.
+  }
+};
+
+/**
+ * The client's options. Unknown-option hints read this table: an option
+ * added here is hinted without more code.
+ */
+export const CLIENT_OPTIONS: OptionSpec = {
+  username: { type: "string", short: "u" },
   port: { type: "string", short: "p" },
+  "ssh-option": { type: "string", multiple: true },
+  keepalive: { type: "string", short: "k" },
+  logdir: { type: "string", short: "l" },
+  logtostdout: { type: "boolean" },
+  silent: { type: "boolean" },
+  serverfifo: { type: "string" },
   command: { type: "string", short: "c" },
   noexit: { type: "boolean", short: "e" },
   pty: { type: "boolean" },
@@ -162,6 +203,40 @@ async function client(args: string[]): Promise<number> {
     throw new UsageError("missing destination [user@]host[:port]");
   }
   const destination = usage(() => parseDestination(positionals[0]));
+  if (values.username !== undefined) {
+    const user = usage(() => parseUserName(values.username as string));
+    if (destination.user !== undefined && destination.user !== user) {
+      throw new UsageError(
+        "give the user either with -u or before the @, not both",
+      );
+    }
+    destination.user = user;
+  }
+  const sshOptions = (values["ssh-option"] as string[] | undefined ?? []).map(
+    (option) => usage(() => checkSshOption(option)),
+  );
+  const keepalive = values.keepalive === undefined
+    ? undefined
+    : usage(() => parseKeepalive(values.keepalive as string));
+  if (values.serverfifo !== undefined && !values.silent) {
+    console.error(
+      "et: --serverfifo does not apply to this et (clients reach sessions by TCP and session id); ignored",
+    );
+  }
+  if (values.silent && values.logtostdout) {
+    throw new UsageError("--silent and --logtostdout contradict each other");
+  }
+  if (
+    values.logtostdout &&
+    (values.logdir !== undefined || values["log-file"] !== undefined)
+  ) {
+    throw new UsageError(
+      "--logtostdout and a log file (--logdir, --log-file) exclude each other",
+    );
+  }
+  if (values.logdir !== undefined && values["log-file"] !== undefined) {
+    throw new UsageError("give either --logdir or --log-file, not both");
+  }
   let remoteCommand = positionals.length > 1
     ? positionals.slice(1).join(" ")
     : undefined;
@@ -226,8 +301,11 @@ async function client(args: string[]): Promise<number> {
     : "warn";
   configureLog({
     level,
-    sink: fileSink(
-      (values["log-file"] as string | undefined) ?? await defaultClientLog(),
+    sink: values.logtostdout ? stdoutSink : fileSink(
+      (values["log-file"] as string | undefined) ??
+        (values.logdir !== undefined
+          ? await clientLogIn(values.logdir as string)
+          : await defaultClientLog()),
     ),
   });
   const bothTerminals = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
@@ -269,17 +347,27 @@ async function client(args: string[]): Promise<number> {
       installRemote: Boolean(values["install-remote"]),
       binariesDir: values.binaries as string | undefined,
     },
+    sshOptions,
+    silent: Boolean(values.silent),
+    connection: keepalive,
   });
 }
 
+/** `et server`'s options; hints read this table as the client's do. */
+export const SERVER_OPTIONS: OptionSpec = {
+  port: { type: "string", short: "p" },
+  bind: { type: "string", multiple: true },
+  router: { type: "string" },
+  verbose: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+};
+
 async function server(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    port: { type: "string", short: "p" },
-    bind: { type: "string" },
-    router: { type: "string" },
-    verbose: { type: "boolean", short: "v" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse(
+    args,
+    SERVER_OPTIONS,
+    "et server --help",
+  );
   if (values.help) {
     console.log(SERVER_HELP);
     return 0;
@@ -295,11 +383,13 @@ async function server(args: string[]): Promise<number> {
     routerPathFromEnv();
   const daemon = await startDaemon({
     port,
-    hostname: values.bind as string | undefined,
+    hostname: values.bind as string[] | undefined,
     routerPath,
   });
   console.error(
-    `et server: listening on port ${daemon.port}, router ${routerPath}`,
+    `et server: listening on port ${daemon.port} (${
+      daemon.addresses.join(", ")
+    }), router ${routerPath}`,
   );
   const stop = async () => {
     await daemon.close();
@@ -315,7 +405,7 @@ async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     serve: { type: "boolean" },
     help: { type: "boolean", short: "h" },
-  });
+  }, "et terminal --help");
   if (values.help) {
     console.log(TERMINAL_HELP);
     return 0;

@@ -1,9 +1,16 @@
 /**
- * Parsers of the units people type on the command line: durations and
- * sizes. Each throws a one-line Error naming the bad value.
+ * Parsers of the values people type on the command line: durations,
+ * sizes, the escape character, the keepalive, ssh options. Each throws a
+ * one-line Error naming the bad value.
  *
  * @module
  */
+
+import {
+  livenessForKeepalive,
+  MAX_KEEPALIVE_MS,
+  MIN_KEEPALIVE_MS,
+} from "../transport/mod.ts";
 
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
@@ -63,4 +70,37 @@ export function parseEscapeChar(text: string): number | null {
   throw new Error(
     `invalid escape character '${text}' (expected one character, ^X or none)`,
   );
+}
+
+/**
+ * `-k SECONDS`: the keepalive interval (a bare number is seconds, units
+ * allowed), and the liveness policy that scales with it.
+ */
+export function parseKeepalive(
+  text: string,
+): { keepaliveMs: number; deadAfterMs: number } {
+  const ms = parseDuration(text, "--keepalive");
+  if (ms < MIN_KEEPALIVE_MS || ms > MAX_KEEPALIVE_MS) {
+    throw new Error(
+      `--keepalive '${text}' is out of range (${MIN_KEEPALIVE_MS / 1000}s to ${
+        MAX_KEEPALIVE_MS / 1000
+      }s)`,
+    );
+  }
+  return livenessForKeepalive(ms);
+}
+
+/**
+ * `--ssh-option OPT`: what ssh gets as `-o OPT`. One option, `Key=value`
+ * or `Key value`; nothing ssh could read as another argument.
+ */
+export function checkSshOption(option: string): string {
+  if (
+    !/^[A-Za-z][A-Za-z0-9]*(=|\s+)\S/.test(option) || /[\0\n\r]/.test(option)
+  ) {
+    throw new Error(
+      `invalid --ssh-option '${option}' (expected Key=value, e.g. SetEnv=FOO=bar)`,
+    );
+  }
+  return option;
 }

@@ -26,6 +26,7 @@ import {
 } from "../session/mod.ts";
 import {
   type Channel,
+  DEFAULT_KEEPALIVE_MS,
   EternalConnection,
   type EternalConnectionOptions,
   fromHex,
@@ -36,7 +37,7 @@ import {
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
-import { type Destination, sshTarget } from "./destination.ts";
+import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
 import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
@@ -46,6 +47,7 @@ import {
   resolveWithSsh,
   splitCommandLine,
   startRemoteTerminal,
+  withSshOptions,
 } from "./ssh.ts";
 import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
 
@@ -136,6 +138,20 @@ export interface ClientOptions {
   ship?: { version: string; installRemote: boolean; binariesDir?: string };
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
+  // --- command line (issue #9): ssh options, silence ---
+  /**
+   * `--ssh-option` values, each given to every ssh the client runs as
+   * `-o OPT` (ssh -G included, so they shape the resolved config).
+   * @default {[]}
+   */
+  sshOptions?: string[];
+  /**
+   * `--silent`: no notices on the terminal (errors still end et with one
+   * line).
+   * @default {false}
+   */
+  silent?: boolean;
+  // --- end command line ---
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -176,8 +192,9 @@ function forwardedEnv(): Record<string, string> {
  * when the session cannot start.
  */
 export async function runClient(options: ClientOptions): Promise<number> {
-  const ssh = splitCommandLine(options.ssh);
-  if (ssh.length === 0) throw new Error("--ssh is empty");
+  const sshWords = splitCommandLine(options.ssh);
+  if (sshWords.length === 0) throw new Error("--ssh is empty");
+  const ssh = withSshOptions(sshWords, options.sshOptions ?? []);
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const testPort = testDialPort();
@@ -246,11 +263,13 @@ export async function runClient(options: ClientOptions): Promise<number> {
         cols: size.cols,
         rows: size.rows,
         env: forwardedEnv(),
+        setEnv: resolved.setEnv, // SetEnv of the ssh config, via ssh -G
       },
       limits: {
         connectTimeoutMs: options.connectTimeoutMs,
         sessionTimeoutMs: options.sessionTimeoutMs,
         maxBacklogBytes: options.maxBacklogBytes,
+        keepaliveMs: options.connection?.keepaliveMs,
       },
       killOthers: mode.killOthers,
       daemon,
@@ -263,12 +282,14 @@ export async function runClient(options: ClientOptions): Promise<number> {
       passkey: fresh.passkey,
       cols: size.cols,
       rows: size.rows,
+      // Always sent: the session drops the policy of the client before.
+      keepaliveMs: options.connection?.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     }));
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const pty = mode.kind === "attach" || mode.pty;
   // Notices go to the terminal only: with no pty, stderr is the remote's.
-  const noticesOn = pty || Deno.stderr.isTerminal();
+  const noticesOn = !options.silent && (pty || Deno.stderr.isTerminal());
   if (report.detached > 0 && noticesOn) {
     notice(
       `${report.detached} detached session${
@@ -299,7 +320,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   // TCP, or ssh's stdio through `et relay` (--over-ssh, or by itself when
   // the port cannot be reached).
   const overSsh = options.overSsh ?? false;
-  let where = `${resolved.hostname}:${dialPort}`;
+  let where = hostPort(resolved.hostname, dialPort);
   let reaching = ownPort === undefined
     ? "the et server"
     : "the session (no-root mode)";

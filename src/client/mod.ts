@@ -7,8 +7,18 @@
 export { type ClientOptions, runClient } from "./client.ts";
 export {
   type Destination,
+  hostPort,
+  looksLikeIpv6,
   parseDestination,
   parsePort,
+  parseUserName,
   sshTarget,
 } from "./destination.ts";
-export { resolveWithSsh, splitCommandLine } from "./ssh.ts";
+export {
+  forwardSpec,
+  parseSshG,
+  resolveWithSsh,
+  splitCommandLine,
+  type SshConfig,
+  withSshOptions,
+} from "./ssh.ts";

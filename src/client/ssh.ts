@@ -11,7 +11,9 @@ import { logger } from "../log.ts";
 import {
   decodeReady,
   decodeRefusal,
+  MAX_SET_ENV_COUNT,
   type ReadyReport,
+  setEnvProblem,
 } from "../session/mod.ts";
 
 const log = logger("ssh");
@@ -85,18 +87,131 @@ function sshCommand(
   };
 }
 
-/** What `ssh -G` says about a destination. */
-export interface ResolvedHost {
+/**
+ * What `ssh -G` says about a destination: OpenSSH's own reading of the
+ * user's config (aliases, `Match`, `Include`, `-F`, `-o`), so et needs no
+ * parser of its own.
+ */
+export interface SshConfig {
   /** The real host name or address to dial. */
   hostname: string;
+  /** The user ssh logs in as. */
   user: string;
+  /** ssh's port on that host (not et's). */
+  port: number;
+  /** `ProxyJump` hops as written (`[user@]host[:port]`, comma-separated); none: null. */
+  proxyJump: string | null;
+  /** `ForwardAgent yes` (a socket path given there counts as yes too). */
+  forwardAgent: boolean;
+  /** `IdentityAgent` path, when set (not `none` nor `SSH_AUTH_SOCK`). */
+  identityAgent: string | null;
+  /** `LocalForward` entries as tunnel specs, ssh style: `[bind:]port:host:hostport` or `path:path`. */
+  localForwards: string[];
+  /** `RemoteForward` entries as tunnel specs, in the same style. */
+  remoteForwards: string[];
+  /** `SetEnv` variables, valid ones only (`setEnvProblem` in session/). */
+  setEnv: Record<string, string>;
+  /** What was left out, one line each (a SOCKS forward, a bad SetEnv name). */
+  skipped: string[];
 }
 
-/** Asks `ssh -G` where `target` really is. Throws a one-line Error. */
+/** `[addr]:port`, `addr:port`, `port` or `path`: one end of an ssh -G forward. */
+function forwardEnd(text: string, listening: boolean): string | null {
+  if (text.startsWith("/")) return text.includes(":") ? null : text;
+  const bracketed = text.match(/^\[([^\]]*)\]:(\d+)$/);
+  const [host, port] = bracketed
+    ? [bracketed[1], bracketed[2]]
+    : /^\d+$/.test(text)
+    ? ["", text]
+    : [
+      text.slice(0, text.lastIndexOf(":")),
+      text.slice(text.lastIndexOf(":") + 1),
+    ];
+  if (!/^\d+$/.test(port) || (!listening && host === "")) return null;
+  if (host === "") return port;
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Converts one forward as `ssh -G` prints it (`8080 [localhost]:80`,
+ * `[::1]:9090 [::2]:90`, `/a.sock /b.sock`) into a tunnel spec in ssh's
+ * command-line style (`8080:localhost:80`, `[::1]:9090:[::2]:90`,
+ * `/a.sock:/b.sock`); null for what a tunnel cannot carry (a SOCKS
+ * forward, a path with a colon).
+ *
+ * @example
+ * ```ts
+ * forwardSpec("[127.0.0.1]:7070 /tmp/r.sock"); // "127.0.0.1:7070:/tmp/r.sock"
+ * ```
+ */
+export function forwardSpec(line: string): string | null {
+  const words = line.trim().split(/\s+/);
+  if (words.length !== 2) return null;
+  if (/^\[socks\]:/.test(words[1])) return null;
+  const listen = forwardEnd(words[0], true);
+  const connect = forwardEnd(words[1], false);
+  if (listen === null || connect === null) return null;
+  // "[localhost]:80" is how ssh -G prints a plain name: brackets only for IPv6.
+  return `${listen}:${connect}`;
+}
+
+/**
+ * Reads `ssh -G` output into an {@link SshConfig}; throws a one-line Error
+ * if it names no hostname.
+ */
+export function parseSshG(text: string, target: string): SshConfig {
+  const lines = text.split("\n").map((line) => line.trim()).filter(Boolean);
+  const all = (name: string) =>
+    lines.filter((line) => line.toLowerCase().startsWith(name + " "))
+      .map((line) => line.slice(name.length + 1).trim());
+  const field = (name: string) => all(name)[0];
+  const hostname = field("hostname");
+  if (!hostname) throw new Error(`ssh -G ${target} named no hostname`);
+  const skipped: string[] = [];
+  const forwards = (name: string) =>
+    all(name).flatMap((line) => {
+      const spec = forwardSpec(line);
+      if (spec === null) skipped.push(`${name} ${line}: not a tunnel et makes`);
+      return spec === null ? [] : [spec];
+    });
+  const setEnv: Record<string, string> = {};
+  for (const entry of all("setenv")) {
+    const eq = entry.indexOf("=");
+    const name = eq > 0 ? entry.slice(0, eq) : entry;
+    const value = eq > 0 ? entry.slice(eq + 1) : "";
+    const problem = Object.keys(setEnv).length >= MAX_SET_ENV_COUNT
+      ? `more than ${MAX_SET_ENV_COUNT} variables`
+      : setEnvProblem(name, value);
+    if (problem) skipped.push(`setenv ${name.slice(0, 64)}: ${problem}`);
+    else setEnv[name] = value;
+  }
+  const agent = field("identityagent");
+  const forwardAgent = field("forwardagent");
+  const proxyJump = field("proxyjump");
+  return {
+    hostname,
+    user: field("user") ?? "",
+    port: Number(field("port") ?? 22),
+    proxyJump: proxyJump && proxyJump !== "none" ? proxyJump : null,
+    forwardAgent: forwardAgent !== undefined && forwardAgent !== "no",
+    identityAgent: agent && agent !== "none" && agent !== "SSH_AUTH_SOCK"
+      ? agent
+      : null,
+    localForwards: forwards("localforward"),
+    remoteForwards: forwards("remoteforward"),
+    setEnv,
+    skipped,
+  };
+}
+
+/**
+ * Asks `ssh -G` how it would reach `target` (with the user's `-o`
+ * options), and reads its answer. Throws a one-line Error.
+ */
 export async function resolveWithSsh(
   ssh: string[],
   target: string,
-): Promise<ResolvedHost> {
+): Promise<SshConfig> {
   const output = await sshCommand(ssh, ["-G", target], {
     stdin: "null",
     stdout: "piped",
@@ -110,13 +225,17 @@ export async function resolveWithSsh(
       `ssh -G ${target} failed: ${reason || `exit ${output.code}`}`,
     );
   }
-  const field = (name: string) =>
-    text.split("\n").find((line) => line.startsWith(name + " "))?.slice(
-      name.length + 1,
-    ).trim();
-  const hostname = field("hostname");
-  if (!hostname) throw new Error(`ssh -G ${target} named no hostname`);
-  return { hostname, user: field("user") ?? "" };
+  const config = parseSshG(text, target);
+  for (const line of config.skipped) log.warn(`ssh config: ${line}`);
+  return config;
+}
+
+/**
+ * The user's ssh command line with each `--ssh-option` as `-o OPT` before
+ * the destination, so ssh -G and the bootstrap both see them.
+ */
+export function withSshOptions(ssh: string[], options: string[]): string[] {
+  return [...ssh, ...options.flatMap((option) => ["-o", option])];
 }
 
 /**

@@ -13,21 +13,19 @@
  * @module
  */
 
-import { lookup as dnsLookup } from "node:dns/promises";
 import { errorMessage, logger, RefusalLog } from "../log.ts";
 import { encodeFrame, encodeRefuse, RefuseCode } from "../transport/mod.ts";
 import { acceptEachFd } from "../platform/accept_loop.ts";
 import {
   type Accepted,
   closeSocket,
-  listenTcp,
-  parseIp,
   type PeerAddress,
   raiseDescriptorLimit,
   sendSome,
   setNoDelay,
 } from "../platform/socket.ts";
 import { readHelloFrame } from "./hello.ts";
+import { bindListeners, type BoundListeners } from "./listeners.ts";
 import {
   MAX_PENDING,
   MAX_PENDING_PER_SOURCE,
@@ -43,10 +41,11 @@ export interface DaemonOptions {
   /** TCP port to listen on (0 picks a free one). */
   port: number;
   /**
-   * Address to bind: an IP address or a name to resolve.
-   * @default {"0.0.0.0"}
+   * Addresses to bind (IP addresses or names to resolve), all on `port`.
+   * @default {DEFAULT_BIND_ADDRESSES} (`0.0.0.0` and `::`; IPv4 only on a
+   * host without IPv6)
    */
-  hostname?: string;
+  hostname?: string | readonly string[];
   /** Path of the router socket that terminal processes register on. */
   routerPath: string;
   /**
@@ -67,6 +66,8 @@ export interface DaemonOptions {
 export interface Daemon {
   /** The TCP port actually bound. */
   port: number;
+  /** The addresses bound (IP literals), all on {@link port}. */
+  addresses: string[];
   /** The session registry and router socket. */
   router: SessionRouter;
   /** How many connections are waiting for their hello right now. */
@@ -77,7 +78,6 @@ export interface Daemon {
 
 /** Starts the daemon; resolves once it listens. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const hostname = options.hostname ?? "0.0.0.0";
   const helloTimeoutMs = options.helloTimeoutMs ?? 5000;
   const descriptors = raiseDescriptorLimit();
   // Router connections get what the pending connections, the listeners
@@ -95,9 +95,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     stateDir: options.stateDir,
     maxConnections,
   });
-  let listener: { fd: number; port: number };
+  let bound: BoundListeners;
   try {
-    listener = listenTcp(await bindAddress(hostname), options.port);
+    bound = await bindListeners({
+      addresses: typeof options.hostname === "string"
+        ? [options.hostname]
+        : options.hostname,
+      port: options.port,
+      log,
+    });
   } catch (error) {
     await router.close();
     throw error;
@@ -106,46 +112,46 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const refusals = new RefusalLog(log);
   const stop = new AbortController();
   const routing = new Set<Promise<void>>();
-  const accepting = acceptEachFd(listener.fd, (connection) => {
-    const done = routeConnection(connection, {
-      router,
-      pending,
-      refusals,
-      helloTimeoutMs,
-    }).finally(() => routing.delete(done));
-    routing.add(done);
-  }, {
-    signal: stop.signal,
-    onError: (error) =>
-      refusals.refused(
-        "accept failed",
-        `accept failed: ${errorMessage(error)}`,
-      ),
-  });
+  const accepting = bound.listeners.map((listener) =>
+    acceptEachFd(listener.fd, (connection) => {
+      const done = routeConnection(connection, {
+        router,
+        pending,
+        refusals,
+        helloTimeoutMs,
+      }).finally(() => routing.delete(done));
+      routing.add(done);
+    }, {
+      signal: stop.signal,
+      onError: (error) =>
+        refusals.refused(
+          "accept failed",
+          `accept failed: ${errorMessage(error)}`,
+        ),
+    })
+  );
+  const addresses = bound.listeners.map((l) => l.address);
   log.info(
-    `listening on ${hostname}:${listener.port}, router ${options.routerPath}`,
+    `listening on ${
+      addresses.map((a) => hostPort(a, bound.port)).join(", ")
+    }, router ${options.routerPath}`,
   );
   return {
-    port: listener.port,
+    port: bound.port,
+    addresses,
     router,
     get pending() {
       return pending.size;
     },
     async close() {
       stop.abort();
-      await accepting;
-      closeSocket(listener.fd);
+      await Promise.all(accepting);
+      for (const listener of bound.listeners) closeSocket(listener.fd);
       pending.clear();
       await Promise.allSettled([...routing]);
       await router.close();
     },
   };
-}
-
-/** An IP literal as is; a name resolved to its first address. */
-async function bindAddress(hostname: string): Promise<string> {
-  if (parseIp(hostname)) return hostname;
-  return (await dnsLookup(hostname)).address;
 }
 
 interface RouteContext {
@@ -243,7 +249,10 @@ function sendRefusal(fd: number, code: number, reason: string) {
 
 function describePeer(peer: PeerAddress | null): string {
   if (!peer) return "unknown peer";
-  return peer.address.includes(":")
-    ? `[${peer.address}]:${peer.port}`
-    : `${peer.address}:${peer.port}`;
+  return hostPort(peer.address, peer.port);
+}
+
+/** `addr:port`, IPv6 in brackets. */
+function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -18,3 +18,4 @@ export {
 export { MAX_SESSIONS_PER_UID, type Owner } from "./registry.ts";
 export { MAX_PENDING, MAX_PENDING_PER_SOURCE } from "./pending.ts";
 export { HELLO_FRAME_BYTES } from "./hello.ts";
+export { DEFAULT_BIND_ADDRESSES } from "./listeners.ts";

@@ -38,6 +38,8 @@ const SO_REUSEADDR = 2;
 const SO_SNDBUF = 7;
 const SO_PEERCRED = 17;
 const IPPROTO_TCP = 6;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
 const TCP_NODELAY = 1;
 const SCM_RIGHTS = 1;
 const MSG_CTRUNC = 0x8;
@@ -256,22 +258,41 @@ function setIntOption(fd: number, level: number, name: number, value: number) {
   }
 }
 
+/** Options of {@link listenTcp}. */
+export interface ListenTcpOptions {
+  /**
+   * Length of the queue of connections not yet accepted.
+   * @default {1024}
+   */
+  backlog?: number;
+  /**
+   * For an IPv6 address: take IPv6 only (IPV6_V6ONLY), so an IPv4 listener
+   * on the same port can sit beside it. Unset: the system's default
+   * (on Linux "::" then takes IPv4 too, as mapped addresses).
+   */
+  v6only?: boolean;
+}
+
 /**
  * Listens on TCP `host` (an IPv4 or IPv6 literal; "::" takes IPv4 too where
- * the system allows) and `port` (0: any free one). SO_REUSEADDR is set, so
- * a restarted listener binds at once although connections it accepted
- * earlier still use the port.
+ * the system allows, unless `v6only`) and `port` (0: any free one).
+ * SO_REUSEADDR is set, so a restarted listener binds at once although
+ * connections it accepted earlier still use the port.
  */
 export function listenTcp(
   host: string,
   port: number,
-  backlog = 1024,
+  options: ListenTcpOptions = {},
 ): { fd: number; port: number } {
   const bytes = parseIp(host);
   if (!bytes) throw new Error(`not an IP address: ${host}`);
   const fd = newSocket(bytes.length === 4 ? AF_INET : AF_INET6);
+  const backlog = options.backlog ?? 1024;
   try {
     setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (bytes.length === 16 && options.v6only !== undefined) {
+      setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.v6only ? 1 : 0);
+    }
     const address = inetAddress(bytes, port);
     const c = libc();
     if (c.bind(fd, address, address.length) < 0) {

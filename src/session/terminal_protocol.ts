@@ -10,6 +10,7 @@ import {
   decodeSessionSecret,
   encodeSessionSecret,
   fromHex,
+  MAX_KEEPALIVE_MS,
   PROTOCOL_VERSION,
   type SessionSecret,
   toHex,
@@ -161,6 +162,12 @@ export interface ProgramSpec {
   rows: number;
   /** LANG, LC_* and COLORTERM of the client. */
   env: Record<string, string>;
+  /**
+   * The `SetEnv` variables of the user's ssh config (and `--ssh-option
+   * SetEnv=...`), exported to the program; see {@link setEnvProblem}.
+   * @default {{}}
+   */
+  setEnv?: Record<string, string>;
 }
 
 /** Lifetimes a client asks of its session (the host may cap them). */
@@ -171,6 +178,11 @@ export interface SessionLimits {
   sessionTimeoutMs: number;
   /** Output kept for an absent client before the program blocks. */
   maxBacklogBytes: number;
+  /**
+   * The client's keepalive interval (`et -k`): the session's end of the
+   * connection uses the same liveness policy. Absent: the default.
+   */
+  keepaliveMs?: number;
 }
 
 /** What the client asks of `et terminal` over ssh's stdin. */
@@ -202,8 +214,40 @@ export type BootstrapRequest =
     passkey: Uint8Array;
     cols: number;
     rows: number;
+    /** The new client's keepalive interval (`et -k`); absent: the default. */
+    keepaliveMs?: number;
   }
   | { op: "list" };
+
+/** Most `SetEnv` variables a session takes. */
+export const MAX_SET_ENV_COUNT = 64;
+/** Longest `SetEnv` name. */
+export const MAX_SET_ENV_NAME = 128;
+/** Longest `SetEnv` value (in UTF-16 units, as JSON carries it). */
+export const MAX_SET_ENV_VALUE = 4096;
+
+/**
+ * Why a `SetEnv` variable cannot be exported, or null if it can: its name
+ * must be `[A-Za-z_][A-Za-z0-9_]*` (what a shell can name), both bounded,
+ * no NUL (which would cut the environment entry).
+ *
+ * @example
+ * ```ts
+ * setEnvProblem("FOO", "bar"); // null
+ * setEnvProblem("1X", "bar");  // "not a variable name"
+ * ```
+ */
+export function setEnvProblem(name: string, value: string): string | null {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return "not a variable name";
+  if (name.length > MAX_SET_ENV_NAME) {
+    return `name longer than ${MAX_SET_ENV_NAME}`;
+  }
+  if (value.length > MAX_SET_ENV_VALUE) {
+    return `value longer than ${MAX_SET_ENV_VALUE}`;
+  }
+  if (value.includes("\0")) return "NUL in the value";
+  return null;
+}
 
 /** Variables of the client's environment a new session inherits. */
 export function isForwardedEnvName(name: string): boolean {
@@ -234,6 +278,9 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         passkey: toHex(request.passkey),
         cols: request.cols,
         rows: request.rows,
+        ...(request.keepaliveMs === undefined
+          ? {}
+          : { keepaliveMs: request.keepaliveMs }),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "list":
@@ -281,6 +328,25 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     }
     env[name] = text;
   }
+  const setEnv: Record<string, string> = {};
+  const wanted = value.setEnv;
+  if (wanted !== undefined) {
+    if (
+      typeof wanted !== "object" || wanted === null || Array.isArray(wanted)
+    ) {
+      throw malformed("setEnv");
+    }
+    const entries = Object.entries(wanted);
+    if (entries.length > MAX_SET_ENV_COUNT) throw malformed("setEnv count");
+    for (const [name, text] of entries) {
+      if (typeof text !== "string" || setEnvProblem(name, text) !== null) {
+        throw malformed(
+          `setEnv ${name.slice(0, 32).replace(/[^A-Za-z0-9_]/g, "?")}`,
+        );
+      }
+      setEnv[name] = text;
+    }
+  }
   return {
     command: value.command as string | undefined,
     pty: value.pty !== false,
@@ -288,6 +354,7 @@ function decodeProgram(value: Record<string, unknown>): ProgramSpec {
     cols: value.cols,
     rows: value.rows,
     env,
+    ...(wanted === undefined ? {} : { setEnv }),
   };
 }
 
@@ -392,6 +459,13 @@ export function decodeBootstrap(line: string): BootstrapRequest {
             "max backlog",
             MAX_BACKLOG_CAP_BYTES,
           ),
+          ...(limits.keepaliveMs === undefined ? {} : {
+            keepaliveMs: wholeNumber(
+              limits.keepaliveMs,
+              "keepalive",
+              MAX_KEEPALIVE_MS,
+            ),
+          }),
         },
         killOthers: value.killOthers === true,
         daemon: decodeDaemonUse(value.daemon),
@@ -416,6 +490,13 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         passkey: fromHex(value.passkey, 32),
         cols: value.cols,
         rows: value.rows,
+        ...(value.keepaliveMs === undefined ? {} : {
+          keepaliveMs: wholeNumber(
+            value.keepaliveMs,
+            "keepalive",
+            MAX_KEEPALIVE_MS,
+          ),
+        }),
       };
     }
     case "list":

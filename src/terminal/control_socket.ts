@@ -6,7 +6,7 @@
  *
  *     {"op":"status"}                          -> SessionInfo
  *     {"op":"attach","passkey":"<64 hex>",
- *      "cols":C,"rows":R}                      -> {"ok":true}
+ *      "cols":C,"rows":R[,"keepaliveMs":K]}    -> {"ok":true}
  *     {"op":"end"}                             -> {"ok":true}
  *     {"op":"relay"}                           -> {"ok":true}, then the
  *                                                 connection is a client's
@@ -47,8 +47,16 @@ export function controlSocketPath(dir: string, idHex: string): string {
 export interface ControlHandlers {
   /** The session as `--list` shows it. */
   status(): SessionInfo;
-  /** Retires the current client's keys for `passkey`. */
-  attach(passkey: Uint8Array, cols: number, rows: number): Promise<void>;
+  /**
+   * Retires the current client's keys for `passkey`; `keepaliveMs` is the
+   * new client's keepalive interval (`et -k`), if it chose one.
+   */
+  attach(
+    passkey: Uint8Array,
+    cols: number,
+    rows: number,
+    keepaliveMs?: number,
+  ): Promise<void>;
   /** Ends the session. */
   end(): Promise<void>;
   /**
@@ -110,12 +118,14 @@ async function answerRequest(
         await reply(handlers.status());
         return false;
       case "attach": {
-        const { passkey, cols, rows } = request;
+        const { passkey, cols, rows, keepaliveMs } = request;
         if (
           typeof passkey !== "string" || !/^[0-9a-f]{64}$/.test(passkey) ||
-          !validSize(cols) || !validSize(rows)
+          !validSize(cols) || !validSize(rows) ||
+          (keepaliveMs !== undefined &&
+            (!Number.isSafeInteger(keepaliveMs) || keepaliveMs <= 0))
         ) break;
-        await handlers.attach(fromHex(passkey, 32), cols, rows);
+        await handlers.attach(fromHex(passkey, 32), cols, rows, keepaliveMs);
         await reply({ ok: true });
         return false;
       }

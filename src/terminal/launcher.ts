@@ -87,6 +87,7 @@ export async function launchTerminal(): Promise<number> {
           ).join(""),
           cols: request.cols,
           rows: request.rows,
+          keepaliveMs: request.keepaliveMs,
         });
         if (answer.ok !== true) {
           throw new Error(`cannot attach: ${answer.error ?? "refused"}`);

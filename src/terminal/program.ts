@@ -65,6 +65,8 @@ async function programEnv(
     if (value) env[name] = value;
   }
   Object.assign(env, spec.env);
+  // The user's SetEnv, as sshd with AcceptEnv would: after the basics.
+  Object.assign(env, spec.setEnv ?? {});
   return { env, shell: account.shell, home: account.home };
 }
 

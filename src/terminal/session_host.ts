@@ -32,6 +32,7 @@ import {
   type Channel,
   EternalConnection,
   type EternalConnectionOptions,
+  livenessForKeepalive,
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
@@ -193,7 +194,12 @@ export class SessionHost {
    * the old connection is retired (its client, if still there, is told),
    * and what it sent unacknowledged goes out again under the new keys.
    */
-  async attach(passkey: Uint8Array, cols: number, rows: number) {
+  async attach(
+    passkey: Uint8Array,
+    cols: number,
+    rows: number,
+    keepaliveMs?: number,
+  ) {
     if (this.#life.isFinal) throw new Error("the session has ended");
     // Checked before anything is retired: a refusal must leave the session
     // as it was.
@@ -217,10 +223,13 @@ export class SessionHost {
     for (const [channel, chunks] of recovered) {
       this.#backlogs.get(channel)?.unshift(chunks);
     }
+    // The new client's -k: this end follows its liveness policy.
     const fresh = await EternalConnection.create(
       { id: this.#id, passkey },
       "server",
-      this.#connectionOptions,
+      keepaliveMs === undefined
+        ? this.#connectionOptions
+        : { ...this.#connectionOptions, ...livenessForKeepalive(keepaliveMs) },
     );
     this.#connection = fresh;
     this.#apply("disconnected");

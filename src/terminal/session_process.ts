@@ -31,6 +31,7 @@ import {
 import {
   type BytePipe,
   type EternalConnectionOptions,
+  livenessForKeepalive,
   serverHandshake,
   toHex,
 } from "../transport/mod.ts";
@@ -87,7 +88,13 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
         ...request.limits,
         connectTimeoutMs: request.limits.connectTimeoutMs + CONNECT_MARGIN_MS,
       },
-      connection: options.connection,
+      // The client's -k: both ends keep the same liveness policy.
+      connection: request.limits.keepaliveMs === undefined
+        ? options.connection
+        : {
+          ...options.connection,
+          ...livenessForKeepalive(request.limits.keepaliveMs),
+        },
     });
   } catch (error) {
     console.log(`error: ${errorMessage(error)}`);
@@ -116,7 +123,8 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   const controlling = serveControl(controlSocketPath(dir, idHex), {
     // The port tells an attaching client where to dial.
     status: () => ({ ...host.info(), port: ownPort }),
-    attach: (passkey, cols, rows) => host.attach(passkey, cols, rows),
+    attach: (passkey, cols, rows, keepaliveMs) =>
+      host.attach(passkey, cols, rows, keepaliveMs),
     end: () => host.end(),
     // `et relay` (--over-ssh): the control connection carries a client.
     relay: (conn) => {

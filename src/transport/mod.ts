@@ -73,3 +73,9 @@ export {
   ProtocolError,
   RefuseCode,
 } from "./wire.ts";
+export {
+  KEEPALIVE_MS as DEFAULT_KEEPALIVE_MS,
+  livenessForKeepalive,
+  MAX_KEEPALIVE_MS,
+  MIN_KEEPALIVE_MS,
+} from "./timers.ts";

@@ -136,3 +136,35 @@ export class Liveness {
     return { action: "none" };
   }
 }
+
+/** Keepalives a silent pipe may miss before it is dead (6 by default). */
+export const KEEPALIVES_BEFORE_DEAD = DEAD_AFTER_MS / KEEPALIVE_MS;
+/** Shortest keepalive interval a user may ask for. */
+export const MIN_KEEPALIVE_MS = 500;
+/** Longest keepalive interval a user may ask for. */
+export const MAX_KEEPALIVE_MS = 600_000;
+
+/**
+ * The liveness policy for a keepalive interval the user chose (`et -k`):
+ * the dead-after scales with it, so a pipe is dead after as many missed
+ * keepalives as by default, never sooner than the default dead-after.
+ * Both ends of a session use the same policy (the client passes it in the
+ * bootstrap), so neither end's keepalives are too sparse for the other.
+ *
+ * @example
+ * ```ts
+ * livenessForKeepalive(5000); // { keepaliveMs: 5000, deadAfterMs: 30000 }
+ * ```
+ */
+export function livenessForKeepalive(
+  keepaliveMs: number,
+): { keepaliveMs: number; deadAfterMs: number } {
+  const interval = Math.min(
+    MAX_KEEPALIVE_MS,
+    Math.max(MIN_KEEPALIVE_MS, keepaliveMs),
+  );
+  return {
+    keepaliveMs: interval,
+    deadAfterMs: Math.max(DEAD_AFTER_MS, interval * KEEPALIVES_BEFORE_DEAD),
+  };
+}

@@ -54,6 +54,11 @@ export interface WorldOptions {
    * @default {{}}
    */
   sshEnv?: Record<string, string>;
+  /**
+   * sshd listens on `::1` too, and the daemon binds `127.0.0.1` and `::1`.
+   * @default {false}
+   */
+  ipv6?: boolean;
 }
 
 /** A process of this world's terminal role (launcher or session process). */
@@ -177,6 +182,7 @@ async function spawnDaemon(
   routerPath: string,
   port: number,
   user?: [number, number],
+  binds: string[] = ["127.0.0.1"],
 ): Promise<DaemonProcess> {
   // As another user: that user's own Deno cache, everything else as ours.
   const asUser = user
@@ -196,8 +202,7 @@ async function spawnDaemon(
       "server",
       "--port",
       String(port),
-      "--bind",
-      "127.0.0.1",
+      ...binds.flatMap((address) => ["--bind", address]),
       "--router",
       routerPath,
     ],
@@ -237,7 +242,8 @@ async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
 
 /** Starts sshd and the daemon. */
 export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
-  const sshd = await startSshd({ env: options.sshEnv });
+  const sshd = await startSshd({ env: options.sshEnv, ipv6: options.ipv6 });
+  const binds = options.ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
   const dir = await Deno.makeTempDir({ prefix: "et-world-" });
   // Other test users' terminals must reach the router socket inside.
   await Deno.chmod(dir, 0o755);
@@ -255,7 +261,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
   const routerPath = `${routerDir}/router.sock`;
   let daemon = options.daemon === false
     ? null
-    : await spawnDaemon(dir, routerPath, 0, daemonUser);
+    : await spawnDaemon(dir, routerPath, 0, daemonUser, binds);
   const daemonPort = daemon?.port ?? 0;
   let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
@@ -298,7 +304,13 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     async restartDaemon(signal: Deno.Signal = "SIGKILL") {
       if (!daemon) throw new Error("this world has no daemon");
       await stopDaemon(daemon, signal);
-      daemon = await spawnDaemon(dir, routerPath, daemonPort, daemonUser);
+      daemon = await spawnDaemon(
+        dir,
+        routerPath,
+        daemonPort,
+        daemonUser,
+        binds,
+      );
     },
     async close() {
       await killTerminals(routerPath);

@@ -49,6 +49,11 @@ export interface StartSshdOptions {
    * @default {{}}
    */
   env?: Record<string, string>;
+  /**
+   * Listen on `::1` as well as on 127.0.0.1 (same port), for IPv6 tests.
+   * @default {false}
+   */
+  ipv6?: boolean;
 }
 
 /**
@@ -122,7 +127,14 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<Sshd> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = freePort();
       try {
-        return await launch(dir, user, port, loginsWork, options.env ?? {});
+        return await launch(
+          dir,
+          user,
+          port,
+          loginsWork,
+          options.env ?? {},
+          options.ipv6,
+        );
       } catch (error) {
         lastError = error;
         if (!(error instanceof PortTaken)) break;
@@ -143,6 +155,7 @@ async function launch(
   port: number,
   loginsWork: boolean,
   env: Record<string, string>,
+  ipv6 = false,
 ): Promise<Sshd> {
   const sshdConfig = `${dir}/sshd_config`;
   const configPath = `${dir}/ssh_config`;
@@ -150,6 +163,7 @@ async function launch(
     sshdConfig,
     [
       `ListenAddress 127.0.0.1`,
+      ...(ipv6 ? [`ListenAddress ::1`] : []),
       `Port ${port}`,
       `HostKey "${dir}/host_ed25519"`,
       `PidFile "${dir}/sshd.pid"`,

@@ -184,3 +184,73 @@ Deno.test("control messages: a BOM inside a line is garbage wherever a chunk beg
     }], `split at ${split}`);
   }
 });
+
+Deno.test("bootstrap: SetEnv and the keepalive round-trip; bad ones are refused", () => {
+  const secret = generateSessionSecret();
+  const withSetEnv = {
+    ...program,
+    setEnv: { FOO: "bar", _X9: "", SPACED: "a  b", UTF: "é\n" },
+  };
+  const back = decodeBootstrap(
+    encodeBootstrap({
+      op: "new",
+      secret,
+      program: withSetEnv,
+      limits: { ...limits, keepaliveMs: 5000 },
+      killOthers: false,
+    }).trim(),
+  );
+  assert.equal(back.op, "new");
+  if (back.op !== "new") return;
+  assert.deepEqual(back.program.setEnv, withSetEnv.setEnv);
+  assert.equal(back.limits.keepaliveMs, 5000);
+  const attach = decodeBootstrap(
+    encodeBootstrap({
+      op: "attach",
+      target: "",
+      passkey: secret.passkey,
+      cols: 80,
+      rows: 24,
+      keepaliveMs: 8000,
+    }),
+  );
+  assert.equal(attach.op === "attach" && attach.keepaliveMs, 8000);
+
+  const line = (setEnv: unknown) =>
+    JSON.stringify({
+      op: "new",
+      secret: JSON.parse(encodeBootstrap({
+        op: "new",
+        secret,
+        program,
+        limits,
+        killOthers: false,
+      })).secret,
+      program: { ...program, setEnv },
+      limits,
+    });
+  const many = Object.fromEntries(
+    Array.from({ length: 65 }, (_, i) => [`V${i}`, "x"]),
+  );
+  const cases: [unknown, string][] = [
+    [{ "1BAD": "x" }, "setEnv 1BAD"],
+    [{ "A-B": "x" }, "setEnv A?B"],
+    [{ "A B": "x" }, "setEnv A?B"],
+    [{ A: "nul\0inside" }, "setEnv A"],
+    [{ A: "v".repeat(4097) }, "setEnv A"],
+    [{ ["N".repeat(129)]: "x" }, `setEnv ${"N".repeat(32)}`],
+    [{ A: 1 }, "setEnv A"],
+    [["A=1"], "setEnv"],
+    ["A=1", "setEnv"],
+    [many, "setEnv count"],
+  ];
+  for (const [setEnv, what] of cases) {
+    assert.throws(
+      () => decodeBootstrap(line(setEnv)),
+      new RegExp(
+        `^Error: malformed bootstrap line: ${what.replace(/\?/g, "\\?")}$`,
+      ),
+      JSON.stringify(setEnv).slice(0, 60),
+    );
+  }
+});

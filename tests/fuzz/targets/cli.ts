@@ -226,7 +226,7 @@ function runDestination(c: FuzzCase): string {
   } catch (error) {
     return expectTemplate(error, [
       new RegExp(
-        `^malformed destination '${e}' \\(expected \\[user@\\]host\\[:port\\]\\)$`,
+        `^malformed destination '${e}' \\(expected \\[user@\\]host\\[:port\\]\\)(: [^\\n]+)?$`,
         "s",
       ),
       /^invalid port '.*' \(expected 1-65535\)$/s,
