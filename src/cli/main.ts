@@ -24,6 +24,7 @@ import {
 } from "../session/mod.ts";
 import { PROTOCOL_VERSION } from "../transport/mod.ts";
 import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
+import { forwardingOptions } from "./forwarding.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
@@ -85,6 +86,11 @@ const CLIENT_OPTIONS: OptionSpec = {
   "daemon-only": { type: "boolean" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
+  tunnel: { type: "string", short: "t", multiple: true },
+  reversetunnel: { type: "string", short: "r", multiple: true },
+  "no-terminal": { type: "boolean", short: "N" },
+  "forward-ssh-agent": { type: "boolean", short: "f" },
+  "ssh-socket": { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
   "log-file": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -187,6 +193,14 @@ async function client(args: string[]): Promise<number> {
   if ((values.attach || values.list) && positionals.length > 1) {
     throw new UsageError(`unexpected argument '${positionals[1]}'`);
   }
+  const forwarding = usage(() =>
+    forwardingOptions(values, {
+      command: remoteCommand !== undefined,
+      attach: Boolean(values.attach),
+      list: Boolean(values.list),
+      authSock: Deno.env.get("SSH_AUTH_SOCK"),
+    })
+  );
   const duration = (name: string, fallback: number) =>
     values[name] === undefined
       ? fallback
@@ -242,6 +256,7 @@ async function client(args: string[]): Promise<number> {
         typeCommand: typed ? remoteCommand : undefined,
         pty: Boolean(pty),
         killOthers: Boolean(values["kill-other-sessions"]),
+        noTerminal: forwarding.noTerminal,
       },
     connectTimeoutMs,
     sessionTimeoutMs,
@@ -254,6 +269,8 @@ async function client(args: string[]): Promise<number> {
       : "auto",
     portRange,
     verbosity,
+    tunnels: forwarding.tunnels,
+    agentSocket: forwarding.agentSocket,
   });
 }
 

@@ -23,6 +23,8 @@ import {
   type SessionInfo,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
+  type TunnelMessage,
+  type TunnelSpec,
 } from "../session/mod.ts";
 import {
   type Channel,
@@ -32,11 +34,13 @@ import {
   generateSessionSecret,
   keepConnected,
   ReconnectGaveUpError,
+  type ReconnectLoop,
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
 import { type Destination, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
+import { agentTunnel, ClientTunnels } from "./tunnels.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
 import {
   resolveWithSsh,
@@ -80,6 +84,11 @@ export type ClientMode =
     pty: boolean;
     /** End this user's other sessions on the host first (`-x`). */
     killOthers: boolean;
+    /**
+     * Tunnels only (`-N`): no program, no pty; et waits until interrupted.
+     * @default {false}
+     */
+    noTerminal?: boolean;
   }
   | { kind: "attach"; target: string }
   | { kind: "list" };
@@ -118,6 +127,18 @@ export interface ClientOptions {
   verbosity?: number;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
+  /**
+   * Tunnels (`-t`, `-r`; ssh's LocalForward and RemoteForward). Reverse
+   * ones apply to a new session only.
+   * @default {[]}
+   */
+  tunnels?: TunnelSpec[];
+  /**
+   * Forward the ssh agent listening on this socket (`-f` with
+   * SSH_AUTH_SOCK, `--ssh-socket`, ssh's IdentityAgent): the session
+   * exports a private socket as SSH_AUTH_SOCK. New sessions only.
+   */
+  agentSocket?: string;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -183,6 +204,53 @@ export async function runClient(options: ClientOptions): Promise<number> {
     printSessions(report.sessions, shown);
     return 0;
   }
+  // Listeners first: a taken port fails here, before a session exists.
+  const tunnels = await ClientTunnels.listen([
+    ...(options.tunnels ?? []).filter((spec) =>
+      mode.kind === "new" || spec.direction === "forward"
+    ),
+    ...(options.agentSocket !== undefined && mode.kind === "new"
+      ? [agentTunnel(options.agentSocket)]
+      : []),
+  ]);
+  try {
+    return await bootstrapAndRun(options, {
+      local,
+      bootstrap,
+      tunnels,
+      target,
+      shown,
+      port,
+      testPort,
+      hostname: resolved.hostname,
+    });
+  } finally {
+    tunnels.close();
+  }
+}
+
+/** What runClient found out before bootstrapping. */
+interface Prepared {
+  local: LocalTerminal;
+  bootstrap: (
+    request: Parameters<typeof encodeBootstrap>[0],
+  ) => Promise<ReadyReport>;
+  tunnels: ClientTunnels;
+  target: string;
+  shown: string;
+  port: number;
+  testPort: number | undefined;
+  hostname: string;
+}
+
+/** Bootstraps a new or attached session and runs it. */
+async function bootstrapAndRun(
+  options: ClientOptions,
+  prepared: Prepared,
+): Promise<number> {
+  const { local, bootstrap, tunnels, target, shown, port, testPort } = prepared;
+  const mode = options.mode;
+  if (mode.kind === "list") throw new Error("list has no session");
   const fresh = generateSessionSecret();
   const size = local.size();
   let report: ReadyReport;
@@ -206,6 +274,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
       killOthers: mode.killOthers,
       daemon: options.daemon ?? "auto",
       portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+      reverseTunnels: tunnels.reverseListens,
+      noTerminal: mode.noTerminal,
     });
   } else {
     report = await bootstrap({
@@ -217,7 +287,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
     });
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
-  const pty = mode.kind === "attach" || mode.pty;
+  const noTerminal = mode.kind === "new" && mode.noTerminal === true;
+  const pty = !noTerminal && (mode.kind === "attach" || mode.pty);
   // Notices go to the terminal only: with no pty, stderr is the remote's.
   const noticesOn = pty || Deno.stderr.isTerminal();
   if (report.detached > 0 && noticesOn) {
@@ -251,13 +322,15 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${dialPort}`,
+    where: `${prepared.hostname}:${dialPort}`,
     reaching: ownPort === undefined
       ? "the et server"
       : "the session (no-root mode)",
-    dial: () => dialOnce(resolved.hostname, dialPort),
+    dial: () => dialOnce(prepared.hostname, dialPort),
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
+    clientTunnels: tunnels,
+    noTerminal,
   });
 }
 
@@ -273,6 +346,9 @@ interface SessionRun extends ClientOptions {
   dial: () => Promise<Deno.TcpConn>;
   pty: boolean;
   typeCommand?: string;
+  clientTunnels: ClientTunnels;
+  /** `-N`: tunnels only. */
+  noTerminal: boolean;
 }
 
 /** Connects (retrying) and joins the local side to the session. */
@@ -304,6 +380,10 @@ async function runSession(
     () => reconnecting.status.lastReason ?? "",
     run.where,
   );
+  run.clientTunnels.start(connection);
+  if (run.noTerminal) {
+    return await runTunnelsOnly(connection, run, reconnecting, say);
+  }
 
   if (run.pty) {
     local.enterRaw();
@@ -335,6 +415,9 @@ async function runSession(
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
+        else if (message.type.startsWith("tunnel-")) {
+          run.clientTunnels.handle(message as TunnelMessage);
+        }
       }
     }
   })();
@@ -426,6 +509,62 @@ async function runSession(
     return 0;
   } finally {
     local.restore();
+  }
+}
+
+/**
+ * `-N`: no terminal; carries the tunnels until SIGINT, SIGTERM or SIGHUP,
+ * which end the session at both ends (an authenticated goodbye), or until
+ * the session ends or is given up. Resolves with 0 after a signal.
+ */
+async function runTunnelsOnly(
+  connection: EternalConnection,
+  run: SessionRun,
+  reconnecting: ReconnectLoop,
+  say: (text: string) => void,
+): Promise<number> {
+  const control = connection.channel(CONTROL_CHANNEL);
+  const controlReading = (async () => {
+    const decoder = new ControlDecoder();
+    try {
+      for (let data; (data = await control.read()) !== null;) {
+        for (const message of decoder.push(data)) {
+          if (message.type.startsWith("tunnel-")) {
+            run.clientTunnels.handle(message as TunnelMessage);
+          }
+        }
+      }
+    } catch { /* session over */ }
+  })();
+  let interrupted = false;
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    log.info("interrupted: ending the session (-N)");
+    run.clientTunnels.close();
+    // Said to the session itself, so it ends too; bounded if it is away.
+    connection.close("tunnels closed by the client (-N)", 1000)
+      .catch(() => {});
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    const end = await connection.closed;
+    await Promise.allSettled([reconnecting, controlReading]);
+    if (interrupted) return 0;
+    if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
+      throw new Error(
+        `cannot connect to ${run.reaching} at ${run.where} within ${
+          formatAge(end.error.timeoutMs)
+        }: ${reconnecting.status.lastReason ?? "no answer"}`,
+      );
+    }
+    say(`tunnels ended: ${end.reason}`);
+    return 1;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }
 

@@ -12,3 +12,6 @@ export * from "./runtime_dir.ts";
 export * from "./line_reader.ts";
 export * from "./router_protocol.ts";
 export * from "./lifecycle.ts";
+export * from "./tunnel_spec.ts";
+export * from "./tunnel_protocol.ts";
+export * from "./tunnel_mux.ts";

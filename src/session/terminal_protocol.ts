@@ -14,6 +14,12 @@ import {
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
+import {
+  decodeReverseTunnels,
+  parseTunnelMessage,
+  type TunnelMessage,
+} from "./tunnel_protocol.ts";
+import type { TunnelEndpoint } from "./tunnel_spec.ts";
 
 /**
  * Channel of the program's main stream: keystrokes up and pty output down,
@@ -75,7 +81,8 @@ export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
-  | { type: "detach" };
+  | { type: "detach" }
+  | TunnelMessage;
 
 const encoder = new TextEncoder();
 
@@ -137,6 +144,8 @@ function parseControl(line: string): ControlMessage | null {
       return { type: "exit", code: value.code };
     }
     if (value?.type === "detach") return { type: "detach" };
+    const tunnel = parseTunnelMessage(value);
+    if (tunnel) return tunnel;
   } catch {
     // not JSON: ignored like any unknown message.
   }
@@ -193,6 +202,20 @@ export type BootstrapRequest =
      * @default {DEFAULT_PORT_RANGE}
      */
     portRange?: PortRange;
+    /**
+     * Where the session listens for reverse tunnels (`-r`, `-f`), set up
+     * before the program starts (an `env` endpoint's path goes into its
+     * environment). Their targets stay with the client, which the session
+     * names them to by index.
+     * @default {[]}
+     */
+    reverseTunnels?: TunnelEndpoint[];
+    /**
+     * Tunnels only (`-N`): no program, no pty; the session lives until the
+     * client ends it or stays away too long.
+     * @default {false}
+     */
+    noTerminal?: boolean;
   }
   | {
     op: "attach";
@@ -225,6 +248,10 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         ...(request.portRange === undefined ? {} : {
           portRange: [request.portRange.first, request.portRange.last],
         }),
+        ...(request.reverseTunnels?.length
+          ? { reverseTunnels: request.reverseTunnels }
+          : {}),
+        ...(request.noTerminal ? { noTerminal: true } : {}),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
@@ -309,6 +336,14 @@ function decodePortRange(value: unknown): PortRange {
     !validPort(value[1]) || value[0] > value[1]
   ) throw malformed("port range");
   return { first: value[0], last: value[1] };
+}
+
+function decodeTunnels(value: unknown): TunnelEndpoint[] {
+  try {
+    return decodeReverseTunnels(value);
+  } catch (error) {
+    throw malformed((error as Error).message);
+  }
 }
 
 /**
@@ -396,6 +431,8 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         killOthers: value.killOthers === true,
         daemon: decodeDaemonUse(value.daemon),
         portRange: decodePortRange(value.portRange),
+        reverseTunnels: decodeTunnels(value.reverseTunnels),
+        noTerminal: value.noTerminal === true,
       };
     }
     case "attach": {

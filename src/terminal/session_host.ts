@@ -26,6 +26,8 @@ import {
   type SessionState,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
+  type TunnelEndpoint,
+  type TunnelMessage,
   validSize,
 } from "../session/mod.ts";
 import {
@@ -37,6 +39,8 @@ import {
 } from "../transport/mod.ts";
 import { OutputBacklog } from "./backlog.ts";
 import { type Program, startProgram } from "./program.ts";
+import { idleProgram } from "./idle_program.ts";
+import { SessionTunnels } from "./tunnels.ts";
 
 const log = logger("session");
 
@@ -72,6 +76,16 @@ export interface SessionHostOptions {
   limits: SessionLimits;
   /** Transport tuning (tests shorten timers). */
   connection?: EternalConnectionOptions;
+  /**
+   * Where to listen for reverse tunnels, before the program starts.
+   * @default {[]}
+   */
+  reverseTunnels?: TunnelEndpoint[];
+  /**
+   * Tunnels only (`-N`): no program at all.
+   * @default {false}
+   */
+  noTerminal?: boolean;
 }
 
 /** One live session. */
@@ -88,6 +102,7 @@ export class SessionHost {
   #lastSeenWall = Date.now();
   readonly #backlogs = new Map<number, OutputBacklog>();
   #connection: EternalConnection;
+  readonly #tunnels: SessionTunnels;
   // Connections retired by attach, so their clients can be told to stop.
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
@@ -102,6 +117,7 @@ export class SessionHost {
     options: SessionHostOptions,
     program: Program,
     connection: EternalConnection,
+    tunnels: SessionTunnels,
   ) {
     this.#id = options.secret.id;
     this.idHex = toHex(this.#id);
@@ -126,6 +142,7 @@ export class SessionHost {
       );
     }
     this.#connection = connection;
+    this.#tunnels = tunnels;
     this.#wire(connection);
     this.#schedule();
     program.exited.then((exit) => this.#programExited(exit.code));
@@ -139,13 +156,22 @@ export class SessionHost {
       options.connection,
     );
     let program: Program;
+    let tunnels: SessionTunnels | undefined;
     try {
-      program = await startProgram(options.program);
+      // Listeners first: the program's environment names their sockets.
+      tunnels = await SessionTunnels.open(
+        toHex(options.secret.id),
+        options.reverseTunnels ?? [],
+      );
+      program = options.noTerminal
+        ? idleProgram()
+        : await startProgram(options.program, tunnels.env);
     } catch (error) {
+      await tunnels?.close();
       connection.fail(error as Error);
       throw error;
     }
-    return new SessionHost(options, program, connection);
+    return new SessionHost(options, program, connection, tunnels);
   }
 
   /** The program's process id. */
@@ -260,6 +286,7 @@ export class SessionHost {
         this.#terminate(`client ended the session: ${end.reason}`);
       }
     });
+    this.#tunnels.use(connection);
     this.#pumpInput(connection.channel(TERMINAL_CHANNEL), signal);
     this.#readControl(connection, signal);
     this.#pumps = [...this.#backlogs].map(([id, backlog]) =>
@@ -295,6 +322,8 @@ export class SessionHost {
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
             connection.detach("client detached");
+          } else if (message.type.startsWith("tunnel-")) {
+            this.#tunnels.handle(message as TunnelMessage);
           }
         }
       }
@@ -408,6 +437,7 @@ export class SessionHost {
       this.#connection.fail(new Error(reason));
     }
     await this.#program.close();
+    await this.#tunnels.close();
     this.#resolveOutcome({ state, exitCode: this.#exitCode, reason });
   }
 }

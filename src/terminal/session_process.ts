@@ -86,6 +86,8 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
         connectTimeoutMs: request.limits.connectTimeoutMs + CONNECT_MARGIN_MS,
       },
       connection: options.connection,
+      reverseTunnels: request.reverseTunnels,
+      noTerminal: request.noTerminal,
     });
   } catch (error) {
     console.log(`error: ${errorMessage(error)}`);
