@@ -267,10 +267,14 @@ export class TunnelMux {
     };
     this.#active.set(id, carried);
     const upstream = (async () => {
-      const buffer = new Uint8Array(READ_BYTES);
       try {
-        for (let n; (n = await conn.read(buffer)) !== null;) {
-          await channel.write(buffer.slice(0, n));
+        while (true) {
+          // A fresh buffer per read: the channel may hold on to what it
+          // was given until it is sealed, and allocating beats copying.
+          const buffer = new Uint8Array(READ_BYTES);
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          await channel.write(buffer.subarray(0, n));
         }
         await channel.closeWrite();
         return true;
