@@ -51,6 +51,23 @@ Connecting:
       --terminal-path CMD   how to run et on the remote (default "et"),
                             e.g. --terminal-path "deno run -A /srv/et/main.ts"
 
+Forwarding (carried inside the session: tunnels survive reconnects):
+  -t, --tunnel SPEC         forward: listen here, connect from the remote host
+  -r, --reversetunnel SPEC  reverse: listen on the remote host, connect from here
+                            SPEC: SRC:DST ports (8080:80), ranges of equal length
+                            (8000-8010:9000-9010), comma lists, ssh style
+                            [bind:]port:host:port ([::1] for IPv6), or a Unix
+                            socket path on either end (/tmp/d.sock:/var/run/docker.sock);
+                            sources listen on 127.0.0.1 unless a bind address is
+                            given. With -r, ENVVAR:DST makes a private socket on the
+                            remote host and exports its path as ENVVAR to the shell
+  -N, --no-terminal         tunnels only: no shell, no pty; et runs until Ctrl-C or
+                            SIGTERM, which end the remote side too
+  -f, --forward-ssh-agent   forward your ssh agent (SSH_AUTH_SOCK) as SSH_AUTH_SOCK
+      --ssh-socket PATH     with -f: the agent socket to forward instead
+  e.g. et -N -t 5432:5432 db.example.com   an eternal 'ssh -N -L 5432:localhost:5432'
+       et -f -r 8080:3000 dev               agent and a reverse tunnel to local :3000
+
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
   ~?  list the escapes      ~~  send a literal ~
