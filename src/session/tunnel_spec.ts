@@ -223,9 +223,10 @@ function parseHost(field: string, role: string): string {
       throw new TunnelSpecError(`${role} '${printable(field)}': missing ']'`);
     }
     host = field.slice(1, -1);
-    if (!host.includes(":") || !IPV6.test(host)) {
+    // ssh -G brackets every host it prints ("[localhost]:80").
+    if (!validHost(host)) {
       throw new TunnelSpecError(
-        `${role} '${printable(field)}' is not an IPv6 address`,
+        `${role} '${printable(field)}' is not an IPv6 address or host`,
       );
     }
     return host;

@@ -76,7 +76,7 @@ Deno.test("every malformed spec is refused naming the bad part", () => {
     ["1-2000:1-2000", /more than 1024 ports/],
     ["8080:::1:80", /too many ':'.*brackets/],
     ["[::1:8080:h:80", /unbalanced '\['/],
-    ["8080:[nothost]:80", /'\[nothost\]' is not an IPv6 address/],
+    ["8080:[not host]:80", /'\[not host\]' is not an IPv6 address or host/],
     ["8080:bad_host!:80", /destination host 'bad_host!' is not a host/],
     ["SOCK:/tmp/a", /ENVVAR sources are for -r only/],
     ["8000:9000,oops", /-t 'oops': expected SRC:DST/],
@@ -111,6 +111,15 @@ Deno.test("ssh config LocalForward/RemoteForward strings", () => {
   assert.equal(
     formatTunnel(parseSshForward("/tmp/l.sock /run/r.sock", "forward")),
     "/tmp/l.sock -> /run/r.sock",
+  );
+  // Exactly as `ssh -G` prints them (OpenSSH 9.2).
+  assert.equal(
+    formatTunnel(parseSshForward("8080 [localhost]:80", "forward")),
+    "127.0.0.1:8080 -> localhost:80",
+  );
+  assert.equal(
+    formatTunnel(parseSshForward("7000 /tmp/x.sock", "reverse")),
+    "127.0.0.1:7000 -> /tmp/x.sock",
   );
   assert.throws(
     () => parseSshForward("8080 localhost", "forward"),
