@@ -197,7 +197,8 @@ function isPath(field: string): boolean {
 }
 
 function validPath(path: string): boolean {
-  return path.startsWith("/") && !path.includes("\0") &&
+  // No control characters: they end up in logs and in the shell's env.
+  return path.startsWith("/") && !/[\x00-\x1f\x7f]/.test(path) &&
     new TextEncoder().encode(path).length <= MAX_SOCKET_PATH_BYTES;
 }
 
@@ -206,7 +207,12 @@ function validHost(host: string): boolean {
 }
 
 function parsePath(field: string): TunnelEndpoint {
-  if (field.includes("\0") || !validPath(field)) {
+  if (/[\x00-\x1f\x7f]/.test(field)) {
+    throw new TunnelSpecError(
+      `socket path '${printable(field)}' has a control character`,
+    );
+  }
+  if (!validPath(field)) {
     throw new TunnelSpecError(
       `socket path '${
         printable(field)
