@@ -29,6 +29,8 @@ const log = logger("tunnel");
 
 /** Bytes read from a local socket at a time (one channel message). */
 const READ_BYTES = 64 * 1024;
+/** Channel writes a connection may have waiting at once (8 × 64 KiB). */
+const WRITES_IN_FLIGHT = 8;
 /** Longest a dial may take before the connection is refused. */
 const DIAL_TIMEOUT_MS = 10_000;
 
@@ -267,15 +269,34 @@ export class TunnelMux {
     };
     this.#active.set(id, carried);
     const upstream = (async () => {
+      // Several chunks in flight, so the next read overlaps the sealing of
+      // the last (the channel keeps their order) — but no more than the
+      // peer's credit covers: a stalled peer leaves one chunk waiting here,
+      // not a window's worth.
+      const inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
+      let queued = 0;
+      const settleOne = async () => {
+        const oldest = inFlight.shift()!;
+        await oldest.done;
+        queued -= oldest.bytes;
+      };
       try {
         while (true) {
-          // A fresh buffer per read: the channel may hold on to what it
-          // was given until it is sealed, and allocating beats copying.
+          // A fresh buffer per read: the channel holds on to what it was
+          // given until it is sealed, and allocating beats copying.
           const buffer = new Uint8Array(READ_BYTES);
           const n = await conn.read(buffer);
           if (n === null) break;
-          await channel.write(buffer.subarray(0, n));
+          const done = channel.write(buffer.subarray(0, n));
+          done.catch(() => {}); // awaited in settleOne; never unhandled
+          inFlight.push({ done, bytes: n });
+          queued += n;
+          while (
+            inFlight.length >= WRITES_IN_FLIGHT ||
+            (inFlight.length > 1 && queued > channel.credit)
+          ) await settleOne();
         }
+        while (inFlight.length > 0) await settleOne();
         await channel.closeWrite();
         return true;
       } catch {
@@ -283,13 +304,17 @@ export class TunnelMux {
       }
     })();
     const downstream = (async () => {
+      // One local write in flight while the next chunk is read (which
+      // grants the peer credit sooner); a stalled reader holds one more
+      // chunk at most.
+      let writing: Promise<void> = Promise.resolve();
       try {
         for (let data; (data = await channel.read()) !== null;) {
-          let offset = 0;
-          while (offset < data.length) {
-            offset += await conn.write(data.subarray(offset));
-          }
+          await writing;
+          writing = writeAll(conn, data);
+          writing.catch(() => {}); // awaited on the next turn or below
         }
+        await writing;
         if (connection.isClosed) return false;
         await conn.closeWrite();
         return true;
@@ -306,6 +331,12 @@ export class TunnelMux {
       closeQuietly(conn);
       if (this.#active.get(id) === carried) this.#active.delete(id);
     });
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array) {
+  for (let offset = 0; offset < data.length;) {
+    offset += await conn.write(data.subarray(offset));
   }
 }
 
