@@ -103,6 +103,7 @@ export class SessionHost {
   readonly #backlogs = new Map<number, OutputBacklog>();
   #connection: EternalConnection;
   readonly #tunnels: SessionTunnels;
+  readonly #noTerminal: boolean;
   // Connections retired by attach, so their clients can be told to stop.
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
@@ -143,6 +144,7 @@ export class SessionHost {
     }
     this.#connection = connection;
     this.#tunnels = tunnels;
+    this.#noTerminal = options.noTerminal ?? false;
     this.#wire(connection);
     this.#schedule();
     program.exited.then((exit) => this.#programExited(exit.code));
@@ -210,7 +212,9 @@ export class SessionHost {
         : "detached",
       startedAt: this.#startedAt,
       lastSeenAt: present ? Date.now() : this.#lastSeenWall,
-      command: this.#spec.command ?? "",
+      command: this.#noTerminal
+        ? "(tunnels only, -N)"
+        : this.#spec.command ?? "",
     };
   }
 

@@ -127,19 +127,63 @@ async function connectRetrying(port: number): Promise<Deno.TcpConn> {
   }
 }
 
+/** A raw HTTP/1.0 GET over a Unix socket; returns the body. */
+async function unixGet(path: string, target: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  while (true) {
+    try {
+      const conn = await Deno.connect({ transport: "unix", path });
+      await conn.write(
+        new TextEncoder().encode(`GET ${target} HTTP/1.0\r\nHost: x\r\n\r\n`),
+      );
+      let text = "";
+      const buffer = new Uint8Array(4096);
+      for (let n; (n = await conn.read(buffer)) !== null;) {
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      conn.close();
+      return text.slice(text.indexOf("\r\n\r\n") + 4);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(200);
+    }
+  }
+}
+
+/** A TCP port free right now on ::1. */
+function freePort6(): number {
+  const listener = Deno.listen({ hostname: "::1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 Deno.test({
   ...E2E_TEST,
-  name: "a forward (-t) and a reverse (-r) tunnel each carry an HTTP request",
+  name:
+    "forward (-t) and reverse (-r) tunnels each carry an HTTP request: ports, IPv6 in brackets, a Unix socket source",
   fn: async () => {
     const remoteSide = httpServer("remote-service");
     const localSide = httpServer("laptop-service");
+    const controller = new AbortController();
+    const remote6 = Deno.serve({
+      hostname: "::1",
+      port: 0,
+      signal: controller.signal,
+      onListen: () => {},
+    }, () => new Response("remote-v6"));
     const forwardPort = freePort();
     const reversePort = freePort();
+    const forward6 = freePort6();
+    const dir = await Deno.makeTempDir({ prefix: "et-fwdsock-" });
+    const socket = `${dir}/fwd.sock`;
     try {
       await withSession({
         extra: [
           "-t",
-          `${forwardPort}:${remoteSide.port}`,
+          `${forwardPort}:${remoteSide.port},[::1]:${forward6}:[::1]:${remote6.addr.port}`,
+          "-t",
+          `${socket}:${remoteSide.port}`,
           "-r",
           `${reversePort}:${localSide.port}`,
         ],
@@ -152,10 +196,27 @@ Deno.test({
           await fetchText(`http://127.0.0.1:${reversePort}/rev`),
           "laptop-service /rev",
         );
+        assert.equal(
+          await fetchText(`http://[::1]:${forward6}/six`),
+          "remote-v6",
+        );
+        assert.equal(await unixGet(socket, "/unix"), "remote-service /unix");
+        // Sources bind to loopback only: not reachable on another address.
+        const other = Deno.networkInterfaces().find((i) =>
+          i.family === "IPv4" && !i.address.startsWith("127.")
+        );
+        if (other) {
+          await assert.rejects(
+            Deno.connect({ hostname: other.address, port: forwardPort }),
+          );
+        }
       });
     } finally {
+      controller.abort();
+      await remote6.finished;
       await remoteSide.close();
       await localSide.close();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });
@@ -379,6 +440,13 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
               children.stdout.trim(),
               "",
               "a -N session has no program",
+            );
+            const listArgv = world.client(["--list"]);
+            const list = await run(listArgv[0], listArgv.slice(1));
+            assert.match(
+              list.stdout,
+              /\(tunnels only, -N\)/,
+              list.stdout + list.stderr,
             );
             client.signal(signal);
             assert.equal(await client.exit(10_000), 0, client.stderr);
