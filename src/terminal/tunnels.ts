@@ -24,6 +24,14 @@ import type { EternalConnection } from "../transport/mod.ts";
 const log = logger("tunnels");
 
 /**
+ * A reverse tunnel could not listen: the user's mistake (a taken port, a
+ * path in use), told to the client as its one error line.
+ */
+export class TunnelListenError extends Error {
+  override name = "TunnelListenError";
+}
+
+/**
  * The private directory of a session's ENVVAR sockets (agent included):
  * inside the user's 0700 runtime directory, itself 0700.
  */
@@ -181,7 +189,7 @@ function listen(
   try {
     return open();
   } catch (error) {
-    throw new Error(
+    throw new TunnelListenError(
       `cannot listen on ${formatEndpoint(endpoint)} for a reverse tunnel: ${
         errorMessage(error)
       }`,

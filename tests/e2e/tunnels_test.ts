@@ -485,3 +485,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "a tunnel that cannot listen fails in one line: -t before any session, -r before the shell",
+  fn: async () => {
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (busy.addr as Deno.NetAddr).port;
+    try {
+      await withWorld({}, async (world) => {
+        const forward = new PipedClient(world.client(["-t", `${port}:80`]));
+        assert.equal(await forward.exit(30_000), 1);
+        assert.match(
+          forward.stderr,
+          new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} for -t`),
+        );
+        assert.equal(forward.stderr.trim().split("\n").length, 1);
+        assert.equal((await world.sessionProcesses()).length, 0);
+        const reverse = new PipedClient(world.client(["-r", `${port}:80`]));
+        assert.equal(await reverse.exit(30_000), 1);
+        assert.match(
+          reverse.stderr,
+          new RegExp(
+            `cannot listen on 127\\.0\\.0\\.1:${port} for a reverse tunnel`,
+          ),
+        );
+        assert.equal(
+          reverse.stderr.trim().split("\n").length,
+          1,
+          reverse.stderr,
+        );
+        await waitUntil(
+          async () => (await world.sessionProcesses()).length === 0,
+          10_000,
+          "no session left behind",
+        );
+      });
+    } finally {
+      busy.close();
+    }
+  },
+});
