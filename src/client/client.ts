@@ -523,6 +523,10 @@ async function runTunnelsOnly(
   reconnecting: ReconnectLoop,
   say: (text: string) => void,
 ): Promise<number> {
+  // No terminal to disturb: say on stderr why a connection failed, as ssh
+  // does ("open failed: connect failed").
+  run.clientTunnels.onRefused = (reason) =>
+    notice(`tunnel connection refused by the remote side: ${reason}`, false);
   const control = connection.channel(CONTROL_CHANNEL);
   const controlReading = (async () => {
     const decoder = new ControlDecoder();

@@ -51,6 +51,11 @@ export class ClientTunnels {
   readonly #reverse: TunnelSpec[];
   readonly #mux: TunnelMux;
   #closed = false;
+  /**
+   * Where refusals of forward connections are shown (`-N` sets stderr);
+   * they are always in the log.
+   */
+  onRefused: (reason: string) => void = () => {};
 
   private constructor(
     forward: Array<{ spec: TunnelSpec; listener: Deno.Listener }>,
@@ -72,6 +77,7 @@ export class ClientTunnels {
         }
         return dialEndpoint(spec.target);
       },
+      onRefused: (reason) => this.onRefused(reason),
     });
   }
 

@@ -48,6 +48,12 @@ export interface TunnelMuxOptions {
    * refusal the peer is told). Only called for valid requests.
    */
   dial(request: OpenRequest): Promise<Deno.Conn>;
+  /**
+   * Told when the peer refused to open a connection this side carried
+   * (its one-line reason), e.g. to show it to the user.
+   * @default {log it}
+   */
+  onRefused?(reason: string): void;
 }
 
 /** One local socket joined to a channel. */
@@ -72,6 +78,7 @@ interface Carried {
 export class TunnelMux {
   readonly #side: TunnelSide;
   readonly #dial: TunnelMuxOptions["dial"];
+  readonly #onRefused: (reason: string) => void;
   #connection: EternalConnection | null = null;
   #nextId: number;
   // The peer's ids only rise: an id at or below this was used already.
@@ -83,6 +90,7 @@ export class TunnelMux {
   constructor(options: TunnelMuxOptions) {
     this.#side = options.side;
     this.#dial = options.dial;
+    this.#onRefused = options.onRefused ?? (() => {});
     this.#nextId = this.#firstId();
   }
 
@@ -143,8 +151,11 @@ export class TunnelMux {
         return;
       case "tunnel-refused": {
         const carried = this.#active.get(message.channel);
-        log.info(`tunnel ${message.channel} refused: ${message.error}`);
+        log.warn(
+          `tunnel connection ${message.channel} refused: ${message.error}`,
+        );
         carried?.abort(false);
+        if (carried) this.#onRefused(message.error);
         return;
       }
       case "tunnel-close":

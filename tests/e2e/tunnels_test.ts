@@ -421,13 +421,33 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const forwardPort = freePort();
       try {
         await withWorld({}, async (world) => {
+          const deadPort = freePort(); // nobody listens there
+          const deadForward = freePort();
           const client = new PipedClient(
-            world.client(["-N", "-t", `${forwardPort}:${remoteSide.port}`]),
+            world.client([
+              "-N",
+              "-t",
+              `${forwardPort}:${remoteSide.port},${deadForward}:${deadPort}`,
+            ]),
           );
           try {
             assert.equal(
               await fetchText(`http://127.0.0.1:${forwardPort}/n`),
               "no-terminal /n",
+            );
+            // A refused connection ends alone, with a line on stderr.
+            const refused = await connectRetrying(deadForward);
+            assert.equal(await refused.read(new Uint8Array(16)), null);
+            refused.close();
+            await client.waitForStderr(
+              new RegExp(
+                `tunnel connection refused by the remote side: cannot connect to 127\\.0\\.0\\.1:${deadPort}`,
+              ),
+              10_000,
+            );
+            assert.equal(
+              await fetchText(`http://127.0.0.1:${forwardPort}/again`),
+              "no-terminal /again",
             );
             const sessions = await world.sessionProcesses();
             assert.equal(sessions.length, 1);
