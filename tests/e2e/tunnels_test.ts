@@ -547,3 +547,58 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--attach with -t: the new client's forward tunnel works; the session's reverse tunnel reaches the first client only while it is there",
+  fn: async () => {
+    const remoteSide = httpServer("remote-after-attach");
+    const localSide = httpServer("first-client");
+    const reversePort = freePort();
+    const forwardPort = freePort();
+    try {
+      await withWorld({}, async (world) => {
+        const first = new PipedClient(
+          world.client(["-r", `${reversePort}:${localSide.port}`]),
+        );
+        const clients = [first];
+        try {
+          await shellAnswers(first);
+          assert.equal(
+            await fetchText(`http://127.0.0.1:${reversePort}/r`),
+            "first-client /r",
+          );
+          first.kill();
+          await first.exit();
+          const second = new PipedClient(
+            world.client([
+              "--attach",
+              "-t",
+              `${forwardPort}:${remoteSide.port}`,
+            ]),
+          );
+          clients.push(second);
+          await shellAnswers(second);
+          assert.equal(
+            await fetchText(`http://127.0.0.1:${forwardPort}/f`),
+            "remote-after-attach /f",
+          );
+          // The reverse listener stays with the session; the new client,
+          // which asked for no -r, refuses its connections one by one.
+          const conn = await connectRetrying(reversePort);
+          await conn.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+          assert.equal(await conn.read(new Uint8Array(64)), null);
+          conn.close();
+          await second.type("echo STILL-$((3*3))\n");
+          await second.waitFor("STILL-9", 10_000);
+        } finally {
+          for (const client of clients) await client.close();
+        }
+      });
+    } finally {
+      await remoteSide.close();
+      await localSide.close();
+    }
+  },
+});
