@@ -274,7 +274,9 @@ export class TunnelMux {
           this.#control(connection, { type: "tunnel-close", channel: id });
         }
         closeQuietly(conn);
-        this.#drainAndEnd(channel);
+        // The downstream loop stays the channel's only reader (a second
+        // one would take its wake-up): it discards the rest to the end.
+        channel.closeWrite().catch(() => {});
         if (this.#active.get(id) === carried) this.#active.delete(id);
       },
     };
@@ -319,23 +321,35 @@ export class TunnelMux {
       // grants the peer credit sooner); a stalled reader holds one more
       // chunk at most.
       let writing: Promise<void> = Promise.resolve();
+      let ok = false;
       try {
         for (let data; (data = await channel.read()) !== null;) {
+          if (torn) break;
           await writing;
           writing = writeAll(conn, data);
           writing.catch(() => {}); // awaited on the next turn or below
         }
         await writing;
-        if (connection.isClosed) return false;
-        await conn.closeWrite();
-        return true;
+        if (!torn && !connection.isClosed) {
+          await conn.closeWrite();
+          ok = true;
+        }
       } catch {
-        return false;
+        // the local socket failed: torn down below
       }
+      if (!ok) {
+        // Tell the peer first (it ends its side in answer), then read its
+        // side to the end (discarded), so the channel is freed once both
+        // directions are over.
+        carried.abort(true);
+        try {
+          while ((await channel.read()) !== null) { /* discarded */ }
+        } catch { /* session over */ }
+      }
+      return ok;
     })();
     // Either direction failing (a reset, the session over) tears both down.
     upstream.then((ok) => ok || carried.abort(true));
-    downstream.then((ok) => ok || carried.abort(true));
     Promise.all([upstream, downstream]).then(([up, down]) => {
       if (!up || !down || torn) return;
       torn = true;

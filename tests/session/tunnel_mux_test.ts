@@ -187,9 +187,11 @@ Deno.test("closing one end abruptly closes the far socket (not only a half close
   conn.close();
   await farClosed;
   await waitUntil(
-    () => mux.client.activeCount === 0 && mux.server.activeCount === 0,
+    () =>
+      mux.client.activeCount === 0 && mux.server.activeCount === 0 &&
+      mux.pair.client.channelCount <= 1 && mux.pair.server.channelCount <= 1,
     5000,
-    "both muxes idle",
+    "both muxes idle and the channel freed at both ends",
   );
   listener.close();
   await serving;
@@ -240,4 +242,51 @@ Deno.test("an open on an id that is not the peer's, or not fresh, is ignored", a
   assert.equal(mux.server.activeCount, 1);
   await target.close();
   await mux.stop();
+});
+
+Deno.test("200 connections torn down mid-stream (both ends streaming) free every channel", async () => {
+  const mux = await muxPair();
+  // A far end that streams forever and reads whatever comes.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const chunk = new Uint8Array(16 * 1024);
+        const reading = (async () => {
+          try {
+            while ((await conn.read(new Uint8Array(16 * 1024))) !== null) {
+              // discarded
+            }
+          } catch { /* torn down */ }
+        })();
+        try {
+          while (true) await conn.write(chunk);
+        } catch { /* torn down */ }
+        await reading;
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  for (let batch = 0; batch < 4; batch++) {
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      const conn = await mux.open(port);
+      await conn.write(new Uint8Array(100_000));
+      assert.ok((await conn.read(new Uint8Array(4096)))! > 0);
+      conn.close();
+    }));
+  }
+  await waitUntil(
+    () =>
+      mux.client.activeCount === 0 && mux.server.activeCount === 0 &&
+      mux.pair.client.channelCount <= 1 && mux.pair.server.channelCount <= 1,
+    20_000,
+    () =>
+      `idle: client ${mux.client.activeCount}/${mux.pair.client.channelCount}, server ${mux.server.activeCount}/${mux.pair.server.channelCount}`,
+  );
+  listener.close();
+  await mux.stop();
+  await serving.catch(() => {});
 });
