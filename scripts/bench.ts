@@ -11,9 +11,11 @@
  * connect: et <a> ms, ssh <b> ms
  * resume: <ms> ms after the path returns (...)
  * memory: daemon idle <x> MB, after bulk <y> MB; terminal idle ...
+ * tunnel: et -t <x> MB/s, ssh -L <y> MB/s, ratio <r>; cpu s ...
  * ```
  *
- * MB is 10^6 bytes everywhere. `--quick` shrinks every size for a smoke run.
+ * MB is 10^6 bytes everywhere. `--quick` shrinks every size for a smoke run;
+ * `--tunnel` runs only the tunnel line.
  * The end-to-end part runs a private sshd and an `et server` from source
  * (tests/e2e/_world.ts); everything started is stopped before exit.
  *
@@ -66,6 +68,7 @@ import {
   etCppUnavailable,
   startEtCppServer,
 } from "./bench/et_cpp.ts";
+import { type TunnelRun, tunnelThroughput } from "./bench/tunnel.ts";
 
 /** Sizes and counts of one run. */
 interface Plan {
@@ -85,6 +88,8 @@ interface Plan {
   /** Concurrent et sessions streaming for the aggregate line. */
   aggregateSessions: number;
   aggregateBytes: number;
+  tunnelBytes: number;
+  tunnelRuns: number;
 }
 
 const FULL: Plan = {
@@ -104,6 +109,8 @@ const FULL: Plan = {
   idleMs: 10_000,
   aggregateSessions: 20,
   aggregateBytes: 20e6,
+  tunnelBytes: 200e6,
+  tunnelRuns: 3,
 };
 
 const QUICK: Plan = {
@@ -121,6 +128,8 @@ const QUICK: Plan = {
   idleMs: 3000,
   aggregateSessions: 4,
   aggregateBytes: 5e6,
+  tunnelBytes: 20e6,
+  tunnelRuns: 1,
 };
 
 /** The result lines, in the order they are printed. */
@@ -137,6 +146,7 @@ const ORDER = [
   "aggregate",
   "resume",
   "memory",
+  "tunnel",
 ] as const;
 type Line = typeof ORDER[number];
 
@@ -502,6 +512,41 @@ async function endToEndSections(plan: Plan): Promise<void> {
   });
 }
 
+/** et -t beside ssh -L: throughput and CPU, interleaved runs, medians. */
+async function tunnelSection(plan: Plan, world: EtWorld): Promise<void> {
+  await measure("tunnel", async () => {
+    const et: TunnelRun[] = [];
+    const ssh: TunnelRun[] = [];
+    for (let i = 0; i < plan.tunnelRuns; i++) {
+      et.push(await tunnelThroughput(world, "et", plan.tunnelBytes));
+      ssh.push(await tunnelThroughput(world, "ssh", plan.tunnelBytes));
+      progress(
+        `tunnel run ${i + 1}: et ${fixed(et[i].mbPerSecond)} MB/s (cpu client ${
+          fixed(et[i].clientCpu, 2)
+        } s, server ${fixed(et[i].serverCpu, 2)} s), ssh ${
+          fixed(ssh[i].mbPerSecond)
+        } MB/s (cpu client ${fixed(ssh[i].clientCpu, 2)} s, server ${
+          fixed(ssh[i].serverCpu, 2)
+        } s)`,
+      );
+    }
+    const m = (runs: TunnelRun[], key: keyof TunnelRun) =>
+      median(runs.map((run) => run[key]));
+    figures.tunnel = { et: m(et, "mbPerSecond"), ssh: m(ssh, "mbPerSecond") };
+    return `et -t ${fixed(m(et, "mbPerSecond"))} MB/s, ssh -L ${
+      fixed(m(ssh, "mbPerSecond"))
+    } MB/s, ratio ${
+      fixed(m(et, "mbPerSecond") / m(ssh, "mbPerSecond"), 2)
+    }; cpu s per push: et client ${fixed(m(et, "clientCpu"), 2)}, server ${
+      fixed(m(et, "serverCpu"), 2)
+    }; ssh client ${fixed(m(ssh, "clientCpu"), 2)}, sshd ${
+      fixed(m(ssh, "serverCpu"), 2)
+    } (${
+      fixed(plan.tunnelBytes / 1e6, 0)
+    } MB pushed, medians of ${plan.tunnelRuns})`;
+  });
+}
+
 /** Runs everything; resolves with the exit code. */
 async function main(): Promise<number> {
   const quick = Deno.args.includes("--quick");
@@ -521,19 +566,26 @@ async function main(): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", interrupted);
   Deno.addSignalListener("SIGTERM", interrupted);
+  const tunnelOnly = Deno.args.includes("--tunnel");
   try {
-    await transportSection(plan);
-    await endToEndSections(plan);
+    if (tunnelOnly) {
+      progress("starting sshd and et server");
+      cleanup.world = await startWorld();
+    } else {
+      await transportSection(plan);
+      await endToEndSections(plan);
+    }
+    await tunnelSection(plan, cleanup.world!);
   } catch (error) {
     failures.push((error as Error).message);
     progress(`FAILED: ${(error as Error).message}`);
   } finally {
     await cleanUp();
   }
-  for (const line of ORDER) {
+  for (const line of tunnelOnly ? ["tunnel" as const] : ORDER) {
     console.log(results.get(line) ?? `${line}: not measured`);
   }
-  if (!quick || Deno.args.includes("--write")) {
+  if (!tunnelOnly && (!quick || Deno.args.includes("--write"))) {
     const docs = new URL("../docs", import.meta.url).pathname;
     await writeReport(
       docs,

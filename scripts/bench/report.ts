@@ -30,6 +30,8 @@ export interface Figures {
   daemonIdleMb?: number;
   aggregate?: { one: number; many: number; sessions: number };
   resume?: { refused: number; blackholed: number; cut: number };
+  /** `et -t` and `ssh -L` MB/s, 200 MB pushed through each. */
+  tunnel?: { et: number; ssh: number };
 }
 
 /** An empty set of figures, filled in as measurements finish. */
@@ -109,6 +111,14 @@ function rows(f: Figures): Row[] {
       goal: "≥ 1.0× ssh",
       met: both(f.bulk) ? et(f.bulk)! >= ssh(f.bulk)! : undefined,
       command: BENCH,
+    },
+    {
+      what: "tunnel throughput (`-t` / `ssh -L`)",
+      unit: "MB/s",
+      values: f.tunnel ?? {},
+      digits: 1,
+      goal: "—",
+      command: "`deno task bench --tunnel`",
     },
     {
       what: "client CPU per 100 MB",

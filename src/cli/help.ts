@@ -82,16 +82,23 @@ Session:
                             blocks, nothing is dropped (default 64M)
   e.g. et build@ci 'make -j8 > build.log'   survives network drops, unlike ssh
 
-Forwarding (tunnels ride the session and survive reconnects):
-  -t, --tunnel SPEC         forward local SRC to remote DST: SRC:DST, ranges
-                            8000-8010:9000-9010, comma lists, ssh-style
-                            [bind:]port:host:port, Unix socket paths
-  -r, --reversetunnel SPEC  the same from the remote to here; ENVVAR:/path
-                            makes a remote socket and exports its path
-  -N, --no-terminal         tunnels only: no shell, wait until interrupted
-  -f, --forward-ssh-agent   forward your ssh agent (SSH_AUTH_SOCK on the remote)
-      --ssh-socket PATH     the agent socket to forward (default $SSH_AUTH_SOCK)
-  e.g. et -N -t 8080:localhost:80 web    an eternal ssh -N -L 8080:localhost:80
+Forwarding (carried inside the session: tunnels survive reconnects):
+  -t, --tunnel SPEC         forward: listen here, connect from the remote host
+  -r, --reversetunnel SPEC  reverse: listen on the remote host, connect from here
+                            SPEC: SRC:DST ports (8080:80), ranges of equal length
+                            (8000-8010:9000-9010), comma lists, ssh style
+                            [bind:]port:host:port ([::1] for IPv6), or a Unix
+                            socket path on either end (/tmp/d.sock:/var/run/docker.sock);
+                            sources listen on 127.0.0.1 unless a bind address is
+                            given. With -r, ENVVAR:DST makes a private socket on the
+                            remote host and exports its path as ENVVAR to the shell
+  -N, --no-terminal         tunnels only: no shell, no pty; et runs until Ctrl-C or
+                            SIGTERM, which end the remote side too
+  -f, --forward-ssh-agent   forward your ssh agent (SSH_AUTH_SOCK) as SSH_AUTH_SOCK
+      --ssh-socket PATH     with -f: the agent socket to forward instead
+  e.g. et -N -t 5432:5432 db.example.com   an eternal 'ssh -N -L 5432:localhost:5432'
+       et -f -r 8080:3000 dev               agent and a reverse tunnel to local :3000
+  LocalForward, RemoteForward and ForwardAgent of your ssh config apply too.
 
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)

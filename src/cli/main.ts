@@ -44,6 +44,7 @@ import {
   VERSION,
 } from "./help.ts";
 import { usageMessage } from "./suggest.ts";
+import { forwardingOptions } from "./forwarding.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -135,6 +136,11 @@ export const CLIENT_OPTIONS: OptionSpec = {
   binaries: { type: "string" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
+  tunnel: { type: "string", short: "t", multiple: true },
+  reversetunnel: { type: "string", short: "r", multiple: true },
+  "no-terminal": { type: "boolean", short: "N" },
+  "forward-ssh-agent": { type: "boolean", short: "f" },
+  "ssh-socket": { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
   "log-file": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -271,6 +277,14 @@ async function client(args: string[]): Promise<number> {
   if ((values.attach || values.list) && positionals.length > 1) {
     throw new UsageError(`unexpected argument '${positionals[1]}'`);
   }
+  const forwarding = usage(() =>
+    forwardingOptions(values, {
+      command: remoteCommand !== undefined,
+      attach: Boolean(values.attach),
+      list: Boolean(values.list),
+      authSock: Deno.env.get("SSH_AUTH_SOCK"),
+    })
+  );
   const duration = (name: string, fallback: number) =>
     values[name] === undefined
       ? fallback
@@ -329,6 +343,7 @@ async function client(args: string[]): Promise<number> {
         typeCommand: typed ? remoteCommand : undefined,
         pty: Boolean(pty),
         killOthers: Boolean(values["kill-other-sessions"]),
+        noTerminal: forwarding.noTerminal,
       },
     connectTimeoutMs,
     sessionTimeoutMs,
@@ -350,6 +365,8 @@ async function client(args: string[]): Promise<number> {
     sshOptions,
     silent: Boolean(values.silent),
     connection: keepalive,
+    tunnels: forwarding.tunnels,
+    agentSocket: forwarding.agentSocket,
   });
 }
 

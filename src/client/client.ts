@@ -23,6 +23,8 @@ import {
   type SessionInfo,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
+  type TunnelMessage,
+  type TunnelSpec,
 } from "../session/mod.ts";
 import {
   type Channel,
@@ -34,11 +36,13 @@ import {
   keepConnected,
   PROTOCOL_VERSION,
   ReconnectGaveUpError,
+  type ReconnectLoop,
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
 import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
+import { agentTunnel, ClientTunnels, configuredForwarding } from "./tunnels.ts";
 import { LocalTerminal, notice } from "./local_terminal.ts";
 import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
 import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
@@ -46,6 +50,7 @@ import {
   RemoteEtMissingError,
   resolveWithSsh,
   splitCommandLine,
+  type SshConfig,
   startRemoteTerminal,
   withSshOptions,
 } from "./ssh.ts";
@@ -87,6 +92,11 @@ export type ClientMode =
     pty: boolean;
     /** End this user's other sessions on the host first (`-x`). */
     killOthers: boolean;
+    /**
+     * Tunnels only (`-N`): no program, no pty; et waits until interrupted.
+     * @default {false}
+     */
+    noTerminal?: boolean;
   }
   | { kind: "attach"; target: string }
   | { kind: "list" };
@@ -152,6 +162,18 @@ export interface ClientOptions {
    */
   silent?: boolean;
   // --- end command line ---
+  /**
+   * Tunnels (`-t`, `-r`; ssh's LocalForward and RemoteForward). Reverse
+   * ones apply to a new session only.
+   * @default {[]}
+   */
+  tunnels?: TunnelSpec[];
+  /**
+   * Forward the ssh agent listening on this socket (`-f` with
+   * SSH_AUTH_SOCK, `--ssh-socket`, ssh's IdentityAgent): the session
+   * exports a private socket as SSH_AUTH_SOCK. New sessions only.
+   */
+  agentSocket?: string;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -249,6 +271,68 @@ export async function runClient(options: ClientOptions): Promise<number> {
     printSessions(report.sessions, shown);
     return 0;
   }
+  // The ssh config's LocalForward, RemoteForward and ForwardAgent (from
+  // ssh -G) join the command line's, as ssh would apply them.
+  const configured = configuredForwarding(resolved);
+  const agentSocket = options.agentSocket ?? configured.agentSocket;
+  // Listeners first: a taken port fails here, before a session exists.
+  const tunnels = await ClientTunnels.listen([
+    ...[...(options.tunnels ?? []), ...configured.tunnels].filter((spec) =>
+      mode.kind === "new" || spec.direction === "forward"
+    ),
+    ...(agentSocket !== undefined && mode.kind === "new"
+      ? [agentTunnel(agentSocket)]
+      : []),
+  ]);
+  try {
+    return await bootstrapAndRun(options, {
+      local,
+      bootstrap,
+      tunnels,
+      target,
+      shown,
+      port,
+      testPort,
+      resolved,
+      ssh,
+      terminalPath: () => terminalPath,
+      daemon: () => daemon,
+    });
+  } finally {
+    tunnels.close();
+  }
+}
+
+/** What runClient found out before bootstrapping. */
+interface Prepared {
+  local: LocalTerminal;
+  bootstrap: (
+    request: () => Parameters<typeof encodeBootstrap>[0],
+  ) => Promise<ReadyReport>;
+  tunnels: ClientTunnels;
+  target: string;
+  shown: string;
+  port: number;
+  testPort: number | undefined;
+  /** The destination as ssh -G resolved it. */
+  resolved: SshConfig;
+  /** The ssh command line, `--ssh-option`s included. */
+  ssh: string[];
+  /** How et is run on the remote (its path once shipped there). */
+  terminalPath: () => string;
+  /** How the session is reached (`"never"` once et was shipped). */
+  daemon: () => DaemonUse;
+}
+
+/** Bootstraps a new or attached session and runs it. */
+async function bootstrapAndRun(
+  options: ClientOptions,
+  prepared: Prepared,
+): Promise<number> {
+  const { local, bootstrap, tunnels, target, shown, port, testPort } = prepared;
+  const { resolved, ssh } = prepared;
+  const mode = options.mode;
+  if (mode.kind === "list") throw new Error("list has no session");
   const fresh = generateSessionSecret();
   const size = local.size();
   let report: ReadyReport;
@@ -272,8 +356,10 @@ export async function runClient(options: ClientOptions): Promise<number> {
         keepaliveMs: options.connection?.keepaliveMs,
       },
       killOthers: mode.killOthers,
-      daemon,
+      daemon: prepared.daemon(),
       portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+      reverseTunnels: tunnels.reverseListens,
+      noTerminal: mode.noTerminal,
     }));
   } else {
     report = await bootstrap(() => ({
@@ -287,7 +373,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
     }));
   }
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
-  const pty = mode.kind === "attach" || mode.pty;
+  const noTerminal = mode.kind === "new" && mode.noTerminal === true;
+  const pty = !noTerminal && (mode.kind === "attach" || mode.pty);
   // Notices go to the terminal only: with no pty, stderr is the remote's.
   const noticesOn = !options.silent && (pty || Deno.stderr.isTerminal());
   if (report.detached > 0 && noticesOn) {
@@ -303,7 +390,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   if (ownPort !== undefined) {
     const text = mode.kind === "attach"
       ? `this session serves itself from port ${ownPort} (no-root mode)`
-      : daemon === "never"
+      : prepared.daemon() === "never"
       ? `serving this session from port ${ownPort} (no-root mode, --no-daemon)`
       : `no et server on ${options.destination.host}; serving this session from port ${ownPort} (no-root mode)`;
     log.warn(text); // in the log whatever the verbosity
@@ -334,7 +421,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ssh: sshRelayDialer({
       ssh,
       target,
-      terminalPath,
+      terminalPath: prepared.terminalPath(),
       idHex: report.id,
     }),
     overSsh,
@@ -357,6 +444,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
     dial,
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
+    clientTunnels: tunnels,
+    noTerminal,
   });
 }
 
@@ -375,6 +464,9 @@ interface SessionRun extends ClientOptions {
   dial: Dial;
   pty: boolean;
   typeCommand?: string;
+  clientTunnels: ClientTunnels;
+  /** `-N`: tunnels only. */
+  noTerminal: boolean;
 }
 
 /** Connects (retrying) and joins the local side to the session. */
@@ -417,6 +509,10 @@ async function runSession(
     () => reconnecting.status.lastReason ?? "",
     run.where,
   );
+  run.clientTunnels.start(connection);
+  if (run.noTerminal) {
+    return await runTunnelsOnly(connection, run, reconnecting, say);
+  }
 
   if (run.pty) {
     local.enterRaw();
@@ -448,6 +544,9 @@ async function runSession(
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
+        else if (message.type.startsWith("tunnel-")) {
+          run.clientTunnels.handle(message as TunnelMessage);
+        }
       }
     }
   })();
@@ -540,6 +639,66 @@ async function runSession(
     return 0;
   } finally {
     local.restore();
+  }
+}
+
+/**
+ * `-N`: no terminal; carries the tunnels until SIGINT, SIGTERM or SIGHUP,
+ * which end the session at both ends (an authenticated goodbye), or until
+ * the session ends or is given up. Resolves with 0 after a signal.
+ */
+async function runTunnelsOnly(
+  connection: EternalConnection,
+  run: SessionRun,
+  reconnecting: ReconnectLoop,
+  say: (text: string) => void,
+): Promise<number> {
+  // No terminal to disturb: say on stderr why a connection failed, as ssh
+  // does ("open failed: connect failed").
+  run.clientTunnels.onRefused = (reason) =>
+    notice(`tunnel connection refused by the remote side: ${reason}`, false);
+  const control = connection.channel(CONTROL_CHANNEL);
+  const controlReading = (async () => {
+    const decoder = new ControlDecoder();
+    try {
+      for (let data; (data = await control.read()) !== null;) {
+        for (const message of decoder.push(data)) {
+          if (message.type.startsWith("tunnel-")) {
+            run.clientTunnels.handle(message as TunnelMessage);
+          }
+        }
+      }
+    } catch { /* session over */ }
+  })();
+  let interrupted = false;
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    log.info("interrupted: ending the session (-N)");
+    run.clientTunnels.close();
+    // Said to the session itself, so it ends too; bounded if it is away.
+    connection.close("tunnels closed by the client (-N)", 1000)
+      .catch(() => {});
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    const end = await connection.closed;
+    await Promise.allSettled([reconnecting, controlReading]);
+    if (interrupted) return 0;
+    if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
+      throw new Error(
+        `cannot connect to ${run.reaching} at ${run.where} within ${
+          formatAge(end.error.timeoutMs)
+        }: ${reconnecting.status.lastReason ?? "no answer"}`,
+      );
+    }
+    say(`tunnels ended: ${end.reason}`);
+    return 1;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
 }
 

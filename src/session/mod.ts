@@ -13,3 +13,6 @@ export * from "./line_reader.ts";
 export * from "./router_protocol.ts";
 export * from "./lifecycle.ts";
 export * from "./relay_protocol.ts";
+export * from "./tunnel_spec.ts";
+export * from "./tunnel_protocol.ts";
+export * from "./tunnel_mux.ts";

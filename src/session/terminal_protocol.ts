@@ -15,6 +15,12 @@ import {
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
+import {
+  decodeReverseTunnels,
+  parseTunnelMessage,
+  type TunnelMessage,
+} from "./tunnel_protocol.ts";
+import type { TunnelEndpoint } from "./tunnel_spec.ts";
 
 /**
  * Channel of the program's main stream: keystrokes up and pty output down,
@@ -76,7 +82,8 @@ export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
-  | { type: "detach" };
+  | { type: "detach" }
+  | TunnelMessage;
 
 const encoder = new TextEncoder();
 
@@ -138,6 +145,8 @@ function parseControl(line: string): ControlMessage | null {
       return { type: "exit", code: value.code };
     }
     if (value?.type === "detach") return { type: "detach" };
+    const tunnel = parseTunnelMessage(value);
+    if (tunnel) return tunnel;
   } catch {
     // not JSON: ignored like any unknown message.
   }
@@ -205,6 +214,20 @@ export type BootstrapRequest =
      * @default {DEFAULT_PORT_RANGE}
      */
     portRange?: PortRange;
+    /**
+     * Where the session listens for reverse tunnels (`-r`, `-f`), set up
+     * before the program starts (an `env` endpoint's path goes into its
+     * environment). Their targets stay with the client, which the session
+     * names them to by index.
+     * @default {[]}
+     */
+    reverseTunnels?: TunnelEndpoint[];
+    /**
+     * Tunnels only (`-N`): no program, no pty; the session lives until the
+     * client ends it or stays away too long.
+     * @default {false}
+     */
+    noTerminal?: boolean;
   }
   | {
     op: "attach";
@@ -269,6 +292,10 @@ export function encodeBootstrap(request: BootstrapRequest): string {
         ...(request.portRange === undefined ? {} : {
           portRange: [request.portRange.first, request.portRange.last],
         }),
+        ...(request.reverseTunnels?.length
+          ? { reverseTunnels: request.reverseTunnels }
+          : {}),
+        ...(request.noTerminal ? { noTerminal: true } : {}),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
@@ -378,6 +405,14 @@ function decodePortRange(value: unknown): PortRange {
   return { first: value[0], last: value[1] };
 }
 
+function decodeTunnels(value: unknown): TunnelEndpoint[] {
+  try {
+    return decodeReverseTunnels(value);
+  } catch (error) {
+    throw malformed((error as Error).message);
+  }
+}
+
 /**
  * The protocol version a bootstrap line's client speaks: its `protocol`
  * field, or 1 when absent (clients from before the field spoke 1). Read
@@ -470,6 +505,8 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         killOthers: value.killOthers === true,
         daemon: decodeDaemonUse(value.daemon),
         portRange: decodePortRange(value.portRange),
+        reverseTunnels: decodeTunnels(value.reverseTunnels),
+        noTerminal: value.noTerminal === true,
       };
     }
     case "attach": {

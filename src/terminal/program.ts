@@ -50,6 +50,7 @@ export interface Program {
 /** The environment of a session's program: the login basics and the client's. */
 async function programEnv(
   spec: ProgramSpec,
+  extraEnv: Record<string, string>,
 ): Promise<{ env: Record<string, string>; shell: string; home: string }> {
   const account = await loginAccount();
   const env: Record<string, string> = {
@@ -67,12 +68,20 @@ async function programEnv(
   Object.assign(env, spec.env);
   // The user's SetEnv, as sshd with AcceptEnv would: after the basics.
   Object.assign(env, spec.setEnv ?? {});
+  Object.assign(env, extraEnv);
   return { env, shell: account.shell, home: account.home };
 }
 
-/** Starts the program `spec` describes, as the current user. */
-export async function startProgram(spec: ProgramSpec): Promise<Program> {
-  const { env, shell, home } = await programEnv(spec);
+/**
+ * Starts the program `spec` describes, as the current user; `extraEnv`
+ * (the session's tunnel sockets, e.g. SSH_AUTH_SOCK) goes into its
+ * environment last.
+ */
+export async function startProgram(
+  spec: ProgramSpec,
+  extraEnv: Record<string, string> = {},
+): Promise<Program> {
+  const { env, shell, home } = await programEnv(spec, extraEnv);
   // Like sshd: a command runs through the shell with -c, else a login shell.
   const args = spec.command === undefined ? ["-l"] : ["-c", spec.command];
   return spec.pty

@@ -26,6 +26,8 @@ import {
   type SessionState,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
+  type TunnelEndpoint,
+  type TunnelMessage,
   validSize,
 } from "../session/mod.ts";
 import {
@@ -38,6 +40,8 @@ import {
 } from "../transport/mod.ts";
 import { OutputBacklog } from "./backlog.ts";
 import { type Program, startProgram } from "./program.ts";
+import { idleProgram } from "./idle_program.ts";
+import { SessionTunnels } from "./tunnels.ts";
 
 const log = logger("session");
 
@@ -73,6 +77,16 @@ export interface SessionHostOptions {
   limits: SessionLimits;
   /** Transport tuning (tests shorten timers). */
   connection?: EternalConnectionOptions;
+  /**
+   * Where to listen for reverse tunnels, before the program starts.
+   * @default {[]}
+   */
+  reverseTunnels?: TunnelEndpoint[];
+  /**
+   * Tunnels only (`-N`): no program at all.
+   * @default {false}
+   */
+  noTerminal?: boolean;
 }
 
 /** One live session. */
@@ -89,6 +103,8 @@ export class SessionHost {
   #lastSeenWall = Date.now();
   readonly #backlogs = new Map<number, OutputBacklog>();
   #connection: EternalConnection;
+  readonly #tunnels: SessionTunnels;
+  readonly #noTerminal: boolean;
   // Connections retired by attach, so their clients can be told to stop.
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
@@ -103,6 +119,7 @@ export class SessionHost {
     options: SessionHostOptions,
     program: Program,
     connection: EternalConnection,
+    tunnels: SessionTunnels,
   ) {
     this.#id = options.secret.id;
     this.idHex = toHex(this.#id);
@@ -127,6 +144,8 @@ export class SessionHost {
       );
     }
     this.#connection = connection;
+    this.#tunnels = tunnels;
+    this.#noTerminal = options.noTerminal ?? false;
     this.#wire(connection);
     this.#schedule();
     program.exited.then((exit) => this.#programExited(exit.code));
@@ -140,13 +159,22 @@ export class SessionHost {
       options.connection,
     );
     let program: Program;
+    let tunnels: SessionTunnels | undefined;
     try {
-      program = await startProgram(options.program);
+      // Listeners first: the program's environment names their sockets.
+      tunnels = await SessionTunnels.open(
+        toHex(options.secret.id),
+        options.reverseTunnels ?? [],
+      );
+      program = options.noTerminal
+        ? idleProgram()
+        : await startProgram(options.program, tunnels.env);
     } catch (error) {
+      await tunnels?.close();
       connection.fail(error as Error);
       throw error;
     }
-    return new SessionHost(options, program, connection);
+    return new SessionHost(options, program, connection, tunnels);
   }
 
   /** The program's process id. */
@@ -185,7 +213,9 @@ export class SessionHost {
         : "detached",
       startedAt: this.#startedAt,
       lastSeenAt: present ? Date.now() : this.#lastSeenWall,
-      command: this.#spec.command ?? "",
+      command: this.#noTerminal
+        ? "(tunnels only, -N)"
+        : this.#spec.command ?? "",
     };
   }
 
@@ -269,6 +299,7 @@ export class SessionHost {
         this.#terminate(`client ended the session: ${end.reason}`);
       }
     });
+    this.#tunnels.use(connection);
     this.#pumpInput(connection.channel(TERMINAL_CHANNEL), signal);
     this.#readControl(connection, signal);
     this.#pumps = [...this.#backlogs].map(([id, backlog]) =>
@@ -304,6 +335,8 @@ export class SessionHost {
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
             connection.detach("client detached");
+          } else if (message.type.startsWith("tunnel-")) {
+            this.#tunnels.handle(message as TunnelMessage);
           }
         }
       }
@@ -417,6 +450,7 @@ export class SessionHost {
       this.#connection.fail(new Error(reason));
     }
     await this.#program.close();
+    await this.#tunnels.close();
     this.#resolveOutcome({ state, exitCode: this.#exitCode, reason });
   }
 }

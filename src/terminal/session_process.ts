@@ -44,6 +44,7 @@ import {
 import { readStdinLine } from "./local_io.ts";
 import { listenAddress, listenInRange, serveOwnPort } from "./own_port.ts";
 import { SessionHost } from "./session_host.ts";
+import { TunnelListenError } from "./tunnels.ts";
 
 const log = logger("terminal");
 
@@ -95,9 +96,17 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
           ...options.connection,
           ...livenessForKeepalive(request.limits.keepaliveMs),
         },
+      reverseTunnels: request.reverseTunnels,
+      noTerminal: request.noTerminal,
     });
   } catch (error) {
-    console.log(`error: ${errorMessage(error)}`);
+    // A reverse tunnel that cannot listen is the user's to fix: the
+    // client's one error line (a refusal), not a failure of et.
+    console.log(
+      error instanceof TunnelListenError
+        ? encodeRefusal(errorMessage(error))
+        : `error: ${errorMessage(error)}`,
+    );
     return 1;
   }
   let route: Route;

@@ -21,6 +21,11 @@ export interface ChannelLink {
   sendCredit(channel: number, bytes: number): Promise<void>;
   /** Tells the peer no more bytes follow on the channel. */
   sendEnd(channel: number): Promise<void>;
+  /**
+   * Both directions ended and every byte was read: the connection may
+   * forget the channel (its id is never used again by a well-behaved peer).
+   */
+  finished(channel: number): void;
 }
 
 /** The session ended: the channel can neither read nor write. */
@@ -53,6 +58,7 @@ export class Channel {
   #writeEnded = false;
   #writeChain: Promise<void> = Promise.resolve();
   #chunkLimit: number;
+  #finished = false;
 
   /** Made by the connection; use `connection.channel(id)`. */
   constructor(id: number, link: ChannelLink, windowBytes: number) {
@@ -80,6 +86,7 @@ export class Channel {
     }
     const chunk = this.#inbox.shift()!;
     this.#consumed += chunk.length;
+    this.#checkFinished();
     // Grant credit in batches: one credit message per quarter window.
     if (this.#consumed >= this.#window / 4 && !this.#closed) {
       const grant = this.#consumed;
@@ -132,6 +139,7 @@ export class Channel {
       if (this.#writeEnded || this.#closed) return;
       this.#writeEnded = true;
       await this.#link.sendEnd(this.id);
+      this.#checkFinished();
     });
     this.#writeChain = run.catch(() => {});
     return run;
@@ -168,6 +176,24 @@ export class Channel {
   deliverEnd() {
     this.#ended = true;
     this.#wakeReader();
+    this.#checkFinished();
+  }
+
+  /** True once both directions ended and every received byte was read. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  // A channel whose two directions are over holds nothing worth keeping:
+  // tell the connection, so thousands of short tunnel connections do not
+  // pile up in its table.
+  #checkFinished() {
+    if (
+      this.#finished || !this.#ended || !this.#writeEnded ||
+      this.#inbox.length > 0
+    ) return;
+    this.#finished = true;
+    this.#link.finished(this.id);
   }
 
   /** @internal Called when the session ends. */

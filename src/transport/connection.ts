@@ -212,6 +212,7 @@ export class EternalConnection {
         this.#sendMessage(MessageType.ChannelCredit, channel, u32(bytes)),
       sendEnd: (channel) =>
         this.#sendMessage(MessageType.ChannelEnd, channel, new Uint8Array()),
+      finished: (channel) => this.#channels.delete(channel),
     };
     this.#liveness = setInterval(
       () => this.#checkLiveness(),
@@ -238,6 +239,14 @@ export class EternalConnection {
       this.#channels.set(id, channel);
     }
     return channel;
+  }
+
+  /**
+   * Channels currently held: made and not yet finished (both directions
+   * ended, everything read). A finished channel is forgotten.
+   */
+  get channelCount(): number {
+    return this.#channels.size;
   }
 
   /** Calls `listener` on every connect and disconnect. */
@@ -627,7 +636,10 @@ export class EternalConnection {
         this.channel(channelId).deliver(body);
         return;
       case MessageType.ChannelCredit:
-        this.channel(channelId).grant(readU32Body(body));
+        // Credit may trail a channel's end (the peer read our last bytes
+        // after we finished): it never makes a channel, or a finished one
+        // would come back and stay forever.
+        this.#channels.get(channelId)?.grant(readU32Body(body));
         return;
       case MessageType.ChannelEnd:
         this.channel(channelId).deliverEnd();

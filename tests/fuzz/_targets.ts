@@ -23,6 +23,7 @@ import {
   sessionRoundTripTarget,
 } from "./targets/session.ts";
 import { wireDecodeTarget, wireRoundTripTarget } from "./targets/wire.ts";
+import { tunnelSpecTarget } from "./targets/tunnel.ts";
 
 /** All targets. */
 export const TARGETS: Target[] = [
@@ -43,4 +44,5 @@ export const TARGETS: Target[] = [
   destinationTarget,
   escapeTarget,
   controlSocketTarget,
+  tunnelSpecTarget,
 ];

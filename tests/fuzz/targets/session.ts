@@ -42,6 +42,8 @@ import {
   type ReadyReport,
   REFUSED_MARKER,
   type SessionInfo,
+  type TunnelEndpoint,
+  validateEndpoint,
 } from "../../../src/session/mod.ts";
 import {
   decodeConnectionNotice,
@@ -142,6 +144,9 @@ export function randomBootstrap(r: Random): BootstrapRequest {
         first,
         last: first + r.int(65536 - first),
       }))(1 + r.int(65535)),
+      // Always present too: absent decodes to [] and false.
+      reverseTunnels: Array.from({ length: r.int(4) }, () => randomEndpoint(r)),
+      noTerminal: r.chance(0.2),
     };
   }
   if (op === 1) {
@@ -416,15 +421,82 @@ function modelControl(line: string): ControlMessage | null {
     return { type: "exit", code: value.code };
   }
   if (value?.type === "detach") return { type: "detach" };
-  return null;
+  return modelTunnel(value);
+}
+
+/**
+ * Section 11's tunnel messages as a reader of the document would parse
+ * them (endpoints checked by the spec module's own validator).
+ */
+function modelTunnel(value: Record<string, unknown>): ControlMessage | null {
+  const channel = value?.channel as number;
+  if (
+    typeof value?.type !== "string" || !Number.isInteger(channel) ||
+    channel < 16 || channel > 0xffff_ffff
+  ) return null;
+  if (value.type === "tunnel-close") return { type: "tunnel-close", channel };
+  if (value.type === "tunnel-refused") {
+    const error = typeof value.error === "string"
+      ? [...value.error].map((ch) =>
+        ch.length === 1 && ch >= " " && ch <= "~" ? ch : "?".repeat(ch.length)
+      ).join("").slice(0, 200)
+      : "refused";
+    return { type: "tunnel-refused", channel, error };
+  }
+  if (value.type !== "tunnel-open") return null;
+  if (value.target !== undefined) {
+    try {
+      const target = validateEndpoint(value.target);
+      return target.kind === "env"
+        ? null
+        : { type: "tunnel-open", channel, target };
+    } catch {
+      return null;
+    }
+  }
+  const tunnel = value.tunnel as number;
+  return Number.isInteger(tunnel) && tunnel >= 0 && tunnel < 1024
+    ? { type: "tunnel-open", channel, tunnel }
+    : null;
+}
+
+/** A valid tunnel endpoint (what a bootstrap line's reverse tunnel may be). */
+function randomEndpoint(r: Random): TunnelEndpoint {
+  const kind = r.int(3);
+  if (kind === 0) {
+    return {
+      kind: "tcp",
+      host: r.pick(["127.0.0.1", "::1", "localhost", "db.example.org"]),
+      port: 1 + r.int(65535),
+    };
+  }
+  if (kind === 1) {
+    return { kind: "unix", path: r.pick(["/tmp/a.sock", "/run/é.sock"]) };
+  }
+  return { kind: "env", name: r.pick(["SSH_AUTH_SOCK", "MY_SOCK", "_X1"]) };
 }
 
 function randomControl(r: Random): ControlMessage {
-  const kind = r.int(3);
+  const kind = r.int(7);
   if (kind === 0) {
     return { type: "resize", cols: 1 + r.int(9998), rows: 1 + r.int(9998) };
   }
   if (kind === 1) return { type: "exit", code: r.int(256) - 1 };
+  const channel = 16 + r.int(2 ** 31);
+  if (kind === 3) {
+    const target = randomEndpoint(r);
+    return target.kind === "env"
+      ? { type: "tunnel-open", channel, tunnel: r.int(1024) }
+      : { type: "tunnel-open", channel, target };
+  }
+  if (kind === 4) {
+    return {
+      type: "tunnel-refused",
+      channel,
+      error: r.pick(["connection refused", "", "x"]),
+    };
+  }
+  if (kind === 5) return { type: "tunnel-close", channel };
   return { type: "detach" };
 }
 
