@@ -7,10 +7,14 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
-import { parseDestination, parsePort } from "../client/mod.ts";
+import { parseDestination, parseJumpHosts, parsePort } from "../client/mod.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
-import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
+import {
+  launchTerminal,
+  serveJumpRelay,
+  serveTerminal,
+} from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import {
@@ -85,6 +89,8 @@ const CLIENT_OPTIONS: OptionSpec = {
   "daemon-only": { type: "boolean" },
   ssh: { type: "string" },
   "terminal-path": { type: "string" },
+  jumphost: { type: "string" },
+  jport: { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
   "log-file": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -173,6 +179,15 @@ async function client(args: string[]): Promise<number> {
   if (values["no-daemon"] && values["daemon-only"]) {
     throw new UsageError("--no-daemon and --daemon-only contradict each other");
   }
+  if (values.jport !== undefined && values.jumphost === undefined) {
+    throw new UsageError("--jport needs --jumphost");
+  }
+  const jumpPort = values.jport === undefined
+    ? DEFAULT_SERVER_PORT
+    : usage(() => parsePort(values.jport as string));
+  const jumpHosts = values.jumphost === undefined
+    ? []
+    : usage(() => parseJumpHosts(values.jumphost as string, jumpPort));
   const portRange = values["port-range"] === undefined
     ? undefined
     : usage(() => parsePortRange(values["port-range"] as string));
@@ -254,6 +269,7 @@ async function client(args: string[]): Promise<number> {
       : "auto",
     portRange,
     verbosity,
+    jumpHosts,
   });
 }
 
@@ -299,6 +315,7 @@ async function server(args: string[]): Promise<number> {
 async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     serve: { type: "boolean" },
+    relay: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -312,6 +329,10 @@ async function terminal(args: string[]): Promise<number> {
     // The router comes from the environment only: the launcher and the
     // session process it starts must agree, and ssh carries no flags here.
     return await serveTerminal({ routerPath: routerPathFromEnv() });
+  }
+  if (values.relay) {
+    // A jump relay (--jumphost): same way in, same router as a session.
+    return await serveJumpRelay({ routerPath: routerPathFromEnv() });
   }
   configureLog({ level: "silent" });
   return await launchTerminal();

@@ -43,6 +43,7 @@ import {
   splitCommandLine,
   startRemoteTerminal,
 } from "./ssh.ts";
+import { type JumpHop, sshJumpOptions, startJumpRelays } from "./jump.ts";
 
 const log = logger("client");
 
@@ -118,6 +119,12 @@ export interface ClientOptions {
   verbosity?: number;
   /** Transport tuning. */
   connection?: EternalConnectionOptions;
+  /**
+   * Jumphosts (`--jumphost`), nearest first: the bootstrap goes through
+   * them with ssh's `-J`, the TCP leg through a jump relay on each.
+   * @default {[]}
+   */
+  jumpHosts?: JumpHop[];
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -163,14 +170,18 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const testPort = testDialPort();
-  const resolved = await resolveWithSsh(ssh, target);
+  const jumps = options.jumpHosts ?? [];
+  const [resolved, ...hopsResolved] = await Promise.all([
+    resolveWithSsh(ssh, target),
+    ...jumps.map((hop) => resolveWithSsh(ssh, sshTarget(hop.destination))),
+  ]);
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
   const local = new LocalTerminal();
   const bootstrap = (request: Parameters<typeof encodeBootstrap>[0]) =>
     startRemoteTerminal({
-      ssh,
+      ssh: [...ssh, ...sshJumpOptions(jumps, jumps.length)],
       target,
       terminalPath: options.terminalPath,
       bootstrapLine: encodeBootstrap(request),
@@ -239,8 +250,29 @@ export async function runClient(options: ClientOptions): Promise<number> {
     log.warn(text); // in the log whatever the verbosity
     if ((options.verbosity ?? 0) >= 1 && noticesOn) notice(text, false);
   }
-  const dialPort = testPort ?? ownPort ?? port;
-  if (dialPort !== (ownPort ?? port)) {
+  // --jumphost: a relay on each hop; the client dials the first one.
+  const entry = jumps.length === 0
+    ? { hostname: resolved.hostname, port: ownPort ?? port }
+    : await startJumpRelays({
+      ssh,
+      terminalPath: options.terminalPath,
+      hops: jumps,
+      hopHostnames: hopsResolved.map((hop) => hop.hostname),
+      id: report.id,
+      destination: {
+        hostname: resolved.hostname,
+        port: ownPort ?? port,
+        ownPort: ownPort !== undefined,
+      },
+      daemon: options.daemon ?? "auto",
+      portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+      limits: {
+        connectTimeoutMs: options.connectTimeoutMs,
+        sessionTimeoutMs: options.sessionTimeoutMs,
+      },
+    });
+  const dialPort = testPort ?? entry.port;
+  if (dialPort !== entry.port) {
     log.warn(`${TEST_DIAL_PORT_ENV}: dialing port ${dialPort} (test only)`);
   }
   const secret: SessionSecret = {
@@ -251,11 +283,13 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ...options,
     target: shown,
     noticesOn,
-    where: `${resolved.hostname}:${dialPort}`,
-    reaching: ownPort === undefined
+    where: `${entry.hostname}:${dialPort}`,
+    reaching: jumps.length > 0
+      ? `the jumphost ${sshTarget(jumps[0].destination)}`
+      : ownPort === undefined
       ? "the et server"
       : "the session (no-root mode)",
-    dial: () => dialOnce(resolved.hostname, dialPort),
+    dial: () => dialOnce(entry.hostname, dialPort),
     pty,
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
   });

@@ -12,3 +12,4 @@ export {
   sshTarget,
 } from "./destination.ts";
 export { resolveWithSsh, splitCommandLine } from "./ssh.ts";
+export { type JumpHop, parseJumpHosts } from "./jump.ts";

@@ -35,10 +35,13 @@ export function controlSocketPath(dir: string, idHex: string): string {
   return `${dir}/${idHex}.ctl`;
 }
 
-/** What a session process does for its control socket. */
-export interface ControlHandlers {
+/**
+ * What a session process (or a jump relay, whose `status` is its own)
+ * does for its control socket.
+ */
+export interface ControlHandlers<S = SessionInfo> {
   /** The session as `--list` shows it. */
-  status(): SessionInfo;
+  status(): S;
   /** Retires the current client's keys for `passkey`. */
   attach(passkey: Uint8Array, cols: number, rows: number): Promise<void>;
   /** Ends the session. */
@@ -50,9 +53,9 @@ export interface ControlHandlers {
  * request with the handlers. Malformed requests get an error answer and a
  * log line, never an exception.
  */
-export async function serveControl(
+export async function serveControl<S>(
   path: string,
-  handlers: ControlHandlers,
+  handlers: ControlHandlers<S>,
   signal: AbortSignal,
 ): Promise<void> {
   const listener = Deno.listen({ transport: "unix", path });
@@ -75,7 +78,10 @@ export async function serveControl(
   }
 }
 
-async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
+async function answerRequest<S>(
+  conn: Deno.Conn,
+  handlers: ControlHandlers<S>,
+) {
   const reply = (value: unknown) =>
     conn.write(encoder.encode(JSON.stringify(value) + "\n")).catch(() => 0);
   try {

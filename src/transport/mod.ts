@@ -57,6 +57,12 @@ export {
   type ReconnectLoop,
   type ReconnectStatus,
 } from "./reconnect.ts";
+export {
+  HandshakeWatch,
+  type RelayCounters,
+  relayPipes,
+  type RelayPipesOptions,
+} from "./relay_pipes.ts";
 export { ReliableStream } from "./reliability.ts";
 export { ReplayFilter } from "./replay_filter.ts";
 export {

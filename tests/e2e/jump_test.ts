@@ -1,0 +1,210 @@
+/**
+ * `--jumphost`: sessions whose TCP leg goes client → jumphost daemon →
+ * jump relay → destination daemon → session, with real sshds (the
+ * bootstrap through ssh's `-J`), real daemons on loopback and the fault
+ * proxy on the jump leg. The relay holds no key and sees no plaintext:
+ * what it knows (its status), its argv, environment and memory are
+ * searched for the passkey, and the jump leg's bytes for a marker typed
+ * into the session.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
+import { patternBytes } from "../helpers/session_pair.ts";
+import { scanProcessMemory } from "../helpers/process_memory.ts";
+import { controlRequest } from "../../src/terminal/control_socket.ts";
+import {
+  alive,
+  base64Lines,
+  markedSection,
+  PipedClient,
+  sha256,
+  shellAnswers,
+  waitUntil,
+} from "./_client.ts";
+import { type Hop, withJumpWorld } from "./_jump_world.ts";
+import { E2E_TEST } from "./_world.ts";
+
+/** The session id and passkey of the `new` line the client sent. */
+async function sessionSecret(
+  lines: Record<string, unknown>[],
+): Promise<{ idHex: string; passkey: Uint8Array; passkeyHex: string }> {
+  const line = lines.find((l) => l.op === "new");
+  assert.ok(line, "a new-session line went over ssh");
+  const [idHex, passkeyHex] = String(line.secret).split("/");
+  return {
+    idHex,
+    passkeyHex,
+    passkey: Uint8Array.from(Buffer.from(passkeyHex, "hex")),
+  };
+}
+
+/** Every spelling of the passkey a process could hold. */
+function passkeyNeedles(passkey: Uint8Array): Record<string, Uint8Array> {
+  const hex = Buffer.from(passkey).toString("hex");
+  const encoder = new TextEncoder();
+  return {
+    raw: passkey,
+    hex: encoder.encode(hex),
+    HEX: encoder.encode(hex.toUpperCase()),
+    base64: encoder.encode(Buffer.from(passkey).toString("base64")),
+  };
+}
+
+/** The one relay on `hop`, and what its control socket says. */
+async function relayOf(hop: Hop, idHex: string) {
+  const relays = await hop.relays();
+  assert.equal(relays.length, 1, `one relay on ${hop.alias}`);
+  const status = await controlRequest(
+    `${hop.runtimeDir}/${idHex}.jump.ctl`,
+    { op: "status" },
+  );
+  return { pid: relays[0].pid, status };
+}
+
+/** The keys a relay's status may have: what it knows, and nothing else. */
+const STATUS_KEYS = [
+  "accepted",
+  "bytesDown",
+  "bytesUp",
+  "destination",
+  "id",
+  "lastSeenAt",
+  "live",
+  "role",
+  "startedAt",
+  "total",
+];
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: a session through a jump relay survives cuts on the jump leg (hash-exact output, typing resumes); the relay holds no key and the leg carries no plaintext",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump" }], async (jw) => {
+      const { world, hops, client } = jw;
+      const [jump] = hops;
+      const proxy = await FaultProxy.start({ targetPort: jump.daemon!.port });
+      const et = new PipedClient(client(`et-jump:${proxy.port}`), true);
+      try {
+        await shellAnswers(et, 60_000);
+        // The bootstrap went through ssh's -J; the TCP leg through the proxy.
+        assert.ok(proxy.stats.accepted >= 1, "the client dialed the jumphost");
+        const { idHex, passkey, passkeyHex } = await sessionSecret(
+          await jw.bootstrapLines(),
+        );
+
+        // What the relay knows: the session id, where it dials, counters.
+        const relay = await relayOf(jump, idHex);
+        console.log(`jump relay status: ${JSON.stringify(relay.status)}`);
+        assert.deepEqual(Object.keys(relay.status).sort(), STATUS_KEYS);
+        assert.equal(relay.status.id, idHex);
+        assert.equal(relay.status.role, "jump");
+        assert.equal(relay.status.destination, `127.0.0.1:${world.daemonPort}`);
+        assert.equal(relay.status.accepted, 1);
+        assert.ok(!JSON.stringify(relay.status).includes(passkeyHex));
+
+        // Its argv, environment and memory: no passkey in any spelling.
+        const needles = passkeyNeedles(passkey);
+        for (const file of ["cmdline", "environ"]) {
+          const bytes = Buffer.from(
+            await Deno.readFile(`/proc/${relay.pid}/${file}`),
+          );
+          for (const [name, needle] of Object.entries(needles)) {
+            assert.equal(
+              bytes.indexOf(needle),
+              -1,
+              `passkey ${name} in ${file}`,
+            );
+          }
+        }
+        const relayScan = await scanProcessMemory(relay.pid, needles);
+        const sessions = await world.sessionProcesses();
+        assert.equal(sessions.length, 1, "one session process");
+        const sessionScan = await scanProcessMemory(sessions[0].pid, needles);
+        console.log(
+          `memory: relay ${
+            (relayScan.bytesScanned / 1e6).toFixed(1)
+          } MB in ${relayScan.regionsRead}/${relayScan.regions} regions, found ${
+            JSON.stringify(relayScan.found)
+          }; session ${(sessionScan.bytesScanned / 1e6).toFixed(1)} MB, found ${
+            JSON.stringify(sessionScan.found)
+          }`,
+        );
+        assert.ok(relayScan.bytesScanned > 8e6, "a real scan of the relay");
+        assert.deepEqual(relayScan.found, [], "the passkey in the relay");
+        assert.ok(sessionScan.found.length > 0, "the session holds its key");
+
+        // The jump leg carries sealed frames only: a marker typed into the
+        // session (and echoed, and printed) never shows on it in clear.
+        const leg = { up: [] as Uint8Array[], down: [] as Uint8Array[] };
+        proxy.setTap((up, _n, chunk) =>
+          (up ? leg.up : leg.down).push(chunk.slice())
+        );
+        const marker = `JUMPMARK${crypto.randomUUID().replaceAll("-", "")}`;
+        await et.type(`echo ${marker}\n`);
+        await waitUntil(
+          () => et.stdout.split(marker).length >= 3,
+          20_000,
+          "the marker echoed and printed",
+        );
+        proxy.setTap(null);
+        const upBytes = Buffer.concat(leg.up);
+        const downBytes = Buffer.concat(leg.down);
+        assert.ok(upBytes.length > marker.length, "the tap saw the keys go up");
+        assert.ok(downBytes.length > 2 * marker.length, "and the output");
+        assert.equal(upBytes.indexOf(marker), -1, "marker in clear, up");
+        assert.equal(downBytes.indexOf(marker), -1, "marker in clear, down");
+
+        // Known output through cuts of the jump leg arrives byte-exact.
+        const data = base64Lines(patternBytes(1_500_000, 7));
+        const dataFile = `${world.dir}/jump-data.txt`;
+        await Deno.writeFile(dataFile, data);
+        const before = et.stdoutBytes;
+        await et.type(
+          `stty -opost -echo; printf '<<<%s>>>' BEGIN; for i in $(seq 0 9); do ` +
+            `dd if=${dataFile} bs=250000 skip=$i count=1 2>/dev/null; sleep 0.2; done; ` +
+            `printf '<<<%s>>>' DONE; stty opost echo\n`,
+        );
+        for (const share of [0.2, 0.5]) {
+          await waitUntil(
+            () => et.stdoutBytes - before > share * data.length,
+            60_000,
+            "output before a cut",
+          );
+          proxy.cut();
+        }
+        await et.waitFor("<<<DONE>>>", 120_000);
+        const { section } = markedSection(et, before);
+        assert.equal(section.length, data.length, "byte count");
+        assert.equal(sha256(section), sha256(data));
+        assert.ok(proxy.stats.cuts >= 2);
+        // Typing resumes through the same relay (new connections).
+        await et.type("echo AFTER-$((2+3))\n");
+        await et.waitFor("AFTER-5", 20_000);
+        const after = await relayOf(jump, idHex);
+        assert.equal(after.pid, relay.pid, "the same relay");
+        assert.ok(
+          (after.status.total as number) >= 3,
+          `relayed ${after.status.total} connections`,
+        );
+        assert.ok((after.status.bytesDown as number) > data.length);
+
+        await et.type("exit 3\n");
+        assert.equal(await et.exit(30_000), 3);
+        // Asked to end, the relay goes.
+        await controlRequest(`${jump.runtimeDir}/${idHex}.jump.ctl`, {
+          op: "end",
+        });
+        await waitUntil(
+          async () => !(await alive(relay.pid)),
+          10_000,
+          "the relay to exit",
+        );
+      } finally {
+        await et.close();
+        await proxy.close();
+      }
+    }),
+});
