@@ -7,6 +7,11 @@
  * or the destination. The destination's terminal process runs the
  * handshake with the client through it.
  *
+ * It ends when told to (its control socket), when no client came within the
+ * connect timeout or none was relayed for the session timeout, and when
+ * the destination has said for a minute that the session is gone (probed
+ * with a bare HELLO once no client is connected: see session_probe.ts).
+ *
  * It never holds the session's key (it is never given the secret) and
  * never sees plaintext: it moves sealed frames. Its control socket
  * (`<id>.jump.ctl`, owner-only) answers `status` with all it knows: the
@@ -28,7 +33,9 @@ import {
 import {
   type BytePipe,
   closeQuietly,
+  fromHex,
   HandshakeWatch,
+  probeSession,
   type RelayCounters,
   relayPipes,
 } from "../transport/mod.ts";
@@ -53,6 +60,18 @@ const PENDING_LIMIT_MS = 10_000;
 const DIAL_TIMEOUT_MS = 5000;
 /** Margin on the connect deadline, as the session process has. */
 const CONNECT_MARGIN_MS = 5000;
+/**
+ * With no client connected, the destination is probed this long after
+ * the last one left, then at doubling intervals up to the maximum.
+ */
+const FIRST_PROBE_DELAY_MS = 2000;
+const MAX_PROBE_DELAY_MS = 10 * 60_000;
+/**
+ * The relay ends once every probe for this long said the session is gone:
+ * longer than a destination daemon's restart, during which it is briefly
+ * unknown there.
+ */
+export const GONE_FOR_MS = 60_000;
 
 /** Path of the control socket of the jump relay for session `idHex`. */
 export function relayControlPath(dir: string, idHex: string): string {
@@ -201,6 +220,9 @@ class JumpRelay {
   #startedAt = Date.now();
   #lastSeenAt = Date.now();
   #everAccepted = false;
+  #probeDelay = FIRST_PROBE_DELAY_MS;
+  #nextProbeAt = Infinity;
+  #goneSince: number | null = null;
   #dialFailuresSince = 0;
   #lastDialLog = -Infinity;
 
@@ -255,6 +277,12 @@ class JumpRelay {
       this.#bytesUp += pair.counters.aToB;
       this.#bytesDown += pair.counters.bToA;
       this.#lastSeenAt = Date.now();
+      if (this.#pairs.size === 0 && this.#everAccepted) {
+        this.#nextProbeAt = Math.min(
+          this.#nextProbeAt,
+          Date.now() + this.#probeDelay,
+        );
+      }
       settle();
     });
     return pair.settled;
@@ -263,14 +291,7 @@ class JumpRelay {
   async #run(pair: Pair, peer: string, settle: () => void) {
     let outgoing: Deno.TcpConn;
     try {
-      outgoing = await withDeadline(
-        Deno.connect({
-          hostname: this.#request.host,
-          port: this.#request.port,
-        }),
-        DIAL_TIMEOUT_MS,
-        `no answer within ${DIAL_TIMEOUT_MS / 1000} s`,
-      );
+      outgoing = await this.#dial();
     } catch (error) {
       closeQuietly(pair.incoming);
       this.#logDialFailure(error);
@@ -290,11 +311,45 @@ class JumpRelay {
         if (fromClient || pair.watch.accepted !== null) return;
         pair.watch.push(chunk);
         if (pair.watch.accepted) {
+          // A client of the session: it is alive; probe afresh later.
           this.#everAccepted = true;
+          this.#goneSince = null;
+          this.#probeDelay = FIRST_PROBE_DELAY_MS;
+          this.#nextProbeAt = Infinity;
           settle();
         }
       },
     });
+  }
+
+  /** Connects to the destination, within the dial timeout. */
+  #dial(): Promise<Deno.TcpConn> {
+    return withDeadline(
+      Deno.connect({ hostname: this.#request.host, port: this.#request.port }),
+      DIAL_TIMEOUT_MS,
+      `no answer within ${DIAL_TIMEOUT_MS / 1000} s`,
+    );
+  }
+
+  /**
+   * With no client connected, on the probe schedule: asks the destination
+   * whether the session still exists. True once it has said "gone" for
+   * {@link GONE_FOR_MS}.
+   */
+  async #sessionGone(): Promise<boolean> {
+    if (this.#pairs.size > 0 || Date.now() < this.#nextProbeAt) return false;
+    const answer = await probeSession(
+      () => this.#dial(),
+      fromHex(this.#request.id, 16),
+    );
+    if (this.#nextProbeAt === Infinity) return false; // a client came
+    const now = Date.now();
+    log.info(`probed the destination: session ${answer}`);
+    if (answer === "alive") this.#goneSince = null;
+    if (answer === "gone") this.#goneSince ??= now;
+    this.#probeDelay = Math.min(this.#probeDelay * 2, MAX_PROBE_DELAY_MS);
+    this.#nextProbeAt = now + this.#probeDelay;
+    return this.#goneSince !== null && now - this.#goneSince >= GONE_FOR_MS;
   }
 
   #logDialFailure(error: unknown) {
@@ -350,6 +405,7 @@ class JumpRelay {
         sessionTimeoutMs > 0 && this.#pairs.size === 0 &&
         now - this.#lastSeenAt > sessionTimeoutMs
       ) return "no client for the session timeout";
+      if (await this.#sessionGone()) return "the session is gone";
     }
     return "asked to end";
   }

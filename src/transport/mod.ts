@@ -64,6 +64,7 @@ export {
   type RelayPipesOptions,
 } from "./relay_pipes.ts";
 export { ReliableStream } from "./reliability.ts";
+export { probeSession, type SessionProbeAnswer } from "./session_probe.ts";
 export { ReplayFilter } from "./replay_filter.ts";
 export {
   decodeSessionSecret,

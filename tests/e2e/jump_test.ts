@@ -25,11 +25,12 @@ import {
 } from "./_client.ts";
 import { type Hop, withJumpWorld } from "./_jump_world.ts";
 import { E2E_TEST } from "./_world.ts";
+import { GONE_FOR_MS } from "../../src/terminal/jump_relay.ts";
 
 /** The session id and passkey of the `new` line the client sent. */
-async function sessionSecret(
+function sessionSecret(
   lines: Record<string, unknown>[],
-): Promise<{ idHex: string; passkey: Uint8Array; passkeyHex: string }> {
+): { idHex: string; passkey: Uint8Array; passkeyHex: string } {
   const line = lines.find((l) => l.op === "new");
   assert.ok(line, "a new-session line went over ssh");
   const [idHex, passkeyHex] = String(line.secret).split("/");
@@ -91,7 +92,7 @@ Deno.test({
         await shellAnswers(et, 60_000);
         // The bootstrap went through ssh's -J; the TCP leg through the proxy.
         assert.ok(proxy.stats.accepted >= 1, "the client dialed the jumphost");
-        const { idHex, passkey, passkeyHex } = await sessionSecret(
+        const { idHex, passkey, passkeyHex } = sessionSecret(
           await jw.bootstrapLines(),
         );
 
@@ -207,4 +208,63 @@ Deno.test({
         await proxy.close();
       }
     }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: a chain of two hops (a daemon on the first, none on the second: its relay listens itself); the relays carry no secret and end after the session",
+  fn: () =>
+    withJumpWorld(
+      [{ alias: "et-jump" }, { alias: "et-hop2", daemon: false }],
+      async (jw) => {
+        const { world, hops, client } = jw;
+        const [first, second] = hops;
+        const et = new PipedClient(
+          client(`et-jump:${first.daemon!.port},et-hop2`),
+        );
+        try {
+          await shellAnswers(et, 60_000);
+          const lines = await jw.bootstrapLines();
+          const { idHex, passkeyHex } = sessionSecret(lines);
+          // The destination first, then the hops from the last: each relay
+          // is told where the next one listens, and nothing secret.
+          assert.deepEqual(lines.map((l) => l.op), ["new", "jump", "jump"]);
+          for (const line of lines.slice(1)) {
+            assert.equal(line.id, idHex);
+            assert.ok(!JSON.stringify(line).includes(passkeyHex));
+          }
+          const far = await relayOf(second, idHex);
+          const near = await relayOf(first, idHex);
+          console.log(`hop 1: ${JSON.stringify(near.status)}`);
+          console.log(`hop 2: ${JSON.stringify(far.status)}`);
+          assert.equal(far.status.destination, `127.0.0.1:${world.daemonPort}`);
+          const farPort = far.status.port as number;
+          assert.ok(farPort >= 2022 && farPort <= 2122, `port ${farPort}`);
+          assert.equal(near.status.destination, `127.0.0.1:${farPort}`);
+          assert.equal(near.status.port, undefined, "hop 1 has a daemon");
+          assert.equal(near.status.accepted, 1);
+          assert.equal(far.status.accepted, 1);
+
+          await et.type("echo CHAINED-$((6*7)) $(whoami)\n");
+          await et.waitFor(`CHAINED-42 ${world.sshd.user}`, 20_000);
+          await et.type("exit 5\n");
+          assert.equal(await et.exit(30_000), 5);
+          // The session is over: each relay learns it from the destination
+          // (through the next relay) and ends within a minute or so.
+          const ended = Date.now();
+          await waitUntil(
+            async () => !(await alive(near.pid)) && !(await alive(far.pid)),
+            GONE_FOR_MS + 60_000,
+            "both relays to end after the session",
+            500,
+          );
+          console.log(
+            `relays ended ${Date.now() - ended} ms after the session`,
+          );
+        } finally {
+          await et.close();
+        }
+      },
+    ),
 });
