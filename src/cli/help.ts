@@ -46,10 +46,17 @@ Connecting:
       --port-range A-B      ports a no-root session may listen on, on the
                             address ssh reached (default 2022-2122; the
                             firewall must let them in)
+      --jumphost HOST       reach host through a jumphost: [user@]jump[:port], or a
+                            chain a,b (nearest first). ssh goes through it with -J;
+                            the TCP leg through a relay on each hop, which passes
+                            the sealed frames on and never holds the session key
+                            (port: that hop's et server port; et runs there too)
+      --jport PORT          et server port of the jumphosts without one (default 2022)
       --ssh COMMAND         ssh command line to bootstrap with (default "ssh"),
                             e.g. --ssh "ssh -F ~/.ssh/other_config -p 2200"
       --terminal-path CMD   how to run et on the remote (default "et"),
                             e.g. --terminal-path "deno run -A /srv/et/main.ts"
+  e.g. et --jumphost bastion,ops@inner:2023 db1   through two hops, sealed end to end
 
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
@@ -106,6 +113,8 @@ daemon's router ($ET_ROUTER_SOCKET, else /run/et/router.sock) and detaches.
 Without a daemon (or with --no-daemon on the client) the session listens
 itself on the first free port of the client's --port-range, on the address
 ssh reached (from $SSH_CONNECTION), and says which in its ready line.
+On a jumphost (et --jumphost) it starts a jump relay instead: no secret,
+only the session id and where to pass its connections on.
 Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
 ET_LOG_LEVEL=debug|info|warn sets how much.
 `;
