@@ -19,6 +19,7 @@ import {
   base64Lines,
   markedSection,
   PipedClient,
+  runToEnd,
   sha256,
   shellAnswers,
   waitUntil,
@@ -267,4 +268,44 @@ Deno.test({
         }
       },
     ),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: --list and --attach through the jumphost; the attach replaces the hop's relay and the shell's state is there",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump" }], async (jw) => {
+      const { hops, client } = jw;
+      const [jump] = hops;
+      const jumphost = `et-jump:${jump.daemon!.port}`;
+      const first = new PipedClient(client(jumphost));
+      let second: PipedClient | undefined;
+      try {
+        await shellAnswers(first, 60_000);
+        const { idHex } = sessionSecret(await jw.bootstrapLines());
+        await first.type("export JUMPED=$((40+2))\n");
+        const old = await relayOf(jump, idHex);
+        first.kill();
+        await first.exit();
+
+        const listed = await runToEnd(client(jumphost, ["--list"]), 60_000);
+        assert.equal(listed.code, 0, listed.stderr);
+        assert.match(listed.stdout, new RegExp(`^${idHex.slice(0, 8)} `, "m"));
+
+        second = new PipedClient(client(jumphost, ["--attach"]));
+        await second.type("echo V-$JUMPED\n");
+        await second.waitFor("V-42", 60_000);
+        const now = await relayOf(jump, idHex);
+        assert.notEqual(now.pid, old.pid, "a new relay");
+        assert.equal(now.status.port, undefined, "registered with the daemon");
+        assert.ok(!(await alive(old.pid)), "the old relay ended");
+        assert.equal(now.status.accepted, 1);
+        await second.type("exit 0\n");
+        assert.equal(await second.exit(30_000), 0);
+      } finally {
+        await first.close();
+        await second?.close();
+      }
+    }),
 });
