@@ -224,6 +224,8 @@ class JumpRelay {
   #nextProbeAt = Infinity;
   #goneSince: number | null = null;
   #dialFailuresSince = 0;
+  #droppedSince = 0;
+  #lastDropLog = -Infinity;
   #lastDialLog = -Infinity;
 
   constructor(request: JumpRequest) {
@@ -304,7 +306,8 @@ class JumpRelay {
     }
     outgoing.setNoDelay(true);
     pair.outgoing = outgoing;
-    log.info(`relaying a connection from ${peer} to ${this.destination}`);
+    // Debug only: anyone who knows the id can make connections.
+    log.debug(`relaying a connection from ${peer} to ${this.destination}`);
     await relayPipes(pair.incoming, outgoing, {
       counters: pair.counters,
       onChunk: (fromClient, chunk) => {
@@ -370,7 +373,14 @@ class JumpRelay {
     if (pending.length < MAX_PENDING_PAIRS) return;
     // A Set iterates in insertion order: the first pending is the oldest.
     this.#closePair(pending[0]);
-    log.warn(`${MAX_PENDING_PAIRS} connections pending: dropped the oldest`);
+    this.#droppedSince++;
+    // A flood must not flood the log: a line a second at most.
+    if (performance.now() - this.#lastDropLog < 1000) return;
+    log.warn(
+      `${MAX_PENDING_PAIRS} connections pending: dropped the oldest (${this.#droppedSince} since the last line)`,
+    );
+    this.#droppedSince = 0;
+    this.#lastDropLog = performance.now();
   }
 
   #closePair(pair: Pair) {

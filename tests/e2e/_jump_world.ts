@@ -48,10 +48,11 @@ export interface JumpWorld {
   world: EtWorld;
   hops: Hop[];
   /**
-   * Client argv for the destination `et-test:<daemon port>` through
-   * `jumphost` (the `--jumphost` value), plus `extra`.
+   * Client argv for the destination `et-test:<port>` (the world daemon's
+   * port unless given) through `jumphost` (the `--jumphost` value), plus
+   * `extra`.
    */
-  client(jumphost: string, extra?: string[]): string[];
+  client(jumphost: string, extra?: string[], port?: number): string[];
   /** The bootstrap lines the client sent so far, parsed. */
   bootstrapLines(): Promise<Record<string, unknown>[]>;
 }
@@ -143,7 +144,7 @@ export async function withJumpWorld(
       await body({
         world,
         hops,
-        client: (jumphost, extra = []) =>
+        client: (jumphost, extra = [], port) =>
           world.client([
             "--ssh",
             wrapper,
@@ -152,7 +153,7 @@ export async function withJumpWorld(
             "--jumphost",
             jumphost,
             ...extra,
-          ]),
+          ], { port }),
         bootstrapLines: async () =>
           (await Deno.readTextFile(`${capture}/lines`).catch(() => ""))
             .split("\n").filter((line) => line !== "").map((line) =>

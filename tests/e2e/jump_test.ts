@@ -27,6 +27,8 @@ import {
 import { type Hop, withJumpWorld } from "./_jump_world.ts";
 import { E2E_TEST } from "./_world.ts";
 import { rssOf } from "../reliability/_proc.ts";
+import { encodeFrame, PROTOCOL_VERSION } from "../../src/transport/mod.ts";
+import { encodeHello } from "../../src/transport/wire.ts";
 import { GONE_FOR_MS } from "../../src/terminal/jump_relay.ts";
 
 /** The session id and passkey of the `new` line the client sent. */
@@ -95,13 +97,18 @@ const STATUS_KEYS = [
 Deno.test({
   ...E2E_TEST,
   name:
-    "jumphost: a session through a jump relay survives cuts on the jump leg (hash-exact output, typing resumes); the relay holds no key and the leg carries no plaintext",
+    "jumphost: a session through a jump relay survives cuts on both legs (hash-exact output, typing resumes); the relay holds no key and the leg carries no plaintext",
   fn: () =>
     withJumpWorld([{ alias: "et-jump" }], async (jw) => {
       const { world, hops, client } = jw;
       const [jump] = hops;
+      // A fault proxy on each leg: client → jump daemon, relay → destination.
       const proxy = await FaultProxy.start({ targetPort: jump.daemon!.port });
-      const et = new PipedClient(client(`et-jump:${proxy.port}`), true);
+      const far = await FaultProxy.start({ targetPort: world.daemonPort });
+      const et = new PipedClient(
+        client(`et-jump:${proxy.port}`, [], far.port),
+        true,
+      );
       try {
         await shellAnswers(et, 60_000);
         // The bootstrap went through ssh's -J; the TCP leg through the proxy.
@@ -116,7 +123,7 @@ Deno.test({
         assert.deepEqual(Object.keys(relay.status).sort(), STATUS_KEYS);
         assert.equal(relay.status.id, idHex);
         assert.equal(relay.status.role, "jump");
-        assert.equal(relay.status.destination, `127.0.0.1:${world.daemonPort}`);
+        assert.equal(relay.status.destination, `127.0.0.1:${far.port}`);
         assert.ok(!JSON.stringify(relay.status).includes(passkeyHex));
         console.log(
           `jump relay RSS ${((await rssOf(relay.pid)) / 1e6).toFixed(1)} MB`,
@@ -184,26 +191,31 @@ Deno.test({
             `dd if=${dataFile} bs=250000 skip=$i count=1 2>/dev/null; sleep 0.2; done; ` +
             `printf '<<<%s>>>' DONE; stty opost echo\n`,
         );
-        for (const share of [0.2, 0.5]) {
+        for (
+          const [share, leg] of [[0.2, proxy], [0.4, far], [
+            0.6,
+            proxy,
+          ]] as const
+        ) {
           await waitUntil(
             () => et.stdoutBytes - before > share * data.length,
             60_000,
             "output before a cut",
           );
-          proxy.cut();
+          leg.cut();
         }
         await et.waitFor("<<<DONE>>>", 120_000);
         const { section } = markedSection(et, before);
         assert.equal(section.length, data.length, "byte count");
         assert.equal(sha256(section), sha256(data));
-        assert.ok(proxy.stats.cuts >= 2);
+        assert.ok(proxy.stats.cuts >= 2 && far.stats.cuts >= 1);
         // Typing resumes through the same relay (new connections).
         await et.type("echo AFTER-$((2+3))\n");
         await et.waitFor("AFTER-5", 20_000);
         const after = await relayOf(jump, idHex);
         assert.equal(after.pid, relay.pid, "the same relay");
         assert.ok(
-          (after.status.total as number) >= 3,
+          (after.status.total as number) >= 4,
           `relayed ${after.status.total} connections`,
         );
         assert.ok((after.status.bytesDown as number) > data.length);
@@ -222,6 +234,7 @@ Deno.test({
       } finally {
         await et.close();
         await proxy.close();
+        await far.close();
       }
     }),
 });
@@ -321,6 +334,85 @@ Deno.test({
       } finally {
         await first.close();
         await second?.close();
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: a flood of HELLOs for the session's (public) id through the jump daemon: the relay holds at most 64 connections the destination did not accept, never drops the client's, and the shell answers throughout",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump" }], async (jw) => {
+      const [jump] = jw.hops;
+      const et = new PipedClient(jw.client(`et-jump:${jump.daemon!.port}`));
+      const flood: Deno.Conn[] = [];
+      try {
+        await shellAnswers(et, 60_000);
+        const { idHex } = sessionSecret(await jw.bootstrapLines());
+        await relayOf(jump, idHex);
+        const ctl = `${jump.runtimeDir}/${idHex}.jump.ctl`;
+        let maxLive = 0;
+        const acceptedSeen = new Set<number>();
+        let polling = true;
+        const poll = (async () => {
+          while (polling) {
+            const status = await controlRequest(ctl, { op: "status" });
+            maxLive = Math.max(maxLive, status.live as number);
+            acceptedSeen.add(status.accepted as number);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        })();
+        // Anyone may send a HELLO with the id: it travels in clear.
+        const hello = encodeFrame(encodeHello({
+          version: PROTOCOL_VERSION,
+          sessionId: Buffer.from(idHex, "hex"),
+          clientNonce: new Uint8Array(32),
+        }));
+        for (let i = 0; i < 200; i++) {
+          try {
+            const conn = await Deno.connect({
+              hostname: "127.0.0.1",
+              port: jump.daemon!.port,
+            });
+            flood.push(conn);
+            await conn.write(hello);
+          } catch { /* refused or reset: the daemon's own caps */ }
+          // Paced under the daemon's own caps (its hand-over queue), so
+          // that the relay's is the one tested.
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await et.type("echo FLOOD-$((6*7))\n");
+        await et.waitFor("FLOOD-42", 30_000);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        polling = false;
+        await poll;
+        const total = (await controlRequest(ctl, { op: "status" }))
+          .total as number;
+        console.log(
+          `flood: ${flood.length} connections sent a HELLO, the relay took ${
+            total - 1
+          }, held at most ${maxLive} at once; accepted counts seen ${[
+            ...acceptedSeen,
+          ]}`,
+        );
+        assert.ok(total - 1 > 64, `the relay took only ${total - 1}`);
+        assert.ok(maxLive <= 65, `held ${maxLive}`);
+        assert.deepEqual([...acceptedSeen], [1], "the client's connection");
+        // Nor does it flood the user's log: a line a second at most.
+        const logLines = (await Deno.readTextFile(
+          `${jump.runtimeDir}/relay-${idHex.slice(0, 8)}.log`,
+        )).trim().split("\n");
+        assert.ok(logLines.length <= 15, logLines.join("\n"));
+        await et.type("exit 0\n");
+        assert.equal(await et.exit(30_000), 0);
+      } finally {
+        for (const conn of flood) {
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        }
+        await et.close();
       }
     }),
 });
