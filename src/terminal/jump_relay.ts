@@ -95,7 +95,10 @@ export interface RelayStatus {
   bytesUp: number;
   bytesDown: number;
   startedAt: number;
-  /** When a connection was last relayed (ms since the epoch). */
+  /**
+   * When a client (a connection the destination accepted) was last
+   * relayed (ms since the epoch).
+   */
   lastSeenAt: number;
 }
 
@@ -260,7 +263,6 @@ class JumpRelay {
    */
   take = (incoming: BytePipe, peer: string): Promise<void> => {
     this.#total++;
-    this.#lastSeenAt = Date.now();
     this.#dropOldestPendingAtCap();
     let settle!: () => void;
     const pair: Pair = {
@@ -278,7 +280,7 @@ class JumpRelay {
       this.#pairs.delete(pair);
       this.#bytesUp += pair.counters.aToB;
       this.#bytesDown += pair.counters.bToA;
-      this.#lastSeenAt = Date.now();
+      if (pair.watch.accepted) this.#lastSeenAt = Date.now();
       if (this.#pairs.size === 0 && this.#everAccepted) {
         this.#nextProbeAt = Math.min(
           this.#nextProbeAt,
@@ -316,6 +318,7 @@ class JumpRelay {
         if (pair.watch.accepted) {
           // A client of the session: it is alive; probe afresh later.
           this.#everAccepted = true;
+          this.#lastSeenAt = Date.now();
           this.#goneSince = null;
           this.#probeDelay = FIRST_PROBE_DELAY_MS;
           this.#nextProbeAt = Infinity;
@@ -411,8 +414,10 @@ class JumpRelay {
         !this.#everAccepted &&
         now - this.#startedAt > connectTimeoutMs + CONNECT_MARGIN_MS
       ) return "no client came";
+      // Clients only: probes and strangers' connections keep no relay.
+      const clients = [...this.#pairs].filter((p) => p.watch.accepted).length;
       if (
-        sessionTimeoutMs > 0 && this.#pairs.size === 0 &&
+        sessionTimeoutMs > 0 && clients === 0 &&
         now - this.#lastSeenAt > sessionTimeoutMs
       ) return "no client for the session timeout";
       if (await this.#sessionGone()) return "the session is gone";
