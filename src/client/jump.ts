@@ -139,10 +139,13 @@ export async function startJumpRelays(
         }),
       });
     } catch (error) {
-      throw new Error(`jumphost ${target}: ${(error as Error).message}`);
+      // Its messages name the hop already.
+      throw new Error(`jumphost: ${(error as Error).message}`);
     }
     if (!("id" in report) || report.id !== options.id) {
-      throw new Error(`jumphost ${target}: unexpected answer from et terminal`);
+      throw new Error(
+        `jumphost: ${target}: unexpected answer from et terminal`,
+      );
     }
     next = {
       hostname: options.hopHostnames[i],

@@ -147,7 +147,7 @@ export async function serveJumpRelay(
     route = await chooseRoute(request, options.routerPath, request.id);
   } catch (error) {
     log.warn(errorMessage(error));
-    console.log(encodeRefusal(`jumphost: ${errorMessage(error)}`));
+    console.log(encodeRefusal(errorMessage(error)));
     return 1;
   }
   const relay = new JumpRelay(request);

@@ -416,3 +416,24 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: a hop that cannot relay (--daemon-only, no et server there) is one line naming it, exit 1",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump", daemon: false }], async (jw) => {
+      const result = await runToEnd(
+        jw.client("et-jump", ["--daemon-only"]),
+        60_000,
+      );
+      assert.equal(result.code, 1, result.stderr);
+      const lines = result.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(
+        lines[0],
+        /^et: jumphost: et-jump: no et server here \(--daemon-only\)/,
+      );
+      assert.deepEqual(await jw.hops[0].relays(), [], "no relay left");
+    }),
+});
