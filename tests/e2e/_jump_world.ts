@@ -55,6 +55,8 @@ export interface JumpWorld {
   client(jumphost: string, extra?: string[], port?: number): string[];
   /** The bootstrap lines the client sent so far, parsed. */
   bootstrapLines(): Promise<Record<string, unknown>[]>;
+  /** The ssh arguments of each bootstrap so far, in the same order. */
+  bootstrapArgs(): Promise<string[]>;
 }
 
 /**
@@ -136,6 +138,7 @@ export async function withJumpWorld(
           `case " $* " in *" -G "*) exec ${ssh} "$@";; esac`,
           "IFS= read -r line",
           `printf '%s\\n' "$line" >> ${capture}/lines`,
+          `printf '%s\\n' "$*" >> ${capture}/args`,
           `{ printf '%s\\n' "$line"; exec cat; } | exec ${ssh} "$@"`,
           "",
         ].join("\n"),
@@ -154,6 +157,9 @@ export async function withJumpWorld(
             jumphost,
             ...extra,
           ], { port }),
+        bootstrapArgs: async () =>
+          (await Deno.readTextFile(`${capture}/args`).catch(() => ""))
+            .split("\n").filter((line) => line !== ""),
         bootstrapLines: async () =>
           (await Deno.readTextFile(`${capture}/lines`).catch(() => ""))
             .split("\n").filter((line) => line !== "").map((line) =>

@@ -112,6 +112,10 @@ Deno.test({
       try {
         await shellAnswers(et, 60_000);
         // The bootstrap went through ssh's -J; the TCP leg through the proxy.
+        const args = await jw.bootstrapArgs();
+        assert.equal(args.length, 2, args.join("\n"));
+        assert.match(args[0], /^-J et-jump et-test /, "the session, via -J");
+        assert.match(args[1], /^et-jump /, "the relay");
         assert.ok(proxy.stats.accepted >= 1, "the client dialed the jumphost");
         const { idHex, passkey, passkeyHex } = sessionSecret(
           await jw.bootstrapLines(),
@@ -259,6 +263,10 @@ Deno.test({
           // The destination first, then the hops from the last: each relay
           // is told where the next one listens, and nothing secret.
           assert.deepEqual(lines.map((l) => l.op), ["new", "jump", "jump"]);
+          const args = await jw.bootstrapArgs();
+          assert.match(args[0], /^-J et-jump,et-hop2 et-test /);
+          assert.match(args[1], /^-J et-jump et-hop2 /);
+          assert.match(args[2], /^et-jump /);
           for (const line of lines.slice(1)) {
             assert.equal(line.id, idHex);
             assert.ok(!JSON.stringify(line).includes(passkeyHex));
