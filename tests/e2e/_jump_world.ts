@@ -60,14 +60,16 @@ export interface JumpWorld {
 }
 
 /**
- * Starts a world ({@linkcode withWorld}, private runtime) and a hop per
- * spec, runs `body`, and always tears everything down (relays included).
+ * Starts a world ({@linkcode withWorld}, private runtime; the destination
+ * without a daemon if `destination.daemon` is false) and a hop per spec,
+ * runs `body`, and always tears everything down (relays included).
  */
 export async function withJumpWorld(
   specs: HopSpec[],
   body: (jw: JumpWorld) => Promise<void>,
+  destination: { daemon?: boolean } = {},
 ): Promise<void> {
-  await withWorld({ privateRuntime: true }, async (world) => {
+  await withWorld({ privateRuntime: true, ...destination }, async (world) => {
     const hops: Hop[] = [];
     try {
       for (const spec of specs) {

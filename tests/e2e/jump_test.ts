@@ -445,3 +445,28 @@ Deno.test({
       assert.deepEqual(await jw.hops[0].relays(), [], "no relay left");
     }),
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: a destination without et server (no-root mode): the relay dials the session's own port",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump" }], async (jw) => {
+      const [jump] = jw.hops;
+      const et = new PipedClient(jw.client(`et-jump:${jump.daemon!.port}`));
+      try {
+        await shellAnswers(et, 60_000);
+        const { idHex } = sessionSecret(await jw.bootstrapLines());
+        const lines = await jw.bootstrapLines();
+        const jumpLine = lines.find((l) => l.op === "jump")!;
+        const ownPort = jumpLine.port as number;
+        assert.ok(ownPort >= 2022 && ownPort <= 2122, `port ${ownPort}`);
+        const relay = await relayOf(jump, idHex);
+        assert.equal(relay.status.destination, `127.0.0.1:${ownPort}`);
+        await et.type("exit 7\n");
+        assert.equal(await et.exit(30_000), 7);
+      } finally {
+        await et.close();
+      }
+    }, { daemon: false }),
+});
