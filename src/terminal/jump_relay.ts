@@ -120,8 +120,8 @@ export interface JumpRelayOptions {
 
 /**
  * Runs one jump relay from the `jump` line on stdin until it is told to
- * end, or no client came (the connect timeout) or none was relayed for
- * the session timeout. Prints the launcher's ready line (with its port in
+ * end, no client came (the connect timeout), none was relayed for the
+ * session timeout, or the destination says the session is gone. Prints the launcher's ready line (with its port in
  * no-root mode), or a refusal line. Returns the process exit code.
  */
 export async function serveJumpRelay(
@@ -202,8 +202,12 @@ export async function serveJumpRelay(
 async function endOlderRelay(controlPath: string) {
   try {
     await controlRequest(controlPath, { op: "end" });
-  } catch {
-    return; // none, or a dead one: its socket is replaced below
+  } catch (error) {
+    // A socket nobody answers on: its relay died; ours takes its place.
+    if (error instanceof Deno.errors.ConnectionRefused) {
+      await Deno.remove(controlPath).catch(() => {});
+    }
+    return;
   }
   for (let i = 0; i < 40; i++) {
     if (!await Deno.stat(controlPath).then(() => true, () => false)) return;

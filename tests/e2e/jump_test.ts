@@ -309,7 +309,7 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name:
-    "jumphost: --list and --attach through the jumphost; the attach replaces the hop's relay and the shell's state is there",
+    "jumphost: --list and --attach through the jumphost; the attach replaces the hop's relay (also one killed outright) and the shell's state is there",
   fn: () =>
     withJumpWorld([{ alias: "et-jump" }], async (jw) => {
       const { hops, client } = jw;
@@ -317,6 +317,7 @@ Deno.test({
       const jumphost = `et-jump:${jump.daemon!.port}`;
       const first = new PipedClient(client(jumphost));
       let second: PipedClient | undefined;
+      let third: PipedClient | undefined;
       try {
         await shellAnswers(first, 60_000);
         const { idHex } = sessionSecret(await jw.bootstrapLines());
@@ -337,11 +338,24 @@ Deno.test({
         assert.equal(now.status.port, undefined, "registered with the daemon");
         assert.ok(!(await alive(old.pid)), "the old relay ended");
         assert.equal(now.status.accepted, 1);
-        await second.type("exit 0\n");
-        assert.equal(await second.exit(30_000), 0);
+
+        // A relay killed outright leaves a dead control socket behind: the
+        // next attach's relay takes its place.
+        Deno.kill(now.pid, "SIGKILL");
+        await waitUntil(async () => !(await alive(now.pid)), 5000, "kill");
+        second.kill();
+        await second.exit();
+        third = new PipedClient(client(jumphost, ["--attach"]));
+        await third.type("echo W-$JUMPED\n");
+        await third.waitFor("W-42", 60_000);
+        const last = await relayOf(jump, idHex);
+        assert.notEqual(last.pid, now.pid);
+        await third.type("exit 0\n");
+        assert.equal(await third.exit(30_000), 0);
       } finally {
         await first.close();
         await second?.close();
+        await third?.close();
       }
     }),
 });
