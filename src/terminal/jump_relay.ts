@@ -36,6 +36,8 @@ import {
   fromHex,
   HandshakeWatch,
   probeSession,
+  refuse,
+  RefuseCode,
   type RelayCounters,
   relayPipes,
 } from "../transport/mod.ts";
@@ -301,8 +303,13 @@ class JumpRelay {
     try {
       outgoing = await this.#dial();
     } catch (error) {
-      closeQuietly(pair.incoming);
       this.#logDialFailure(error);
+      // Plain, like every relay's: the client retries, and names it last.
+      await refuse(
+        pair.incoming,
+        RefuseCode.NextHopUnreachable,
+        `${this.destination} (${errorMessage(error)})`,
+      );
       return;
     }
     if (!this.#pairs.has(pair)) {

@@ -13,6 +13,7 @@ import { Buffer } from "node:buffer";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
 import { scanProcessMemory } from "../helpers/process_memory.ts";
+import { closedPort } from "../helpers/session_listener.ts";
 import { controlRequest } from "../../src/terminal/control_socket.ts";
 import {
   alive,
@@ -483,4 +484,38 @@ Deno.test({
         await et.close();
       }
     }, { daemon: false }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "jumphost: when the jumphost cannot reach the destination, the client's one line says so (a plain REFUSE(8), retried until the deadline)",
+  fn: () =>
+    withJumpWorld([{ alias: "et-jump" }], async (jw) => {
+      const [jump] = jw.hops;
+      const nothingThere = closedPort();
+      const result = await runToEnd(
+        jw.client(
+          `et-jump:${jump.daemon!.port}`,
+          ["--connect-timeout", "4s"],
+          nothingThere,
+        ),
+        60_000,
+      );
+      assert.equal(result.code, 1, result.stderr);
+      // The "connecting…" notice names the reason too; the error is last.
+      const lines = result.stderr.trim().split("\n").filter((line) =>
+        line.startsWith("et: cannot")
+      );
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(
+        lines[0],
+        new RegExp(
+          `^et: cannot connect to the jumphost et-jump at 127\\.0\\.0\\.1:${
+            jump.daemon!.port
+          } within 4s: the jumphost cannot reach 127\\.0\\.0\\.1:${nothingThere} \\(.*refused`,
+          "i",
+        ),
+      );
+    }),
 });
