@@ -37,8 +37,15 @@ Connection:
   -k, --keepalive SECONDS   keepalive interval (default 1); a connection is
                             dead after 6 silent intervals (at least 6 s); both
                             ends of the session follow it
-      --jumphost HOST       reach host through the et server on HOST
-      --jport PORT          et server port on the jumphost (default 2022)
+      --jumphost HOST       reach host through a jumphost: [user@]jump[:port], or a
+                            chain a,b (nearest first). ssh goes through it with -J;
+                            the TCP leg through a relay on each hop, which passes
+                            the sealed frames on and never holds the session key
+                            (port: that hop's et server port; et runs there too).
+                            Without it, your ssh config's ProxyJump hops are used
+                            the same way (or ssh carries the session, where they
+                            have no et)
+      --jport PORT          et server port of the jumphosts without one (default 2022)
       --connect-timeout D   keep trying the first connection this long (default 30s)
       --no-daemon           no-root mode even if et server runs: the session
                             listens itself on a free port of --port-range
@@ -63,6 +70,7 @@ Connection:
       --terminal-path CMD   how to run et on the remote (default "et"),
                             e.g. --terminal-path "deno run -A /srv/et/main.ts"
   e.g. et -u deploy -k 5 --ssh-option ConnectTimeout=5 [2001:db8::7]:2022
+       et --jumphost bastion,ops@inner:2023 db1   through two hops, sealed end to end
 
 Session:
   Without a command, et opens a login shell on host. With one, it runs it
@@ -167,6 +175,8 @@ daemon's router ($ET_ROUTER_SOCKET, else /run/et/router.sock) and detaches.
 Without a daemon (or with --no-daemon on the client) the session listens
 itself on the first free port of the client's --port-range, on the address
 ssh reached (from $SSH_CONNECTION), and says which in its ready line.
+On a jumphost (et --jumphost) it starts a jump relay instead: no secret,
+only the session id and where to pass its connections on.
 Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
 ET_LOG_LEVEL=debug|info|warn sets how much.
 `;

@@ -7,7 +7,12 @@
 
 import { parseArgs } from "node:util";
 import { runClient } from "../client/mod.ts";
-import { parseDestination, parsePort, parseUserName } from "../client/mod.ts";
+import {
+  parseDestination,
+  parseJumpHosts,
+  parsePort,
+  parseUserName,
+} from "../client/mod.ts";
 import {
   configureLog,
   errorMessage,
@@ -16,7 +21,12 @@ import {
   type LogSink,
 } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
-import { launchTerminal, runRelay, serveTerminal } from "../terminal/mod.ts";
+import {
+  launchTerminal,
+  runRelay,
+  serveJumpRelay,
+  serveTerminal,
+} from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import {
@@ -141,6 +151,8 @@ export const CLIENT_OPTIONS: OptionSpec = {
   "no-terminal": { type: "boolean", short: "N" },
   "forward-ssh-agent": { type: "boolean", short: "f" },
   "ssh-socket": { type: "string" },
+  jumphost: { type: "string" },
+  jport: { type: "string" },
   verbose: { type: "boolean", short: "v", multiple: true },
   "log-file": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -263,6 +275,15 @@ async function client(args: string[]): Promise<number> {
   if (values["no-daemon"] && values["daemon-only"]) {
     throw new UsageError("--no-daemon and --daemon-only contradict each other");
   }
+  if (values.jport !== undefined && values.jumphost === undefined) {
+    throw new UsageError("--jport needs --jumphost");
+  }
+  const jumpPort = values.jport === undefined
+    ? DEFAULT_SERVER_PORT
+    : usage(() => parsePort(values.jport as string));
+  const jumpHosts = values.jumphost === undefined
+    ? []
+    : usage(() => parseJumpHosts(values.jumphost as string, jumpPort));
   const portRange = values["port-range"] === undefined
     ? undefined
     : usage(() => parsePortRange(values["port-range"] as string));
@@ -367,6 +388,8 @@ async function client(args: string[]): Promise<number> {
     connection: keepalive,
     tunnels: forwarding.tunnels,
     agentSocket: forwarding.agentSocket,
+    jumpHosts,
+    jumpPort,
   });
 }
 
@@ -421,6 +444,7 @@ async function server(args: string[]): Promise<number> {
 async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     serve: { type: "boolean" },
+    relay: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "et terminal --help");
   if (values.help) {
@@ -434,6 +458,10 @@ async function terminal(args: string[]): Promise<number> {
     // The router comes from the environment only: the launcher and the
     // session process it starts must agree, and ssh carries no flags here.
     return await serveTerminal({ routerPath: routerPathFromEnv() });
+  }
+  if (values.relay) {
+    // A jump relay (--jumphost): same way in, same router as a session.
+    return await serveJumpRelay({ routerPath: routerPathFromEnv() });
   }
   configureLog({ level: "silent" });
   return await launchTerminal();

@@ -55,6 +55,12 @@ import {
   withSshOptions,
 } from "./ssh.ts";
 import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
+import {
+  type JumpHop,
+  parseJumpHosts,
+  sshJumpOptions,
+  startJumpRelays,
+} from "./jump.ts";
 
 const log = logger("client");
 
@@ -174,6 +180,17 @@ export interface ClientOptions {
    * exports a private socket as SSH_AUTH_SOCK. New sessions only.
    */
   agentSocket?: string;
+  /**
+   * Jumphosts (`--jumphost`), nearest first: the bootstrap goes through
+   * them with ssh's `-J`, the TCP leg through a jump relay on each.
+   * @default {[]}
+   */
+  jumpHosts?: JumpHop[];
+  /**
+   * The et port of hops that name none (`--jport`), ProxyJump's included.
+   * @default {2022}
+   */
+  jumpPort?: number;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -222,6 +239,20 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const testPort = testDialPort();
   const resolved = await resolveWithSsh(ssh, target);
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
+  // --jumphost, else the ssh config's ProxyJump: the TCP leg goes through
+  // an et relay on each hop. ssh applies ProxyJump itself; -J is added
+  // for --jumphost only.
+  const explicitJumps = options.jumpHosts ?? [];
+  const jumps = explicitJumps.length > 0
+    ? explicitJumps
+    : proxyJumpHops(resolved.proxyJump, options.jumpPort);
+  const hopsResolved = await Promise.all(
+    jumps.map((hop) => resolveWithSsh(ssh, sshTarget(hop.destination))),
+  );
+  const sshVia = [
+    ...ssh,
+    ...sshJumpOptions(explicitJumps, explicitJumps.length),
+  ];
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
   const local = new LocalTerminal();
@@ -233,7 +264,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
   ) => {
     const start = () =>
       startRemoteTerminal({
-        ssh,
+        ssh: sshVia,
         target,
         terminalPath,
         bootstrapLine: encodeBootstrap(request()),
@@ -245,7 +276,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
         throw error;
       }
       await ensureRemoteEt({
-        ssh,
+        ssh: sshVia,
         target,
         command: terminalPath,
         versionLine:
@@ -295,6 +326,10 @@ export async function runClient(options: ClientOptions): Promise<number> {
       testPort,
       resolved,
       ssh,
+      sshVia,
+      jumps,
+      jumpsConfigured: explicitJumps.length === 0 && jumps.length > 0,
+      hopHostnames: hopsResolved.map((hop) => hop.hostname),
       terminalPath: () => terminalPath,
       daemon: () => daemon,
     });
@@ -318,10 +353,39 @@ interface Prepared {
   resolved: SshConfig;
   /** The ssh command line, `--ssh-option`s included. */
   ssh: string[];
+  /** `ssh` plus `-J` through the `--jumphost` hops: reaches the host. */
+  sshVia: string[];
+  /** The hops of the TCP leg (`--jumphost`, or ProxyJump), nearest first. */
+  jumps: JumpHop[];
+  /** The hops came from the ssh config's ProxyJump, not `--jumphost`. */
+  jumpsConfigured: boolean;
+  /** Each hop's HostName as ssh -G resolves it. */
+  hopHostnames: string[];
   /** How et is run on the remote (its path once shipped there). */
   terminalPath: () => string;
   /** How the session is reached (`"never"` once et was shipped). */
   daemon: () => DaemonUse;
+}
+
+/**
+ * The hops of an ssh config's ProxyJump (`user@host:port,host2`), as et
+ * jumphosts: ProxyJump's ports are ssh's, so each hop's et port is
+ * `jumpPort` (`--jport`, default 2022). None for "none" or no ProxyJump.
+ */
+function proxyJumpHops(
+  proxyJump: string | null,
+  jumpPort = DEFAULT_SERVER_PORT,
+): JumpHop[] {
+  if (!proxyJump) return [];
+  try {
+    return parseJumpHosts(proxyJump, jumpPort).map((hop) => ({
+      destination: { ...hop.destination, port: undefined },
+      port: jumpPort,
+    }));
+  } catch (error) {
+    log.warn(`ProxyJump '${proxyJump}' ignored for the TCP leg: ${error}`);
+    return [];
+  }
 }
 
 /** Bootstraps a new or attached session and runs it. */
@@ -330,7 +394,7 @@ async function bootstrapAndRun(
   prepared: Prepared,
 ): Promise<number> {
   const { local, bootstrap, tunnels, target, shown, port, testPort } = prepared;
-  const { resolved, ssh } = prepared;
+  const { resolved, sshVia, jumps } = prepared;
   const mode = options.mode;
   if (mode.kind === "list") throw new Error("list has no session");
   const fresh = generateSessionSecret();
@@ -396,8 +460,45 @@ async function bootstrapAndRun(
     log.warn(text); // in the log whatever the verbosity
     if ((options.verbosity ?? 0) >= 1 && noticesOn) notice(text, false);
   }
-  const dialPort = testPort ?? ownPort ?? port;
-  if (dialPort !== (ownPort ?? port)) {
+  // --jumphost or ProxyJump: a relay on each hop; the client dials the
+  // first one. Hops from ProxyJump may have no et: then ssh carries it.
+  const direct = { hostname: resolved.hostname, port: ownPort ?? port };
+  let entry = direct;
+  let overSsh = options.overSsh ?? false;
+  if (jumps.length > 0 && !overSsh) {
+    try {
+      entry = await startJumpRelays({
+        ssh: prepared.ssh,
+        terminalPath: prepared.terminalPath(),
+        hops: jumps,
+        hopHostnames: prepared.hopHostnames,
+        id: report.id,
+        destination: {
+          hostname: resolved.hostname,
+          port: ownPort ?? port,
+          ownPort: ownPort !== undefined,
+        },
+        daemon: options.daemon ?? "auto",
+        portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+        limits: {
+          connectTimeoutMs: options.connectTimeoutMs,
+          sessionTimeoutMs: options.sessionTimeoutMs,
+        },
+      });
+    } catch (error) {
+      if (!prepared.jumpsConfigured) throw error;
+      const text = `ProxyJump ${
+        jumps.map((hop) => sshTarget(hop.destination)).join(",")
+      } relays no et (${
+        errorMessage(error)
+      }); carrying the session over ssh instead`;
+      log.warn(text);
+      if (noticesOn) notice(text, false);
+      overSsh = true;
+    }
+  }
+  const dialPort = testPort ?? entry.port;
+  if (dialPort !== entry.port) {
     log.warn(`${TEST_DIAL_PORT_ENV}: dialing port ${dialPort} (test only)`);
   }
   const secret: SessionSecret = {
@@ -406,9 +507,10 @@ async function bootstrapAndRun(
   };
   // TCP, or ssh's stdio through `et relay` (--over-ssh, or by itself when
   // the port cannot be reached).
-  const overSsh = options.overSsh ?? false;
-  let where = hostPort(resolved.hostname, dialPort);
-  let reaching = ownPort === undefined
+  let where = hostPort(entry.hostname, dialPort);
+  let reaching = entry !== direct
+    ? `the jumphost ${sshTarget(jumps[0].destination)}`
+    : ownPort === undefined
     ? "the et server"
     : "the session (no-root mode)";
   const overSshRoute = () => {
@@ -417,9 +519,9 @@ async function bootstrapAndRun(
   };
   if (overSsh) overSshRoute();
   const dial = routedDial({
-    tcp: () => dialOnce(resolved.hostname, dialPort),
+    tcp: () => dialOnce(entry.hostname, dialPort),
     ssh: sshRelayDialer({
-      ssh,
+      ssh: sshVia,
       target,
       terminalPath: prepared.terminalPath(),
       idHex: report.id,

@@ -22,3 +22,4 @@ export {
   type SshConfig,
   withSshOptions,
 } from "./ssh.ts";
+export { type JumpHop, parseJumpHosts } from "./jump.ts";

@@ -240,7 +240,33 @@ export type BootstrapRequest =
     /** The new client's keepalive interval (`et -k`); absent: the default. */
     keepaliveMs?: number;
   }
-  | { op: "list" };
+  | { op: "list" }
+  | JumpRequest;
+
+/**
+ * What the client asks of `et terminal` on a jumphost (`--jumphost`): start
+ * a relay that takes the connections of session `id` (from that host's
+ * daemon, or on a port of its own) and copies each one, bytes unchanged,
+ * to `host`:`port` (the next hop or the destination, as this host reaches
+ * it). No secret: the relay never holds the session's key.
+ */
+export interface JumpRequest {
+  op: "jump";
+  /** The session id, 32 hex digits (public: every HELLO carries it). */
+  id: string;
+  /** Where to dial: a host name or address this host can reach. */
+  host: string;
+  port: number;
+  /** Whether to go through this host's daemon, as for a new session. */
+  daemon?: DaemonUse;
+  /** Where a relay that serves itself looks for a free port. */
+  portRange?: PortRange;
+  /**
+   * How long the relay waits for its first connection (`connectTimeoutMs`),
+   * and for a client that is away (`sessionTimeoutMs`; 0: forever).
+   */
+  limits: Pick<SessionLimits, "connectTimeoutMs" | "sessionTimeoutMs">;
+}
 
 /** Most `SetEnv` variables a session takes. */
 export const MAX_SET_ENV_COUNT = 64;
@@ -312,6 +338,19 @@ export function encodeBootstrap(request: BootstrapRequest): string {
       }) + "\n";
     case "list":
       return JSON.stringify({ op: "list", protocol: PROTOCOL_VERSION }) + "\n";
+    case "jump":
+      return JSON.stringify({
+        op: "jump",
+        id: request.id,
+        host: request.host,
+        port: request.port,
+        ...(request.daemon === undefined ? {} : { daemon: request.daemon }),
+        ...(request.portRange === undefined ? {} : {
+          portRange: [request.portRange.first, request.portRange.last],
+        }),
+        limits: request.limits,
+        protocol: PROTOCOL_VERSION,
+      }) + "\n";
   }
 }
 
@@ -538,9 +577,50 @@ export function decodeBootstrap(line: string): BootstrapRequest {
     }
     case "list":
       return { op: "list" };
+    case "jump":
+      return decodeJump(value);
     default:
       throw malformed("unknown op");
   }
+}
+
+/**
+ * True for a host name or address a relay may be told to dial: letters,
+ * digits and `.-_:%` (IPv6 literals and zone ids included), at most 255,
+ * not starting with `-`.
+ */
+export function validHostName(value: unknown): value is string {
+  return typeof value === "string" &&
+    /^[A-Za-z0-9._:%][A-Za-z0-9._:%-]{0,254}$/.test(value);
+}
+
+function decodeJump(value: Record<string, unknown>): JumpRequest {
+  if (typeof value.id !== "string" || !/^[0-9a-f]{32}$/.test(value.id)) {
+    throw malformed("session id");
+  }
+  if (!validHostName(value.host)) throw malformed("host");
+  if (!validPort(value.port)) throw malformed("port");
+  const limits = (value.limits ?? {}) as Record<string, unknown>;
+  return {
+    op: "jump",
+    id: value.id,
+    host: value.host,
+    port: value.port,
+    daemon: decodeDaemonUse(value.daemon),
+    portRange: decodePortRange(value.portRange),
+    limits: {
+      connectTimeoutMs: wholeNumber(
+        limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        "connect timeout",
+        24 * 3600 * 1000,
+      ),
+      sessionTimeoutMs: wholeNumber(
+        limits.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        "session timeout",
+        Number.MAX_SAFE_INTEGER,
+      ),
+    },
+  };
 }
 
 /** One session as `et --list` shows it. */

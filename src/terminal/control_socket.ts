@@ -43,10 +43,13 @@ export function controlSocketPath(dir: string, idHex: string): string {
   return `${dir}/${idHex}.ctl`;
 }
 
-/** What a session process does for its control socket. */
-export interface ControlHandlers {
+/**
+ * What a session process (or a jump relay, whose `status` is its own)
+ * does for its control socket.
+ */
+export interface ControlHandlers<S = SessionInfo> {
   /** The session as `--list` shows it. */
-  status(): SessionInfo;
+  status(): S;
   /**
    * Retires the current client's keys for `passkey`; `keepaliveMs` is the
    * new client's keepalive interval (`et -k`), if it chose one.
@@ -61,9 +64,10 @@ export interface ControlHandlers {
   end(): Promise<void>;
   /**
    * Takes `conn` (answered already) as a client connection: from now on
-   * it is the handler's to close.
+   * it is the handler's to close. Absent where there is no session to
+   * join (a jump relay): the request is refused.
    */
-  relay(conn: Deno.Conn): void;
+  relay?(conn: Deno.Conn): void;
 }
 
 /**
@@ -71,9 +75,9 @@ export interface ControlHandlers {
  * request with the handlers. Malformed requests get an error answer and a
  * log line, never an exception.
  */
-export async function serveControl(
+export async function serveControl<S>(
   path: string,
-  handlers: ControlHandlers,
+  handlers: ControlHandlers<S>,
   signal: AbortSignal,
 ): Promise<void> {
   const listener = Deno.listen({ transport: "unix", path });
@@ -98,9 +102,9 @@ export async function serveControl(
 }
 
 /** Answers one request; true when `conn` went to `handlers.relay`. */
-async function answerRequest(
+async function answerRequest<S>(
   conn: Deno.Conn,
-  handlers: ControlHandlers,
+  handlers: ControlHandlers<S>,
 ): Promise<boolean> {
   const reply = (value: unknown) =>
     conn.write(encoder.encode(JSON.stringify(value) + "\n")).catch(() => 0);
@@ -133,12 +137,15 @@ async function answerRequest(
         await handlers.end();
         await reply({ ok: true });
         return false;
-      case "relay":
+      case "relay": {
+        const take = handlers.relay?.bind(handlers);
+        if (!take) break;
         // The relay sends nothing more until it has this answer, so the
         // line reader above holds no byte of the client's.
         if ((await reply({ ok: true })) === 0) return false;
-        handlers.relay(conn);
+        take(conn);
         return true;
+      }
     }
     log.warn("refused a malformed control request");
     await reply({ ok: false, error: "malformed request" });

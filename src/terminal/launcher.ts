@@ -12,6 +12,9 @@
  * - `attach`: finds the session and hands it the new client's passkey
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
+ * - `jump`: starts a jump relay (`et terminal --relay`, see jump_relay.ts)
+ *   the same way as a session process, and reports its port in no-root
+ *   mode.
  *
  * For a session that serves itself (no-root mode) the ready report of
  * `new` and `attach` carries its port, which the client dials instead of
@@ -111,6 +114,9 @@ export async function launchTerminal(): Promise<number> {
         };
         break;
       }
+      case "jump":
+        report = { ...await startSessionProcess(line, "--relay"), detached: 0 };
+        break;
     }
   } catch (error) {
     if (error instanceof RefusedError) {
@@ -126,16 +132,18 @@ export async function launchTerminal(): Promise<number> {
 }
 
 /**
- * Starts the session process detached from ssh with `line` on its stdin,
- * and waits for its ready line (the launcher's own format). Resolves with
- * the session id and, in no-root mode, its port.
+ * Starts the session process (`role` `--serve`; a jump relay: `--relay`)
+ * detached from ssh with `line` on its stdin, and waits for its ready line
+ * (the launcher's own format). Resolves with the session id and, in
+ * no-root mode, its port.
  */
 async function startSessionProcess(
   line: string,
+  role: "--serve" | "--relay" = "--serve",
 ): Promise<{ id: string; port?: number }> {
   const [program, ...args] = selfCommand();
   const child = new Deno.Command(program, {
-    args: [...args, "terminal", "--serve"],
+    args: [...args, "terminal", role],
     stdin: "piped",
     stdout: "piped",
     stderr: "null",

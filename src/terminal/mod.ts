@@ -8,6 +8,12 @@
 
 export { launchTerminal } from "./launcher.ts";
 export { runRelay } from "./relay.ts";
+export {
+  type JumpRelayOptions,
+  relayControlPath,
+  type RelayStatus,
+  serveJumpRelay,
+} from "./jump_relay.ts";
 export { serveTerminal, type TerminalOptions } from "./session_process.ts";
 export {
   SessionHost,

@@ -170,8 +170,8 @@ export async function serveTerminal(options: TerminalOptions): Promise<number> {
   return 0;
 }
 
-/** How clients reach this session. */
-type Route =
+/** How clients reach this session (or a jump relay). */
+export type Route =
   | { kind: "daemon"; registration: DaemonRegistration }
   | { kind: "own port"; listener: Deno.TcpListener };
 
@@ -182,8 +182,11 @@ type Route =
  * this process has from the launcher that ssh started). Throws a one-line
  * Error for the user when clients could not reach the session.
  */
-async function chooseRoute(
-  request: Extract<BootstrapRequest, { op: "new" }>,
+export async function chooseRoute(
+  request: Pick<
+    Extract<BootstrapRequest, { op: "new" }>,
+    "daemon" | "portRange"
+  >,
   routerPath: string,
   idHex: string,
 ): Promise<Route> {
@@ -227,7 +230,7 @@ function logLevelFromEnv(value: string | undefined): LogLevel {
  * again as soon as the daemon listens. Connections already handed over
  * are ours and carry on meanwhile.
  */
-async function keepRegistered(
+export async function keepRegistered(
   registration: DaemonRegistration,
   routerPath: string,
   idHex: string,

@@ -128,6 +128,8 @@ export function describeRefusal(
       return "a newer connection attempt is already in use";
     case RefuseCode.TakenOver:
       return "taken over by another et client";
+    case RefuseCode.NextHopUnreachable:
+      return `the jumphost cannot reach ${reason || "the next hop"}`;
     default:
       return `refused: ${reason || "malformed handshake"}`;
   }

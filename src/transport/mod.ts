@@ -57,7 +57,14 @@ export {
   type ReconnectLoop,
   type ReconnectStatus,
 } from "./reconnect.ts";
+export {
+  HandshakeWatch,
+  type RelayCounters,
+  relayPipes,
+  type RelayPipesOptions,
+} from "./relay_pipes.ts";
 export { ReliableStream } from "./reliability.ts";
+export { probeSession, type SessionProbeAnswer } from "./session_probe.ts";
 export { ReplayFilter } from "./replay_filter.ts";
 export {
   decodeSessionSecret,

@@ -49,6 +49,11 @@ export const RefuseCode = {
    * the old key, so only a retired client can believe it.
    */
   TakenOver: 7,
+  /**
+   * A relay (a jumphost) could not reach what comes after it; plain, so
+   * the client retries.
+   */
+  NextHopUnreachable: 8,
 } as const;
 
 /** A value of {@link RefuseCode}. */

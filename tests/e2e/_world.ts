@@ -134,7 +134,9 @@ async function waitForLine(
 }
 
 /** Every live process whose environment names our router socket. */
-async function findTerminals(routerPath: string): Promise<TerminalProcess[]> {
+export async function findTerminals(
+  routerPath: string,
+): Promise<TerminalProcess[]> {
   const found: TerminalProcess[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
@@ -169,15 +171,18 @@ async function killTerminals(routerPath: string) {
 }
 
 /** A running daemon process and the pipe of its log. */
-interface DaemonProcess {
+export interface DaemonProcess {
   child: Deno.ChildProcess;
   port: number;
   /** Settles once its stderr is drained into daemon.log. */
   draining: Promise<void>;
 }
 
-/** Starts `et server` on `port` (0: any) and waits until it listens. */
-async function spawnDaemon(
+/**
+ * Starts `et server` on `port` (0: any) and waits until it listens; its
+ * log goes to `dir`/daemon.log.
+ */
+export async function spawnDaemon(
   dir: string,
   routerPath: string,
   port: number,
@@ -232,7 +237,7 @@ async function spawnDaemon(
 }
 
 /** Stops a daemon with `signal` and waits for it and its log. */
-async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
+export async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
   try {
     daemon.child.kill(signal);
   } catch { /* gone */ }

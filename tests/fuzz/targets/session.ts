@@ -105,7 +105,7 @@ function envValue(r: Random): string {
 
 /** A random request the real client could send. */
 export function randomBootstrap(r: Random): BootstrapRequest {
-  const op = r.int(3);
+  const op = r.int(4);
   if (op === 0) {
     const env: Record<string, string> = {};
     for (const name of ["LANG", "LC_ALL", "LC_CTYPE", "COLORTERM"]) {
@@ -156,6 +156,23 @@ export function randomBootstrap(r: Random): BootstrapRequest {
       passkey: r.bytes(32),
       cols: 1 + r.int(9998),
       rows: 1 + r.int(9998),
+    };
+  }
+  if (op === 2) {
+    return {
+      op: "jump",
+      id: hexOf(r, 16),
+      host: r.pick(["10.0.0.5", "bastion.example", "::1", "fe80::1%eth0"]),
+      port: 1 + r.int(65535),
+      daemon: r.pick(["auto", "only", "never"] as const),
+      portRange: ((first: number) => ({
+        first,
+        last: first + r.int(65536 - first),
+      }))(1 + r.int(65535)),
+      limits: {
+        connectTimeoutMs: r.int(24 * 3600 * 1000 + 1),
+        sessionTimeoutMs: r.pick([0, 1, Number.MAX_SAFE_INTEGER]),
+      },
     };
   }
   return { op: "list" };
@@ -254,6 +271,26 @@ function checkBootstrap(request: BootstrapRequest) {
       return;
     case "list":
       return;
+    case "jump": {
+      check(/^[0-9a-f]{32}$/.test(request.id), `id ${preview(request.id)}`);
+      check(
+        /^[A-Za-z0-9._:%][A-Za-z0-9._:%-]{0,254}$/.test(request.host),
+        `host ${preview(request.host)} accepted`,
+      );
+      check(
+        Number.isInteger(request.port) && request.port >= 1 &&
+          request.port <= 65535,
+        `port ${request.port} accepted`,
+      );
+      const l = request.limits;
+      check(
+        Number.isSafeInteger(l.connectTimeoutMs) && l.connectTimeoutMs >= 0 &&
+          l.connectTimeoutMs <= 24 * 3600 * 1000 &&
+          Number.isSafeInteger(l.sessionTimeoutMs) && l.sessionTimeoutMs >= 0,
+        `limits ${preview(l)} accepted`,
+      );
+      return;
+    }
     default:
       fail(`unknown op ${preview((request as { op: unknown }).op)} accepted`);
   }
