@@ -97,14 +97,19 @@ Deno.test("options: the closest name by edit distance, or none", () => {
 });
 
 Deno.test("options: hints read the table, so added options are hinted", () => {
-  const table = { ...CLIENT_OPTIONS, tunnel: { type: "string" as const } };
+  const table = { ...CLIENT_OPTIONS, frobnicate: { type: "string" as const } };
   assert.equal(
-    usageMessage("Unknown option '--tunel'. To specify …", table),
-    "unknown option '--tunel'; did you mean '--tunnel'? (see et --help)",
+    usageMessage("Unknown option '--frobnicat'. To specify …", table),
+    "unknown option '--frobnicat'; did you mean '--frobnicate'? (see et --help)",
   );
   assert.equal(
+    usageMessage("Unknown option '--frobnicat'. To specify …", CLIENT_OPTIONS),
+    "unknown option '--frobnicat' (see et --help)",
+  );
+  // The options other modules added are in the table, so hinted too.
+  assert.equal(
     usageMessage("Unknown option '--tunel'. To specify …", CLIENT_OPTIONS),
-    "unknown option '--tunel' (see et --help)",
+    "unknown option '--tunel'; did you mean '--tunnel'? (see et --help)",
   );
   assert.equal(
     usageMessage("Unknown option '-z'", CLIENT_OPTIONS),
