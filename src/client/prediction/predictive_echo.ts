@@ -1,0 +1,219 @@
+/**
+ * Predictive local echo for one session: the model of the local terminal,
+ * the predictor, and the one ordered stream of bytes to the local terminal
+ * (the remote's output, unchanged, with the overlay's sequences between
+ * chunks).
+ *
+ * The local terminal always shows the model plus the overlay last drawn.
+ * Before each chunk of remote output the overlay is taken away (its cells
+ * repainted from the model, the cursor and the pen put back), so the
+ * remote's bytes land exactly as they would without prediction; after it,
+ * the model has parsed the chunk, the predictor has judged its guesses,
+ * and what is still predicted is drawn again. Keystrokes change the
+ * overlay at once, by difference.
+ *
+ * @module
+ */
+
+import {
+  EchoPredictor,
+  type Overlay,
+  type OverlayCell,
+  type PredictMode,
+} from "./echo_predictor.ts";
+import {
+  drawCells,
+  repaintCells,
+  restoreCursor,
+  showCursorAt,
+} from "./painter.ts";
+import { ScreenModel } from "./screen_model.ts";
+import { unref } from "./screen_view.ts";
+
+/** Chunks up to this size are judged piece by piece while guesses wait. */
+const SPLIT_LIMIT = 4096;
+
+const encoder = new TextEncoder();
+const EMPTY: Overlay = { cells: [], cursor: null };
+
+/** Where the bytes for the local terminal go, in order. */
+export type LocalWrite = (bytes: Uint8Array) => Promise<void>;
+
+/**
+ * Predictive echo between the session and the local terminal.
+ *
+ * @example
+ * ```ts
+ * const echo = await PredictiveEcho.create("adaptive", 80, 24, write);
+ * echo.keys(keystrokes);        // before sending them
+ * await echo.output(remoteBytes); // instead of writing them yourself
+ * ```
+ */
+export class PredictiveEcho {
+  #model: ScreenModel;
+  #predictor: EchoPredictor;
+  #write: LocalWrite;
+  #shown: Overlay = EMPTY;
+  #tail: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerDue = Infinity;
+  #now: () => number;
+
+  private constructor(
+    model: ScreenModel,
+    predictor: EchoPredictor,
+    write: LocalWrite,
+    now: () => number,
+  ) {
+    this.#model = model;
+    this.#predictor = predictor;
+    this.#write = write;
+    this.#now = now;
+  }
+
+  /** Predictive echo for a `cols` x `rows` terminal written by `write`. */
+  static async create(
+    mode: Exclude<PredictMode, "never">,
+    cols: number,
+    rows: number,
+    write: LocalWrite,
+    now: () => number = () => performance.now(),
+  ): Promise<PredictiveEcho> {
+    const model = await ScreenModel.create(cols, rows, now);
+    return new PredictiveEcho(model, new EchoPredictor(mode), write, now);
+  }
+
+  /** The model (for tests and the benchmark). */
+  get model(): ScreenModel {
+    return this.#model;
+  }
+
+  /** The predictor (for tests and the benchmark). */
+  get predictor(): EchoPredictor {
+    return this.#predictor;
+  }
+
+  /** Keystrokes the user typed, just before they are sent. */
+  keys(bytes: Uint8Array): Promise<void> {
+    this.#predictor.keys(bytes, this.#model, this.#now());
+    return this.#redraw();
+  }
+
+  /** A chunk of the remote's output: resolves once the terminal took it. */
+  output(bytes: Uint8Array): Promise<void> {
+    const parts: string[] = [];
+    const erase = this.#erase();
+    const model = this.#model;
+    const predictor = this.#predictor;
+    if (predictor.pending && bytes.length <= SPLIT_LIMIT && model.current) {
+      // Judge the guesses before each line feed or escape sequence moves
+      // or scrolls what they stand on.
+      let from = 0;
+      for (let at = 1; at <= bytes.length; at++) {
+        if (at < bytes.length && bytes[at] !== 0x0a && bytes[at] !== 0x1b) {
+          continue;
+        }
+        model.feed(bytes.subarray(from, at));
+        predictor.update(model, this.#now());
+        from = at;
+      }
+    } else {
+      model.feed(bytes);
+      predictor.update(model, this.#now());
+    }
+    const next = predictor.overlay(model);
+    parts.push(this.#draw(next));
+    this.#shown = next;
+    this.#schedule();
+    return this.#enqueue(
+      encoder.encode(erase),
+      bytes,
+      encoder.encode(parts.join("")),
+    );
+  }
+
+  /** The local terminal changed size: the model follows, guesses end. */
+  resize(cols: number, rows: number): Promise<void> {
+    const erase = this.#erase();
+    this.#model.resize(cols, rows);
+    this.#predictor.reset();
+    return this.#enqueue(encoder.encode(erase));
+  }
+
+  /** Takes the overlay away and stops; resolves once the terminal has it all. */
+  finish(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#model.close();
+    this.#predictor.reset();
+    return this.#enqueue(encoder.encode(this.#erase()));
+  }
+
+  /** The overlay taken away: cells as the model has them, cursor and pen back. */
+  #erase(): string {
+    const shown = this.#shown;
+    this.#shown = EMPTY;
+    if (shown.cells.length === 0 && shown.cursor === null) return "";
+    return repaintCells(shown.cells, this.#model) + restoreCursor(this.#model);
+  }
+
+  /** An overlay drawn over the model as it is. */
+  #draw(overlay: Overlay): string {
+    if (overlay.cells.length === 0 && overlay.cursor === null) return "";
+    return drawCells(overlay.cells, this.#model) +
+      (overlay.cursor === null
+        ? restoreCursor(this.#model)
+        : showCursorAt(overlay.cursor));
+  }
+
+  /** Brings the overlay from what is shown to what the predictor wants. */
+  #redraw(): Promise<void> {
+    const next = this.#predictor.overlay(this.#model);
+    const before = this.#shown;
+    this.#shown = next;
+    this.#schedule();
+    const same = (a: OverlayCell, b: OverlayCell) =>
+      a.row === b.row && a.col === b.col && a.glyph === b.glyph &&
+      a.underline === b.underline;
+    const gone = before.cells.filter((cell) =>
+      !next.cells.some((other) =>
+        other.row === cell.row && other.col === cell.col
+      )
+    );
+    const drawn = next.cells.filter((cell) =>
+      !before.cells.some((other) => same(cell, other))
+    );
+    const cursorSame = before.cursor?.row === next.cursor?.row &&
+      before.cursor?.col === next.cursor?.col;
+    if (gone.length === 0 && drawn.length === 0 && cursorSame) {
+      return this.#tail;
+    }
+    let out = repaintCells(gone, this.#model) + drawCells(drawn, this.#model);
+    out += next.cursor === null
+      ? restoreCursor(this.#model)
+      : showCursorAt(next.cursor);
+    return this.#enqueue(encoder.encode(out));
+  }
+
+  /** Wakes up at the predictor's next deadline (an expiry, a glitch). */
+  #schedule(): void {
+    const due = this.#predictor.nextDeadline();
+    if (due === null || due >= this.#timerDue) return;
+    clearTimeout(this.#timer);
+    this.#timerDue = due;
+    this.#timer = unref(setTimeout(() => {
+      this.#timerDue = Infinity;
+      this.#timer = undefined;
+      this.#predictor.update(this.#model, this.#now());
+      this.#redraw().catch(() => {});
+    }, Math.max(0, due - this.#now()) + 1));
+  }
+
+  /** Writes in call order (keystrokes and output share one terminal). */
+  #enqueue(...parts: Uint8Array[]): Promise<void> {
+    const write = this.#write;
+    this.#tail = this.#tail.then(async () => {
+      for (const part of parts) if (part.length > 0) await write(part);
+    });
+    return this.#tail;
+  }
+}
