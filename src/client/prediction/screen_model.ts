@@ -70,7 +70,7 @@ let xtermModule: Promise<XtermModule> | undefined;
 
 /** Loads `@xterm/headless` once (only clients that predict pay for it). */
 function loadXterm(): Promise<XtermModule> {
-  return xtermModule ??= import("npm:@xterm/headless@6.0.0").then((m) =>
+  return xtermModule ??= import("@xterm/headless").then((m) =>
     m.default ?? m
   );
 }

@@ -87,7 +87,7 @@ Deno.test("predictions are underlined while the round trip is over 80 ms, plain 
 Deno.test("after Enter, keys at a prompt without echo (a password) are never shown and expire", () => {
   const grid = new Grid();
   const p = new EchoPredictor("always");
-  let t = typeAndEcho(p, grid, "read -s", 0, 150);
+  const t = typeAndEcho(p, grid, "read -s", 0, 150);
   p.keys(bytes("\r"), grid, t);
   grid.at = { row: 1, col: 0 }; // the remote moved to the next line
   p.keys(bytes("secret"), grid, t + 10);
@@ -101,7 +101,7 @@ Deno.test("after Enter, keys at a prompt without echo (a password) are never sho
 Deno.test("a wrong glyph (upper-case echo) refutes the prediction at once", () => {
   const grid = new Grid();
   const p = new EchoPredictor("always");
-  let t = typeAndEcho(p, grid, "x", 0, 150);
+  const t = typeAndEcho(p, grid, "x", 0, 150);
   p.keys(bytes("ab"), grid, t);
   assert.equal(glyphs(p.overlay(grid)), "1:a 2:b");
   grid.print("A");
@@ -115,7 +115,7 @@ Deno.test("a blank cell on the way (a line being redrawn) is not a refutation", 
   const grid = new Grid();
   grid.print("abc");
   const p = new EchoPredictor("always");
-  let t = typeAndEcho(p, grid, "d", 0, 150);
+  const t = typeAndEcho(p, grid, "d", 0, 150);
   grid.at.col = 1; // cursor after "a"
   p.keys(bytes("X"), grid, t); // insert: X, then b c d shift right
   assert.equal(glyphs(p.overlay(grid)), "1:X 2:b 3:c 4:d");
@@ -133,7 +133,7 @@ Deno.test("a blank cell on the way (a line being redrawn) is not a refutation", 
 Deno.test("backspace deletes left and shifts the rest; arrows move the cursor", () => {
   const grid = new Grid();
   const p = new EchoPredictor("always");
-  let t = typeAndEcho(p, grid, "abcd", 0, 150);
+  const t = typeAndEcho(p, grid, "abcd", 0, 150);
   p.keys(bytes("\x7f"), grid, t);
   let overlay = p.overlay(grid);
   assert.equal(glyphs(overlay), "3:_");
