@@ -51,6 +51,14 @@ Connecting:
       --terminal-path CMD   how to run et on the remote (default "et"),
                             e.g. --terminal-path "deno run -A /srv/et/main.ts"
 
+Typing:
+      --predict WHEN        show typed keys before the remote echoes them
+                            (always, adaptive, never; default adaptive: only
+                            when the echo takes over ~30 ms). Unconfirmed keys
+                            are underlined on a slow link; a wrong guess is
+                            repainted from what the remote sent. Never with
+                            --no-pty or when stdout is not a terminal.
+
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
   ~?  list the escapes      ~~  send a literal ~

@@ -159,6 +159,27 @@ export class TmuxTerminal {
   }
 
   /**
+   * The visible screen with its attributes as SGR sequences (`capture-pane
+   * -e`): an underline or a color left behind shows here, not in
+   * {@linkcode capture}.
+   */
+  async captureStyled(): Promise<string> {
+    return await this.#tmux("capture-pane", "-p", "-e", "-t", SESSION);
+  }
+
+  /** The cursor position, 0-based, as tmux has it. */
+  async cursor(): Promise<{ row: number; col: number }> {
+    const [col, row] = (await this.#tmux(
+      "display-message",
+      "-p",
+      "-t",
+      SESSION,
+      "#{cursor_x} #{cursor_y}",
+    )).trim().split(" ").map(Number);
+    return { row, col };
+  }
+
+  /**
    * Polls the screen every ~50 ms until it contains `pattern` (a substring,
    * or a RegExp tested against the whole screen) and returns that screen.
    * On timeout, throws an Error that shows the last screen.

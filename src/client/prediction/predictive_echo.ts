@@ -33,7 +33,16 @@ import { unref } from "./screen_view.ts";
 /** Chunks up to this size are judged piece by piece while guesses wait. */
 const SPLIT_LIMIT = 4096;
 
+/** Longest wait for the terminal's cursor position report. */
+export const ORIGIN_TIMEOUT_MS = 2000;
+
 const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+/** The bytes of a string of char codes 0..255. */
+function latin1Bytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (ch) => ch.charCodeAt(0));
+}
 const EMPTY: Overlay = { cells: [], cursor: null };
 
 /** Where the bytes for the local terminal go, in order. */
@@ -58,6 +67,9 @@ export class PredictiveEcho {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerDue = Infinity;
   #now: () => number;
+  #awaitingReport = false;
+  #partialReport = "";
+  #reportTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     model: ScreenModel,
@@ -93,10 +105,80 @@ export class PredictiveEcho {
     return this.#predictor;
   }
 
-  /** Keystrokes the user typed, just before they are sent. */
+  /** The remote's output goes here instead of to the terminal. */
+  readonly sink: { write(p: Uint8Array): Promise<number> } = {
+    write: async (p) => {
+      await this.output(p);
+      return p.length;
+    },
+  };
+
+  /**
+   * Asks the local terminal where its cursor is (`CSI 6 n`): the remote's
+   * output lands there, and the model must start there too. The model sets
+   * output aside until the answer comes in on the keyboard's side (see
+   * {@linkcode input}), or for {@linkcode ORIGIN_TIMEOUT_MS} at most (then
+   * it stays untrusted until a full clear: no predictions). Called at the
+   * start and after anything else wrote to the terminal (a notice).
+   */
+  locate(): Promise<void> {
+    const erase = this.#erase();
+    this.#predictor.reset();
+    this.#model.hold();
+    this.#awaitingReport = true;
+    clearTimeout(this.#reportTimer);
+    this.#reportTimer = unref(setTimeout(() => {
+      if (!this.#awaitingReport) return;
+      this.#awaitingReport = false;
+      this.#model.placeAt(null);
+    }, ORIGIN_TIMEOUT_MS));
+    return this.#enqueue(encoder.encode(erase + "\x1b[6n"));
+  }
+
+  /**
+   * Keystrokes the user typed: predicts them (drawing at once) and returns
+   * what to send, which is all of them except the terminal's answer to
+   * {@linkcode locate}.
+   */
+  input(bytes: Uint8Array): Uint8Array {
+    const forward = this.#awaitingReport ? this.#takeReport(bytes) : bytes;
+    if (forward.length > 0) {
+      this.#predictor.keys(forward, this.#model, this.#now());
+      this.#redraw().catch(() => {});
+    }
+    return forward;
+  }
+
+  /** Keystrokes, for tests: {@linkcode input} then the drawing written. */
   keys(bytes: Uint8Array): Promise<void> {
-    this.#predictor.keys(bytes, this.#model, this.#now());
-    return this.#redraw();
+    this.input(bytes);
+    return this.#tail;
+  }
+
+  /** Takes the cursor position report out of `bytes`; returns the rest. */
+  #takeReport(bytes: Uint8Array): Uint8Array {
+    const text = this.#partialReport + latin1.decode(bytes);
+    this.#partialReport = "";
+    const report = /\x1b\[(\d{1,4});(\d{1,4})R/.exec(text);
+    if (report !== null) {
+      this.#awaitingReport = false;
+      clearTimeout(this.#reportTimer);
+      this.#model.placeAt({
+        row: Number(report[1]) - 1,
+        col: Number(report[2]) - 1,
+      });
+      return latin1Bytes(
+        text.slice(0, report.index) +
+          text.slice(report.index + report[0].length),
+      );
+    }
+    // A report cut between two reads: keep its start for the next one.
+    const start = /\x1b(\[(\d{1,4}(;\d{0,4})?)?)?$/.exec(text);
+    if (start !== null) {
+      this.#partialReport = start[0];
+      return latin1Bytes(text.slice(0, start.index));
+    }
+    return latin1Bytes(text);
   }
 
   /** A chunk of the remote's output: resolves once the terminal took it. */
@@ -143,6 +225,7 @@ export class PredictiveEcho {
   /** Takes the overlay away and stops; resolves once the terminal has it all. */
   finish(): Promise<void> {
     clearTimeout(this.#timer);
+    clearTimeout(this.#reportTimer);
     this.#model.close();
     this.#predictor.reset();
     return this.#enqueue(encoder.encode(this.#erase()));

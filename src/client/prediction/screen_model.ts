@@ -70,12 +70,11 @@ let xtermModule: Promise<XtermModule> | undefined;
 
 /** Loads `@xterm/headless` once (only clients that predict pay for it). */
 function loadXterm(): Promise<XtermModule> {
-  return xtermModule ??= import("@xterm/headless").then((m) =>
-    m.default ?? m
-  );
+  return xtermModule ??= import("@xterm/headless").then((m) => m.default ?? m);
 }
 
 const latin1 = new TextDecoder("latin1");
+const encoder = new TextEncoder();
 
 /** Full clears after which an untrusted model matches the terminal again. */
 const CLEARS = ["\x1bc", "\x1b[H\x1b[2J", "\x1b[2J\x1b[H", "\x1b[1;1H\x1b[2J"];
@@ -95,7 +94,7 @@ export class ScreenModel implements ScreenView {
   #terminal: any;
   // deno-lint-ignore no-explicit-any
   #core: any;
-  #state: "live" | "deferred" | "skipping" = "live";
+  #state: "live" | "held" | "deferred" | "skipping" = "live";
   #trusted = true;
   #windowStart = 0;
   #windowBytes = 0;
@@ -167,12 +166,42 @@ export class ScreenModel implements ScreenView {
       this.#parse(bytes);
       return;
     }
-    if (this.#state === "deferred") {
+    if (this.#state === "held" || this.#state === "deferred") {
       this.#deferred.push(bytes.slice());
       this.#deferredBytes += bytes.length;
       if (this.#deferredBytes > MAX_DEFERRED) this.#startSkipping();
     } else this.#summarize(bytes);
-    this.#armQuietTimer();
+    if (this.#state !== "held") this.#armQuietTimer();
+  }
+
+  /**
+   * Sets output aside until {@linkcode placeAt}: the local terminal was
+   * asked where its cursor is (the remote's output lands there, not at the
+   * top left), and its answer comes on the keyboard's side.
+   */
+  hold(): void {
+    this.#catchUpNow();
+    this.#state = "held";
+  }
+
+  /**
+   * Where the local cursor stood when {@linkcode hold} was called (0-based),
+   * or null if the terminal did not say: the model moves its cursor there
+   * and parses what was set aside; without an answer it is untrusted until
+   * a full clear.
+   */
+  placeAt(at: CursorPosition | null): void {
+    if (this.#state !== "held") return;
+    this.#state = "live";
+    const held = this.#deferred;
+    this.#deferred = [];
+    this.#deferredBytes = 0;
+    if (at === null) this.#trusted = false;
+    else {
+      this.#parse(encoder.encode(`\x1b[${at.row + 1};${at.col + 1}H`));
+      this.#trusted = true;
+    }
+    for (const chunk of held) this.feed(chunk);
   }
 
   /** Resizes the model with the local terminal; untrusted until a clear. */
@@ -187,6 +216,15 @@ export class ScreenModel implements ScreenView {
   /** Parses whatever is set aside at once (at the end of a session). */
   settle(): void {
     this.#catchUpNow();
+  }
+
+  /**
+   * Calls `listener` with what the emulator would answer the remote (a
+   * cursor position report, device attributes). The client never sends
+   * these (its real terminal answers); a test's stand-in terminal does.
+   */
+  onReply(listener: (data: string) => void): void {
+    this.#terminal.onData(listener);
   }
 
   /** Stops the timers. */
@@ -310,6 +348,7 @@ export class ScreenModel implements ScreenView {
   }
 
   #catchUpNow(): void {
+    if (this.#state === "held") return; // only placeAt ends a hold
     if (this.#state === "skipping") this.#resyncFromTail();
     for (const chunk of this.#deferred) this.#parse(chunk);
     this.#deferred = [];
@@ -362,7 +401,7 @@ export class ScreenModel implements ScreenView {
       this.#parse(tail); // close, and a clear makes it exact again
       return;
     }
-    this.#parse(new TextEncoder().encode("\r" + "\n".repeat(rows)));
+    this.#parse(encoder.encode("\r" + "\n".repeat(rows)));
     this.#parse(tail.subarray(start));
   }
 }

@@ -140,3 +140,18 @@ Deno.test("overlay sequences never use the remote's saved-cursor slot, and a pen
   const all = written.map((w) => new TextDecoder().decode(w)).join("");
   assert.ok(!all.includes("\x1b7") && !all.includes("\x1b8"));
 });
+
+Deno.test("the model starts where the local cursor stands: the terminal's position report is asked for and kept from the remote", async () => {
+  const { local, echo, remote, written } = await setup(20, 6);
+  local.feed(bytes("old\r\nlocal\r\nlines\r\n$ et host\r\n")); // before et
+  const asked = echo.locate();
+  await remote("remote$ "); // held until the answer
+  const all = written.map((w) => new TextDecoder().decode(w)).join("");
+  assert.equal(all, "\x1b[6nremote$ ", "asked where the cursor is, first");
+  assert.deepEqual(local.cursor(), { row: 4, col: 8 });
+  // The answer comes on the keyboard's side, cut in two, amid keys.
+  assert.equal(new TextDecoder().decode(echo.input(bytes("ab\x1b[5"))), "ab");
+  assert.equal(new TextDecoder().decode(echo.input(bytes(";1Rcd"))), "cd");
+  await asked;
+  assert.deepEqual(echo.model.cursor(), local.cursor(), "the model agrees");
+});
