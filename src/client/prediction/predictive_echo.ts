@@ -159,6 +159,7 @@ export class PredictiveEcho {
   #takeReport(bytes: Uint8Array): Uint8Array {
     const text = this.#partialReport + latin1.decode(bytes);
     this.#partialReport = "";
+    // deno-lint-ignore no-control-regex
     const report = /\x1b\[(\d{1,4});(\d{1,4})R/.exec(text);
     if (report !== null) {
       this.#awaitingReport = false;
@@ -173,6 +174,7 @@ export class PredictiveEcho {
       );
     }
     // A report cut between two reads: keep its start for the next one.
+    // deno-lint-ignore no-control-regex
     const start = /\x1b(\[(\d{1,4}(;\d{0,4})?)?)?$/.exec(text);
     if (start !== null) {
       this.#partialReport = start[0];
