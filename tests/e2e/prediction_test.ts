@@ -260,11 +260,13 @@ Deno.test({
     "a typed command line, a hidden read -s and an upper-casing program end on the same screen as ssh, with no underline or stray glyph",
   fn: () =>
     sideBySide(async (et, ssh) => {
-      // A command line, typed fast; then its output.
-      await typeInAll([et, ssh], [
-        ...chars("echo the quick brown fox; echo jumps"),
-        enter,
-      ]);
+      // A command line, typed fast: et shows the last keys before their
+      // echo is back (200 ms), underlined; then its output.
+      await typeInAll([et, ssh], chars("echo the quick brown fox; echo jumps"));
+      const [early, styled] = [await et.capture(), await et.captureStyled()];
+      assert.match(early, /fox; echo jumps/, `typed keys show before the echo:\n${styled}`);
+      assert.match(styled, /\x1b\[4m/, "unconfirmed keys are underlined");
+      await typeInAll([et, ssh], [enter]);
       await et.waitFor(/^jumps$/m);
       await sameScreens(et, ssh);
 
@@ -293,11 +295,13 @@ Deno.test({
       // A program that echoes the first three keys as typed, then upper
       // case: the first confirm the epoch, the next are shown as typed,
       // refuted by the echo and repainted with the server's glyphs.
-      const upper = "python3 -c 'import os,tty; tty.setraw(0); n=0\n" +
+      const upper =
+        "python3 -c 'import os,tty; tty.setraw(0); os.write(1,b\"RE\"+b\"ADY\\r\\n\"); n=0\n" +
         'while True:\n c=os.read(0,1)\n if c==b"q": break\n' +
         " n+=1; os.write(1, c if n<=3 else c.upper())'";
       await typeInAll([et, ssh], [{ text: upper }, enter]);
-      await sleep(4 * DELAY_MS);
+      await et.waitFor(/^READY/m);
+      await ssh.waitFor(/^READY/m);
       await typeInAll([et, ssh], chars("abcdefgh"));
       await et.waitFor("abcDEFGH");
       await sameScreens(et, ssh);

@@ -150,7 +150,9 @@ export class TmuxTerminal {
 
   /** Types `text` literally (no key names; a newline is a line feed, not Enter). */
   async type(text: string): Promise<void> {
-    await this.#tmux("send-keys", "-t", SESSION, "-l", "--", text);
+    // tmux takes an argument ending in ";" as the end of a command.
+    const literal = text.endsWith(";") ? `${text.slice(0, -1)}\\;` : text;
+    await this.#tmux("send-keys", "-t", SESSION, "-l", "--", literal);
   }
 
   /** The visible screen: one line per row, trailing spaces trimmed. */

@@ -78,6 +78,12 @@ export interface Overlay {
   cursor: CursorPosition | null;
 }
 
+/** Printable keys predicted one after the other on a row. */
+interface TypedRun {
+  row: number;
+  keys: { glyph: string; typedAt: number }[];
+}
+
 /** Key parser state: within an escape sequence or not. */
 type KeyState = "ground" | "escape" | "csi" | "ss3";
 
@@ -112,12 +118,16 @@ export class EchoPredictor {
   #keyState: KeyState = "ground";
   #csi = "";
   #alternate: boolean | null = null;
+  #run: TypedRun | null = null;
 
   /** A predictor for `mode` (`never` predicts nothing). */
   constructor(mode: PredictMode) {
     this.#mode = mode;
     this.#showing = mode === "always";
   }
+
+  /** Why predictions were refuted since last emptied (for the log). */
+  refutations: string[] = [];
 
   /** The smoothed echo round trip in ms, or null before the first echo. */
   get srtt(): number | null {
@@ -161,6 +171,7 @@ export class EchoPredictor {
   reset(): void {
     this.#cells.clear();
     this.#cursor = null;
+    this.#run = null;
     this.#becomeTentative();
   }
 
@@ -176,13 +187,18 @@ export class EchoPredictor {
     }
   }
 
-  /** Compares the predictions with the model after it changed, or at a deadline. */
-  update(screen: ScreenView, now: number): void {
+  /**
+   * Compares the predictions with the model after it changed, or at a
+   * deadline. `settled` is false while a chunk of output is only partly
+   * parsed (the cursor may be away for a moment, e.g. on a status line).
+   */
+  update(screen: ScreenView, now: number, settled = true): void {
     if (this.#mode === "never") return;
     if (!this.#checkScreen(screen)) return;
     const sorted = [...this.#cells.values()].sort((a, b) => a.epoch - b.epoch);
+    const cursorRow = screen.cursor().row;
     for (const cell of sorted) {
-      if (!this.#cells.has(key(cell.row, cell.col))) continue; // killed
+      if (this.#cells.get(key(cell.row, cell.col)) !== cell) continue; // killed
       const now_ = screen.cellText(cell.row, cell.col);
       const expired = now >= cell.expiresAt;
       const changed = !cell.originals.includes(now_);
@@ -191,9 +207,20 @@ export class EchoPredictor {
         else if (expired) this.#cells.delete(key(cell.row, cell.col));
         continue;
       }
-      const refuted = expired || (changed && now_ !== "");
+      // A hidden guess on a row the remote has left (it was anchored before
+      // the remote moved on, e.g. to the next prompt) will not be echoed.
+      const left = settled && cell.row !== cursorRow &&
+        cell.epoch > this.#confirmedEpoch;
+      const refuted = expired || left || (changed && now_ !== "");
       if (refuted) {
-        this.#refute(cell);
+        this.refutations.push(
+          `${expired ? "expired" : "wrong"}: ${
+            JSON.stringify(cell.glyph)
+          } at ${cell.row},${cell.col} shows ${JSON.stringify(now_)}${
+            cell.epoch > this.#confirmedEpoch ? " (hidden)" : ""
+          }`,
+        );
+        this.#refute(cell, expired, screen, now);
         continue;
       }
       if (
@@ -349,12 +376,20 @@ export class EchoPredictor {
     };
   }
 
-  #printable(glyph: string, screen: ScreenView, now: number): void {
+  #printable(
+    glyph: string,
+    screen: ScreenView,
+    now: number,
+    typedAt = now,
+  ): void {
+    const fresh = this.#cursor === null;
     const at = this.#anchor(screen);
     // The last column would wrap: beyond what one row can foresee.
     if (at === null || at.col >= screen.cols - 1) return this.#unforeseeable();
     const last = this.#lastContent(at.row, screen);
     if (last >= screen.cols - 1) return this.#unforeseeable(); // no room
+    if (fresh || this.#run === null) this.#run = { row: at.row, keys: [] };
+    this.#run.keys.push({ glyph, typedAt });
     for (let col = last + 1; col > at.col; col--) {
       this.#predict(
         at.row,
@@ -364,11 +399,12 @@ export class EchoPredictor {
         now,
       );
     }
-    this.#predict(at.row, at.col, glyph, screen, now);
+    this.#predict(at.row, at.col, glyph, screen, typedAt);
     this.#moveCursor(at.row, at.col + 1, now);
   }
 
   #backspace(screen: ScreenView, now: number): void {
+    this.#run = null;
     const at = this.#anchor(screen);
     if (at === null || at.col === 0) return this.#unforeseeable();
     const last = this.#lastContent(at.row, screen);
@@ -382,6 +418,7 @@ export class EchoPredictor {
   }
 
   #arrow(step: 1 | -1, screen: ScreenView, now: number): void {
+    this.#run = null;
     const at = this.#anchor(screen);
     if (at === null) return this.#unforeseeable();
     const col = at.col + step;
@@ -396,6 +433,7 @@ export class EchoPredictor {
   /** A key whose effect cannot be foreseen: start a new hidden epoch. */
   #unforeseeable(): void {
     this.#cursor = null;
+    this.#run = null;
     this.#becomeTentative();
   }
 
@@ -412,7 +450,50 @@ export class EchoPredictor {
     this.#adapt();
   }
 
-  #refute(cell: PredictedCell): void {
+  #refute(
+    cell: PredictedCell,
+    expired: boolean,
+    screen: ScreenView,
+    now: number,
+  ): void {
+    const run = this.#run;
+    this.#drop(cell);
+    // Expired keys are not predicted again (see #reanchor), so this ends.
+    if (run !== null) this.#reanchor(run, screen, now);
+  }
+
+  /**
+   * After a wrong guess, predicts again the keys of the run that are still
+   * on their way, from where the remote's cursor is now. A byte stream
+   * does not say which keys the output answers (mosh's frames do), so a
+   * guess anchored while earlier echoes were still coming lands too far
+   * left; here the run's keys whose echo already shows left of the cursor
+   * are skipped, and keys typed longer ago than an echo takes are not
+   * predicted again. The new guesses are hidden until one is confirmed.
+   */
+  #reanchor(run: TypedRun, screen: ScreenView, now: number): void {
+    const at = screen.cursor();
+    if (at.col >= screen.cols || !screen.predictable()) return;
+    const glyphs = run.keys.map((k) => k.glyph);
+    let echoed = glyphs.length;
+    for (; echoed > 0; echoed--) {
+      let matches = at.col - echoed >= 0;
+      for (let i = 0; matches && i < echoed; i++) {
+        matches = screen.cellText(at.row, at.col - echoed + i) === glyphs[i];
+      }
+      if (matches) break;
+    }
+    const inFlightSince = now - this.#expiryMs() + 1;
+    const rest = run.keys.slice(echoed).filter((k) =>
+      k.typedAt >= inFlightSince
+    );
+    for (const typed of rest) {
+      this.#printable(typed.glyph, screen, now, typed.typedAt);
+    }
+  }
+
+  #drop(cell: PredictedCell): void {
+    this.#run = null;
     if (cell.epoch > this.#confirmedEpoch) {
       // A hidden guess was wrong: drop its epoch (and later ones) only.
       for (const [id, other] of this.#cells) {

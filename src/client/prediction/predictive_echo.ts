@@ -29,6 +29,9 @@ import {
 } from "./painter.ts";
 import { ScreenModel } from "./screen_model.ts";
 import { unref } from "./screen_view.ts";
+import { logger } from "../../log.ts";
+
+const log = logger("predict");
 
 /** Chunks up to this size are judged piece by piece while guesses wait. */
 const SPLIT_LIMIT = 4096;
@@ -68,6 +71,7 @@ export class PredictiveEcho {
   #timerDue = Infinity;
   #now: () => number;
   #awaitingReport = false;
+  #wasShowing = false;
   #partialReport = "";
   #reportTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -130,6 +134,9 @@ export class PredictiveEcho {
     this.#reportTimer = unref(setTimeout(() => {
       if (!this.#awaitingReport) return;
       this.#awaitingReport = false;
+      log.info(
+        "the terminal did not say where its cursor is: no prediction until the screen is cleared",
+      );
       this.#model.placeAt(null);
     }, ORIGIN_TIMEOUT_MS));
     return this.#enqueue(encoder.encode(erase + "\x1b[6n"));
@@ -164,6 +171,7 @@ export class PredictiveEcho {
     if (report !== null) {
       this.#awaitingReport = false;
       clearTimeout(this.#reportTimer);
+      log.debug(`local cursor at ${report[1]};${report[2]}`);
       this.#model.placeAt({
         row: Number(report[1]) - 1,
         col: Number(report[2]) - 1,
@@ -198,13 +206,14 @@ export class PredictiveEcho {
           continue;
         }
         model.feed(bytes.subarray(from, at));
-        predictor.update(model, this.#now());
+        predictor.update(model, this.#now(), at === bytes.length);
         from = at;
       }
     } else {
       model.feed(bytes);
       predictor.update(model, this.#now());
     }
+    this.#logShowing();
     const next = predictor.overlay(model);
     parts.push(this.#draw(next));
     this.#shown = next;
@@ -277,6 +286,23 @@ export class PredictiveEcho {
       ? restoreCursor(this.#model)
       : showCursorAt(next.cursor);
     return this.#enqueue(encoder.encode(out));
+  }
+
+  /** Logs when predictions start or stop showing (adaptive). */
+  #logShowing(): void {
+    const refutations = this.#predictor.refutations;
+    if (refutations.length > 0) {
+      log.debug(`refuted ${refutations.join("; ")}`);
+      refutations.length = 0;
+    }
+    const showing = this.#predictor.showing;
+    if (showing === this.#wasShowing) return;
+    this.#wasShowing = showing;
+    log.info(
+      `predictions ${showing ? "shown" : "hidden"} (echo round trip ${
+        this.#predictor.srtt?.toFixed(0)
+      } ms)`,
+    );
   }
 
   /** Wakes up at the predictor's next deadline (an expiry, a glitch). */

@@ -70,7 +70,11 @@ let xtermModule: Promise<XtermModule> | undefined;
 
 /** Loads `@xterm/headless` once (only clients that predict pay for it). */
 function loadXterm(): Promise<XtermModule> {
-  return xtermModule ??= import("@xterm/headless").then((m) => m.default ?? m);
+  // Inline, not through deno.json's imports: `et` runs from any directory.
+  // deno-lint-ignore no-import-prefix
+  return xtermModule ??= import("npm:@xterm/headless@6.0.0").then((m) =>
+    m.default ?? m
+  );
 }
 
 const latin1 = new TextDecoder("latin1");

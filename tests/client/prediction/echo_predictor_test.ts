@@ -106,9 +106,36 @@ Deno.test("a wrong glyph (upper-case echo) refutes the prediction at once", () =
   assert.equal(glyphs(p.overlay(grid)), "1:a 2:b");
   grid.print("A");
   p.update(grid, t + 150);
-  assert.equal(glyphs(p.overlay(grid)), "", "everything dropped");
-  assert.equal(p.pending, false);
+  assert.equal(glyphs(p.overlay(grid)), "", "everything hidden");
   assert.ok(p.epoch > p.confirmedEpoch, "hidden until confirmed again");
+  grid.print("B");
+  p.update(grid, t + 220);
+  p.update(grid, t + 220 + MIN_EXPIRY_MS * 2);
+  assert.equal(p.pending, false, "and gone once the keys are old");
+});
+
+Deno.test("keys typed before the next prompt came are anchored again where it came", () => {
+  const grid = new Grid(40);
+  grid.print("$ ");
+  const p = new EchoPredictor("always");
+  const t = typeAndEcho(p, grid, "x", 0, 200);
+  p.keys(bytes("\r"), grid, t);
+  // "echo" typed 70 ms apart right after Enter: the remote has not moved
+  // to the next line yet, so the guesses land on the old one (hidden).
+  for (const [i, key] of [..."echo"].entries()) {
+    p.keys(bytes(key), grid, t + 10 + 70 * i);
+  }
+  assert.equal(glyphs(p.overlay(grid)), "", "hidden");
+  grid.at = { row: 1, col: 0 };
+  grid.print("$ e"); // the prompt, and the echo of "e"
+  p.update(grid, t + 210);
+  // The run is anchored again after its echoed "e": c, h, o at 3, 4, 5.
+  grid.print("c");
+  p.update(grid, t + 280);
+  assert.equal(p.confirmedEpoch, p.epoch, "the new anchor confirmed");
+  const overlay = p.overlay(grid);
+  assert.equal(glyphs(overlay), "4:h 5:o", "the rest shows at once");
+  assert.deepEqual(overlay.cursor, { row: 1, col: 6 });
 });
 
 Deno.test("a blank cell on the way (a line being redrawn) is not a refutation", () => {
