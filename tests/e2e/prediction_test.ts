@@ -264,7 +264,11 @@ Deno.test({
       // echo is back (200 ms), underlined; then its output.
       await typeInAll([et, ssh], chars("echo the quick brown fox; echo jumps"));
       const [early, styled] = [await et.capture(), await et.captureStyled()];
-      assert.match(early, /fox; echo jumps/, `typed keys show before the echo:\n${styled}`);
+      assert.match(
+        early,
+        /fox; echo jumps/,
+        `typed keys show before the echo:\n${styled}`,
+      );
       assert.match(styled, /\x1b\[4m/, "unconfirmed keys are underlined");
       await typeInAll([et, ssh], [enter]);
       await et.waitFor(/^jumps$/m);
@@ -296,7 +300,7 @@ Deno.test({
       // case: the first confirm the epoch, the next are shown as typed,
       // refuted by the echo and repainted with the server's glyphs.
       const upper =
-        "python3 -c 'import os,tty; tty.setraw(0); os.write(1,b\"RE\"+b\"ADY\\r\\n\"); n=0\n" +
+        'python3 -c \'import os,tty; tty.setraw(0); os.write(1,b"RE"+b"ADY\\r\\n"); n=0\n' +
         'while True:\n c=os.read(0,1)\n if c==b"q": break\n' +
         " n+=1; os.write(1, c if n<=3 else c.upper())'";
       await typeInAll([et, ssh], [{ text: upper }, enter]);
@@ -321,9 +325,11 @@ Deno.test({
       ]);
       await et.waitFor(/^~\s*$/m);
       await sameScreens(et, ssh);
+      await typeInAll([et, ssh], [{ text: "i" }, ...chars("typing in vim")]);
+      // Shown before the echo: the round trip is 200 ms, a key 70 ms.
+      assert.match(await et.capture(), /^typing in vim/m, "local in vim");
       await typeInAll([et, ssh], [
-        { text: "i" },
-        ...chars("typing in vim feels local"),
+        ...chars(" feels local"),
         { keys: ["BSpace"] },
         { keys: ["BSpace"] },
         ...chars("al, and ends right"),

@@ -44,6 +44,8 @@ export const PLAIN_BELOW_MS = 50;
 export const GLITCH_MS = 250;
 /** Confirmations after a glitch during which predictions stay underlined. */
 const GLITCH_REPAIR_COUNT = 10;
+/** Keys of a run kept for anchoring again. */
+const MAX_RUN = 64;
 /** A prediction not confirmed within this (at least) is refuted. */
 export const MIN_EXPIRY_MS = 500;
 
@@ -82,6 +84,32 @@ export interface Overlay {
 interface TypedRun {
   row: number;
   keys: { glyph: string; typedAt: number }[];
+}
+
+/**
+ * How many keys of `glyphs` the screen has answered: the largest `j` such
+ * that `glyphs[k..j)` (for some `k < j`, not all blank) is what the row
+ * shows just left of `at`; 0 when no echo of the run shows there.
+ */
+function echoedKeys(
+  glyphs: string[],
+  screen: ScreenView,
+  at: CursorPosition,
+): number {
+  for (let j = glyphs.length; j > 0; j--) {
+    for (let k = 0; k < j; k++) {
+      const from = at.col - (j - k);
+      if (from < 0) continue;
+      let matches = true;
+      let visible = false; // blanks alone match any empty stretch
+      for (let i = k; matches && i < j; i++) {
+        matches = screen.cellText(at.row, from + i - k) === glyphs[i];
+        visible ||= glyphs[i] !== "";
+      }
+      if (matches && visible) return j;
+    }
+  }
+  return 0;
 }
 
 /** Key parser state: within an escape sequence or not. */
@@ -390,6 +418,7 @@ export class EchoPredictor {
     if (last >= screen.cols - 1) return this.#unforeseeable(); // no room
     if (fresh || this.#run === null) this.#run = { row: at.row, keys: [] };
     this.#run.keys.push({ glyph, typedAt });
+    if (this.#run.keys.length > MAX_RUN) this.#run.keys.shift();
     for (let col = last + 1; col > at.col; col--) {
       this.#predict(
         at.row,
@@ -467,22 +496,15 @@ export class EchoPredictor {
    * on their way, from where the remote's cursor is now. A byte stream
    * does not say which keys the output answers (mosh's frames do), so a
    * guess anchored while earlier echoes were still coming lands too far
-   * left; here the run's keys whose echo already shows left of the cursor
-   * are skipped, and keys typed longer ago than an echo takes are not
-   * predicted again. The new guesses are hidden until one is confirmed.
+   * left; here the run's keys up to the last whose echo shows just left of
+   * the cursor are skipped (keys before it may have had no echo: vim's
+   * `i`), and keys typed longer ago than an echo takes are not predicted
+   * again. The new guesses are hidden until one is confirmed.
    */
   #reanchor(run: TypedRun, screen: ScreenView, now: number): void {
     const at = screen.cursor();
     if (at.col >= screen.cols || !screen.predictable()) return;
-    const glyphs = run.keys.map((k) => k.glyph);
-    let echoed = glyphs.length;
-    for (; echoed > 0; echoed--) {
-      let matches = at.col - echoed >= 0;
-      for (let i = 0; matches && i < echoed; i++) {
-        matches = screen.cellText(at.row, at.col - echoed + i) === glyphs[i];
-      }
-      if (matches) break;
-    }
+    const echoed = echoedKeys(run.keys.map((k) => k.glyph), screen, at);
     const inFlightSince = now - this.#expiryMs() + 1;
     const rest = run.keys.slice(echoed).filter((k) =>
       k.typedAt >= inFlightSince
