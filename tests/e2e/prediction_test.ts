@@ -16,6 +16,7 @@ import {
   streamExact,
   tmuxShellAnswers,
   waitUntil,
+  withProxiedSession,
   withProxiedTerminal,
 } from "./_client.ts";
 import { E2E_TEST, type EtWorld, shellQuote, withWorld } from "./_world.ts";
@@ -369,5 +370,37 @@ Deno.test({
         pauseS: 0.05,
       });
       assert.equal(stream.bytes, 256 * 1024);
+      assert.ok(
+        !client.text.includes("\x1b[6n"),
+        "no question to the terminal",
+      );
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--predict always never reaches a captured stdout: a forced pty with piped stdio gets the remote's bytes only",
+  fn: () =>
+    withProxiedSession({
+      extra: ["--pty", "--predict", "always"],
+      keepBytes: true,
+      prepare: (proxy) => proxy.setDelay(DELAY_MS),
+    }, async ({ client }) => {
+      const before = client.stdoutBytes;
+      for (const key of "echo piped") {
+        await client.type(key);
+        await sleep(KEY_GAP_MS);
+      }
+      await client.type("\r");
+      await client.waitFor("\rpiped\r\n");
+      const text = new TextDecoder("latin1").decode(
+        client.bytes().subarray(before),
+      );
+      assert.ok(!client.stdout.includes("\x1b[6n"), "no question asked");
+      assert.ok(
+        !/\x1b\[\d+;\d+H/.test(text),
+        `no cursor moves: ${JSON.stringify(text)}`,
+      );
     }),
 });
