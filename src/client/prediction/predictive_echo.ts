@@ -47,6 +47,12 @@ function latin1Bytes(text: string): Uint8Array {
   return Uint8Array.from(text, (ch) => ch.charCodeAt(0));
 }
 const EMPTY: Overlay = { cells: [], cursor: null };
+const EMPTY_BYTES = new Uint8Array(0);
+
+/** True when an overlay shows nothing. */
+function isEmpty(overlay: Overlay): boolean {
+  return overlay.cells.length === 0 && overlay.cursor === null;
+}
 
 /** Where the bytes for the local terminal go, in order. */
 export type LocalWrite = (bytes: Uint8Array) => Promise<void>;
@@ -71,6 +77,8 @@ export class PredictiveEcho {
   #timerDue = Infinity;
   #now: () => number;
   #awaitingReport = false;
+  /** Writes handed to {@linkcode LocalWrite} or queued, not yet done. */
+  #writing = 0;
   #wasShowing = false;
   #partialReport = "";
   #reportTimer: ReturnType<typeof setTimeout> | undefined;
@@ -193,6 +201,14 @@ export class PredictiveEcho {
 
   /** A chunk of the remote's output: resolves once the terminal took it. */
   output(bytes: Uint8Array): Promise<void> {
+    if (
+      isEmpty(this.#shown) && !this.#predictor.pending &&
+      !this.#awaitingReport
+    ) {
+      // Nothing shown, nothing to judge: the bytes go out as they are.
+      this.#model.feed(bytes);
+      return this.#enqueue(bytes);
+    }
     const parts: string[] = [];
     const erase = this.#erase();
     const model = this.#model;
@@ -218,10 +234,11 @@ export class PredictiveEcho {
     parts.push(this.#draw(next));
     this.#shown = next;
     this.#schedule();
+    const after = parts.join("");
     return this.#enqueue(
-      encoder.encode(erase),
+      erase === "" ? EMPTY_BYTES : encoder.encode(erase),
       bytes,
-      encoder.encode(parts.join("")),
+      after === "" ? EMPTY_BYTES : encoder.encode(after),
     );
   }
 
@@ -322,9 +339,17 @@ export class PredictiveEcho {
   /** Writes in call order (keystrokes and output share one terminal). */
   #enqueue(...parts: Uint8Array[]): Promise<void> {
     const write = this.#write;
+    const nonEmpty = parts.filter((part) => part.length > 0);
+    if (this.#writing === 0 && nonEmpty.length === 1) {
+      // Nothing in flight: write at once (a bulk stream's common case).
+      this.#writing++;
+      this.#tail = write(nonEmpty[0]).finally(() => this.#writing--);
+      return this.#tail;
+    }
+    this.#writing++;
     this.#tail = this.#tail.then(async () => {
-      for (const part of parts) if (part.length > 0) await write(part);
-    });
+      for (const part of nonEmpty) await write(part);
+    }).finally(() => this.#writing--);
     return this.#tail;
   }
 }

@@ -6,8 +6,8 @@
  *
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
  * model feeds itself lazily: a burst (over 256 KiB within 100 ms) is set
- * aside and parsed once the output has been quiet for 30 ms, off the
- * stream's path. A burst over 8 MiB is not kept at all: the model keeps a
+ * aside and parsed once the output has been quiet for 100 ms, off the
+ * stream's path. A burst over 2 MiB is not kept at all: the model keeps a
  * summary of what it skipped (its last 64 KiB; whether any escape sequence
  * or charset shift was in it; how many line feeds) and, once quiet, feeds
  * only that tail. That is exact when the skipped bytes held no ESC, SO, SI
@@ -28,11 +28,11 @@ import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
 const BURST_BYTES = 256 * 1024;
 const BURST_WINDOW_MS = 100;
 /** Output silence after which set-aside bytes are parsed. */
-const QUIET_MS = 30;
+const QUIET_MS = 100;
 /** Set-aside bytes parsed per turn of the event loop. */
 const DRAIN_SLICE = 256 * 1024;
 /** Past this many set-aside bytes, keep only a tail. */
-const MAX_DEFERRED = 8 * 1024 * 1024;
+const MAX_DEFERRED = 2 * 1024 * 1024;
 /** The tail kept of skipped output. */
 const TAIL_BYTES = 64 * 1024;
 
@@ -107,7 +107,7 @@ export class ScreenModel implements ScreenView {
   #lastFeedAt = 0;
   #quietTimer: ReturnType<typeof setTimeout> | undefined;
   #draining = false;
-  #skip = { clean: true, lineFeeds: 0, tail: new Uint8Array(0) };
+  #skip = newSkip();
   #clearCarry = "";
   #now: () => number;
   /** Bytes parsed, for tests and the benchmark. */
@@ -154,7 +154,10 @@ export class ScreenModel implements ScreenView {
     return this.#state === "live" && this.#trusted;
   }
 
-  /** Takes the remote's next bytes, in order. */
+  /**
+   * Takes the remote's next bytes, in order. The model may keep `bytes`
+   * for a while (set aside): the caller must not change them afterwards.
+   */
   feed(bytes: Uint8Array): void {
     const now = this.#now();
     this.#lastFeedAt = now;
@@ -171,7 +174,7 @@ export class ScreenModel implements ScreenView {
       return;
     }
     if (this.#state === "held" || this.#state === "deferred") {
-      this.#deferred.push(bytes.slice());
+      this.#deferred.push(bytes);
       this.#deferredBytes += bytes.length;
       if (this.#deferredBytes > MAX_DEFERRED) this.#startSkipping();
     } else this.#summarize(bytes);
@@ -362,7 +365,7 @@ export class ScreenModel implements ScreenView {
 
   #startSkipping(): void {
     this.#state = "skipping";
-    this.#skip = { clean: true, lineFeeds: 0, tail: new Uint8Array(0) };
+    this.#skip = newSkip();
     for (const chunk of this.#deferred) this.#summarize(chunk);
     this.#deferred = [];
     this.#deferredBytes = 0;
@@ -372,20 +375,32 @@ export class ScreenModel implements ScreenView {
     const skip = this.#skip;
     this.skippedBytes += bytes.length;
     if (skip.clean && !isPlainText(bytes)) skip.clean = false;
-    if (skip.clean) skip.lineFeeds += countByte(bytes, 0x0a);
-    const keep = Math.min(TAIL_BYTES, skip.tail.length + bytes.length);
-    const tail = new Uint8Array(keep);
-    const fromOld = keep - Math.min(bytes.length, keep);
-    tail.set(skip.tail.subarray(skip.tail.length - fromOld), 0);
-    tail.set(bytes.subarray(bytes.length - (keep - fromOld)), fromOld);
-    skip.tail = tail;
+    // Counted only up to what the tail could ever need (see #resyncFromTail).
+    if (skip.clean && skip.lineFeeds < this.rows + TAIL_BYTES) {
+      skip.lineFeeds += countByte(bytes, 0x0a);
+    }
+    skip.chunks.push(bytes);
+    skip.chunkBytes += bytes.length;
+    while (skip.chunkBytes - skip.chunks[0].length >= TAIL_BYTES) {
+      skip.chunkBytes -= skip.chunks.shift()!.length;
+    }
   }
 
   /** Feeds only the tail of skipped output (see the module's comment). */
   #resyncFromTail(): void {
-    const { clean, lineFeeds, tail } = this.#skip;
+    const { clean, lineFeeds, chunks, chunkBytes } = this.#skip;
     this.#state = "live";
-    this.#skip = { clean: true, lineFeeds: 0, tail: new Uint8Array(0) };
+    this.#skip = newSkip();
+    // The last TAIL_BYTES of what was skipped. lineFeeds saturates at rows
+    // + TAIL_BYTES, so lineFeeds - (line feeds after i) >= rows still means
+    // at least rows line feeds before i.
+    const joined = new Uint8Array(chunkBytes);
+    let at = 0;
+    for (const chunk of chunks) {
+      joined.set(chunk, at);
+      at += chunk.length;
+    }
+    const tail = joined.subarray(Math.max(0, chunkBytes - TAIL_BYTES));
     const rows = this.rows;
     let start = -1;
     if (clean) {
@@ -410,7 +425,23 @@ export class ScreenModel implements ScreenView {
   }
 }
 
-/** No ESC, SO, SI, or C1 control (as UTF-8 `c2 80`..`c2 9f`). */
+/** A fresh summary of skipped output. */
+function newSkip() {
+  return {
+    clean: true,
+    lineFeeds: 0,
+    chunks: [] as Uint8Array[],
+    chunkBytes: 0,
+  };
+}
+
+/**
+ * No ESC, SO, SI, or C1 control (as UTF-8 `c2 80`..`c2 9f`; one split
+ * between two chunks is missed: that needs a stream that is not text to
+ * begin with). Native `indexOf` scans allocate nothing: decoding to a
+ * string for one regex pass was faster alone but made garbage enough to
+ * cost more in the client.
+ */
 function isPlainText(bytes: Uint8Array): boolean {
   if (bytes.indexOf(0x1b) >= 0) return false;
   if (bytes.indexOf(0x0e) >= 0 || bytes.indexOf(0x0f) >= 0) return false;

@@ -29,7 +29,7 @@ function lines(from: number, to: number): string {
   return text;
 }
 
-const quiet = () => new Promise((resolve) => setTimeout(resolve, 120));
+const quiet = () => new Promise((resolve) => setTimeout(resolve, 300));
 
 Deno.test("small output is parsed at once", async () => {
   const model = await ScreenModel.create(20, 4);
