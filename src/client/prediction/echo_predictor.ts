@@ -248,7 +248,7 @@ export class EchoPredictor {
             cell.epoch > this.#confirmedEpoch ? " (hidden)" : ""
           }`,
         );
-        this.#refute(cell, expired, screen, now);
+        this.#refute(cell, screen, now);
         continue;
       }
       if (
@@ -481,7 +481,6 @@ export class EchoPredictor {
 
   #refute(
     cell: PredictedCell,
-    expired: boolean,
     screen: ScreenView,
     now: number,
   ): void {
