@@ -12,6 +12,9 @@ import { FaultProxy } from "../helpers/fault_proxy.ts";
 import type { PtyProcess } from "../helpers/pty_process.ts";
 import { TmuxTerminal } from "../helpers/tmux.ts";
 import {
+  PipedClient,
+  sha256,
+  shellAnswers,
   sleep,
   streamExact,
   tmuxShellAnswers,
@@ -374,6 +377,80 @@ Deno.test({
         !client.text.includes("\x1b[6n"),
         "no question to the terminal",
       );
+    }),
+});
+
+/** The keys both runs of the byte-identity test type, and their pacing. */
+const SCRIPTED = [
+  // A full clear: a model that got no cursor report (this harness gives
+  // none) is exact again after it, so a predicting client would predict.
+  "PS1='$ '; clear\r",
+  "printf '<<%s>>' BE''GIN\r",
+  ..."echo typed while the echo is slow",
+  "\r",
+  ..."ab\x7fc",
+  "\x15",
+  "printf '<<%s>>' DO''NE\r",
+];
+
+/**
+ * Types {@linkcode SCRIPTED} into a session, a key every 70 ms, and
+ * returns the bytes between the BEGIN and DONE markers as `output` shows
+ * them (latin1).
+ */
+async function scriptedSection(
+  type: (key: string) => Promise<void>,
+  output: () => string,
+): Promise<string> {
+  for (const key of SCRIPTED) {
+    await type(key);
+    await sleep(KEY_GAP_MS);
+    if (key.endsWith("\r")) {
+      await waitUntil(() => output().endsWith("$ "), 10_000, "the prompt");
+    }
+  }
+  await waitUntil(() => output().includes("<<DONE>>"), 10_000, "DONE");
+  const text = output();
+  return text.slice(
+    text.indexOf("<<BEGIN>>") + 9,
+    text.indexOf("<<DONE>>"),
+  );
+}
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--predict never on a terminal writes byte for byte what a client that cannot predict (stdout captured) writes",
+  fn: () =>
+    withProxiedTerminal({
+      extra: ["--predict", "never"],
+      prepare: (proxy) => proxy.setDelay(DELAY_MS),
+    }, async ({ world, proxy, client }) => {
+      const onPty = await scriptedSection(
+        (key) => client.type(key),
+        () => client.text,
+      );
+      const piped = new PipedClient(
+        world.client(["--pty"], { port: proxy.port }),
+        true,
+      );
+      try {
+        await shellAnswers(piped);
+        const captured = await scriptedSection(
+          (key) => piped.type(key),
+          () => new TextDecoder("latin1").decode(piped.bytes()),
+        );
+        assert.ok(captured.includes("typed while the echo is slow"));
+        assert.equal(
+          sha256(onPty),
+          sha256(captured),
+          `the same bytes:\n${JSON.stringify(onPty)}\n${
+            JSON.stringify(captured)
+          }`,
+        );
+      } finally {
+        await piped.close();
+      }
     }),
 });
 
