@@ -38,6 +38,8 @@ const SPLIT_LIMIT = 4096;
 
 /** Longest wait for the terminal's cursor position report. */
 export const ORIGIN_TIMEOUT_MS = 2000;
+/** How long after that a late report is still taken out of the keys. */
+const LATE_REPORT_MS = 30_000;
 
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
@@ -77,6 +79,7 @@ export class PredictiveEcho {
   #timerDue = Infinity;
   #now: () => number;
   #awaitingReport = false;
+  #lateReportUntil = 0;
   /** Writes handed to {@linkcode LocalWrite} or queued, not yet done. */
   #writing = 0;
   #wasShowing = false;
@@ -142,6 +145,9 @@ export class PredictiveEcho {
     this.#reportTimer = unref(setTimeout(() => {
       if (!this.#awaitingReport) return;
       this.#awaitingReport = false;
+      // A report that still comes is not the remote's to read: keep taking
+      // it out for a while (a remote program asking meanwhile is unlikely).
+      this.#lateReportUntil = this.#now() + LATE_REPORT_MS;
       log.info(
         "the terminal did not say where its cursor is: no prediction until the screen is cleared",
       );
@@ -156,7 +162,9 @@ export class PredictiveEcho {
    * {@linkcode locate}.
    */
   input(bytes: Uint8Array): Uint8Array {
-    const forward = this.#awaitingReport ? this.#takeReport(bytes) : bytes;
+    const taking = this.#awaitingReport ||
+      this.#now() < this.#lateReportUntil;
+    const forward = taking ? this.#takeReport(bytes) : bytes;
     if (forward.length > 0) {
       this.#predictor.keys(forward, this.#model, this.#now());
       this.#redraw().catch(() => {});
@@ -178,6 +186,7 @@ export class PredictiveEcho {
     const report = /\x1b\[(\d{1,4});(\d{1,4})R/.exec(text);
     if (report !== null) {
       this.#awaitingReport = false;
+      this.#lateReportUntil = 0;
       clearTimeout(this.#reportTimer);
       log.debug(`local cursor at ${report[1]};${report[2]}`);
       this.#model.placeAt({

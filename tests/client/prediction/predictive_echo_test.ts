@@ -155,3 +155,23 @@ Deno.test("the model starts where the local cursor stands: the terminal's positi
   await asked;
   assert.deepEqual(echo.model.cursor(), local.cursor(), "the model agrees");
 });
+
+Deno.test("without an answer in 2 s the model is untrusted; an answer that comes later is still kept from the remote", async () => {
+  const { echo, remote, clock } = await setup(20, 6);
+  echo.locate();
+  await remote("$ ");
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  assert.equal(echo.model.predictable(), false, "no answer: untrusted");
+  clock.t += 5000;
+  const late = echo.input(bytes("\x1b[3;1Rx"));
+  assert.equal(
+    new TextDecoder().decode(late),
+    "x",
+    "the late answer is not sent",
+  );
+  clock.t += 60_000;
+  const much = echo.input(bytes("\x1b[3;1R"));
+  assert.equal(much.length, 6, "long after, a report is the remote's");
+  await remote("\x1b[H\x1b[2J$ ");
+  assert.equal(echo.model.predictable(), true, "a full clear: exact again");
+});
