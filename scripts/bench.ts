@@ -10,6 +10,8 @@
  * echo latency: et p50 <a> ms p99 <b> ms, ssh p50 <c> ms p99 <d> ms
  * connect: et <a> ms, ssh <b> ms
  * resume: <ms> ms after the path returns (...)
+ * echo as seen: at 100 ms each way, et p50 <a> ms p99 <b> ms, ...
+ * model cost: pty bulk et <x> MB/s, --predict never <y> MB/s, cost <c> %
  * memory: daemon idle <x> MB, after bulk <y> MB; terminal idle ...
  * tunnel: et -t <x> MB/s, ssh -L <y> MB/s, ratio <r>; cpu s ...
  * ```
@@ -69,6 +71,12 @@ import {
   startEtCppServer,
 } from "./bench/et_cpp.ts";
 import { type TunnelRun, tunnelThroughput } from "./bench/tunnel.ts";
+import {
+  echoAsSeen,
+  type PtyBulk,
+  ptyBulk,
+  type SeenKind,
+} from "./bench/predict.ts";
 
 /** Sizes and counts of one run. */
 interface Plan {
@@ -80,6 +88,10 @@ interface Plan {
   echoKeys: number;
   connectRuns: number;
   resumeRuns: number;
+  /** Command lines of 40 keys typed per client for "echo as seen". */
+  seenLines: number;
+  /** Runs of each pty bulk for "model cost". */
+  modelRuns: number;
   refuseMs: number;
   blackholeMs: number;
   /** Sessions of each kind for the memory line (1, 2, then this many). */
@@ -101,6 +113,8 @@ const FULL: Plan = {
   echoKeys: 200,
   connectRuns: 5,
   resumeRuns: 3,
+  seenLines: 3,
+  modelRuns: 3,
   refuseMs: 2000,
   // Longer than the 6 s after which a silent pipe is declared dead, so both
   // ends really give the old path up and the client must dial anew.
@@ -122,6 +136,8 @@ const QUICK: Plan = {
   echoKeys: 40,
   connectRuns: 2,
   resumeRuns: 1,
+  seenLines: 1,
+  modelRuns: 2,
   refuseMs: 2000,
   blackholeMs: 8000,
   manySessions: 3,
@@ -147,6 +163,8 @@ const ORDER = [
   "resume",
   "memory",
   "tunnel",
+  "echo as seen",
+  "model cost",
 ] as const;
 type Line = typeof ORDER[number];
 
@@ -492,6 +510,7 @@ async function endToEndSections(plan: Plan): Promise<void> {
       fixed(plan.aggregateBytes / 1e6, 0)
     } MB, byte counts checked)`;
   });
+  await predictionSection(plan, world, file);
 
   await measure("resume", async () => {
     const r = await resumeTimes(world, {
@@ -544,6 +563,75 @@ async function tunnelSection(plan: Plan, world: EtWorld): Promise<void> {
     } (${
       fixed(plan.tunnelBytes / 1e6, 0)
     } MB pushed, medians of ${plan.tunnelRuns})`;
+  });
+}
+
+/** One-way delay of the slow link "echo as seen" is measured on. */
+const SLOW_LINK_MS = 100;
+
+/** Predictive echo: as the person sees it on a slow link; its bulk cost. */
+async function predictionSection(
+  plan: Plan,
+  world: EtWorld,
+  file: string,
+): Promise<void> {
+  await measure("echo as seen", async () => {
+    const kinds: SeenKind[] = ["et", "et --predict never", "ssh"];
+    const parts: string[] = [];
+    for (const kind of kinds) {
+      const seen = await echoAsSeen(world, kind, {
+        delayMs: SLOW_LINK_MS,
+        lines: plan.seenLines,
+      });
+      const text = `${kind} p50 ${fixed(percentile(seen.all, 50), 1)} ms p99 ${
+        fixed(percentile(seen.all, 99), 1)
+      } ms`;
+      progress(
+        `echo as seen: ${text} (first key of each line: ${
+          seen.firstOfLine.map((ms) => fixed(ms, 0)).join(", ")
+        } ms)`,
+      );
+      parts.push(text);
+      (figures.seen ??= {})[kind] = {
+        p50: percentile(seen.all, 50),
+        p99: percentile(seen.all, 99),
+      };
+    }
+    return `at ${SLOW_LINK_MS} ms each way, ${parts.join(", ")} (${
+      plan.seenLines * 40
+    } keys each, 70 ms apart, on a pty; et shows the first key after Enter only with its echo)`;
+  });
+  await measure("model cost", async () => {
+    const on: PtyBulk[] = [];
+    const off: PtyBulk[] = [];
+    for (let i = 0; i < plan.modelRuns; i++) {
+      on.push(await ptyBulk(world, [], file, plan.bulkBytes));
+      off.push(
+        await ptyBulk(world, ["--predict", "never"], file, plan.bulkBytes),
+      );
+      progress(
+        `model cost run ${i + 1}: et ${fixed(on[i].mbPerSecond)} MB/s ${
+          fixed(on[i].cpuMsPerMb, 2)
+        } CPU ms/MB, --predict never ${fixed(off[i].mbPerSecond)} MB/s ${
+          fixed(off[i].cpuMsPerMb, 2)
+        } CPU ms/MB`,
+      );
+    }
+    const rate = (runs: PtyBulk[]) => median(runs.map((r) => r.mbPerSecond));
+    const cpu = (runs: PtyBulk[]) => median(runs.map((r) => r.cpuMsPerMb));
+    figures.modelCost = {
+      slowerPercent: (1 - rate(on) / rate(off)) * 100,
+      cpuPercent: (cpu(on) / cpu(off) - 1) * 100,
+    };
+    return `pty bulk et (model on) ${fixed(rate(on))} MB/s, --predict never ${
+      fixed(rate(off))
+    } MB/s (${
+      fixed((1 - rate(on) / rate(off)) * 100, 1)
+    } % slower); client CPU ${fixed(cpu(on), 2)} vs ${
+      fixed(cpu(off), 2)
+    } ms/MB (${fixed((cpu(on) / cpu(off) - 1) * 100, 1)} % more) (${
+      fixed(plan.bulkBytes / 1e6, 0)
+    } MB cat, fast link)`;
   });
 }
 

@@ -30,6 +30,10 @@ export interface Figures {
   daemonIdleMb?: number;
   aggregate?: { one: number; many: number; sessions: number };
   resume?: { refused: number; blackholed: number; cut: number };
+  /** Keystroke to glyph at 100 ms each way, by client ("et", …). */
+  seen?: Record<string, { p50: number; p99: number }>;
+  /** Bulk cost of prediction's screen model on a fast link. */
+  modelCost?: { slowerPercent: number; cpuPercent: number };
   /** `et -t` and `ssh -L` MB/s, 200 MB pushed through each. */
   tunnel?: { et: number; ssh: number };
 }
@@ -248,6 +252,24 @@ export function markdownTable(f: Figures, kinds: ClientKind[]): string {
       } MB/s together, one alone ${fixed(f.aggregate.one)} MB/s (${
         fixed(ratio, 2)
       }×; goal ≥ 0.8×: ${verdict(ratio >= 0.8)}).`,
+    );
+  }
+  if (f.seen) {
+    notes.push(
+      `- keystroke to glyph at 100 ms each way (as the person sees it): ${
+        Object.entries(f.seen).map(([kind, v]) =>
+          `${kind} p50 ${fixed(v.p50, 1)} ms p99 ${fixed(v.p99, 1)} ms`
+        ).join(", ")
+      }.`,
+    );
+  }
+  if (f.modelCost) {
+    notes.push(
+      `- prediction's model on a fast link: ${
+        fixed(f.modelCost.slowerPercent, 1)
+      } % less bulk throughput (goal ≤ 10 %: ${
+        verdict(f.modelCost.slowerPercent <= 10)
+      }), ${fixed(f.modelCost.cpuPercent, 0)} % more client CPU.`,
     );
   }
   if (f.resume) {

@@ -108,6 +108,14 @@ Forwarding (carried inside the session: tunnels survive reconnects):
        et -f -r 8080:3000 dev               agent and a reverse tunnel to local :3000
   LocalForward, RemoteForward and ForwardAgent of your ssh config apply too.
 
+Typing:
+      --predict WHEN        show typed keys before the remote echoes them
+                            (always, adaptive, never; default adaptive: only
+                            when the echo takes over ~30 ms). Unconfirmed keys
+                            are underlined on a slow link; a wrong guess is
+                            repainted from what the remote sent. Never with
+                            --no-pty or when stdout is not a terminal.
+
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
   ~?  list the escapes      ~~  send a literal ~

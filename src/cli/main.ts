@@ -29,6 +29,7 @@ import {
 } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
+import { parsePredictMode } from "../client/prediction/mod.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BACKLOG_BYTES,
@@ -138,6 +139,7 @@ export const CLIENT_OPTIONS: OptionSpec = {
   "session-timeout": { type: "string" },
   "max-backlog": { type: "string" },
   "escape-char": { type: "string" },
+  predict: { type: "string" },
   "port-range": { type: "string" },
   "no-daemon": { type: "boolean" },
   "daemon-only": { type: "boolean" },
@@ -324,6 +326,9 @@ async function client(args: string[]): Promise<number> {
   const maxBacklogBytes = values["max-backlog"] === undefined
     ? DEFAULT_MAX_BACKLOG_BYTES
     : usage(() => parseSize(values["max-backlog"] as string, "--max-backlog"));
+  const predict = values.predict === undefined
+    ? "adaptive"
+    : usage(() => parsePredictMode(values.predict as string));
   const escapeChar = values["escape-char"] === undefined
     ? DEFAULT_ESCAPE_CHAR
     : usage(() => parseEscapeChar(values["escape-char"] as string));
@@ -370,6 +375,7 @@ async function client(args: string[]): Promise<number> {
     sessionTimeoutMs,
     maxBacklogBytes: Math.min(maxBacklogBytes, MAX_BACKLOG_CAP_BYTES),
     escapeChar,
+    predict,
     daemon: values["no-daemon"]
       ? "never"
       : values["daemon-only"]

@@ -47,6 +47,11 @@ import { LocalTerminal, notice } from "./local_terminal.ts";
 import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
 import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
+  PredictiveEcho,
+  type PredictMode,
+  writeAll,
+} from "./prediction/mod.ts";
+import {
   RemoteEtMissingError,
   resolveWithSsh,
   splitCommandLine,
@@ -191,6 +196,12 @@ export interface ClientOptions {
    * @default {2022}
    */
   jumpPort?: number;
+  /**
+   * Predictive local echo (`--predict`); only ever between two terminals
+   * on a pty session.
+   * @default {"adaptive"}
+   */
+  predict?: PredictMode;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -584,8 +595,11 @@ async function runSession(
   );
   const id8 = toHex(secret.id).slice(0, 8);
   const resumeHint = `et --attach ${id8} ${run.target}`;
+  let echo: PredictiveEcho | null = null;
   const say = (text: string) => {
-    if (run.noticesOn) notice(text, local.isRaw);
+    if (!run.noticesOn) return;
+    notice(text, local.isRaw);
+    echo?.locate().catch(() => {}); // the notice moved the cursor
   };
   const reconnecting = keepConnected(connection, {
     dial: run.dial,
@@ -619,6 +633,9 @@ async function runSession(
   if (run.pty) {
     local.enterRaw();
   }
+  // --- predictive echo (src/client/prediction/): null means the plain path
+  echo = await startPredictiveEcho(run, local);
+  // ---
   let detaching = false;
   const detach = async () => {
     detaching = true;
@@ -660,7 +677,11 @@ async function runSession(
         control.write(encodeControl({ type: "resize", ...local.size() }))
           .catch(() => {});
       sendSize();
-      local.onResize(sendSize);
+      local.onResize(() => {
+        const { cols, rows } = local.size();
+        echo?.resize(cols, rows).catch(() => {});
+        sendSize();
+      });
       repaintAfterOutages(connection, local, control);
       if (run.typeCommand !== undefined) {
         terminal.write(new TextEncoder().encode(`${run.typeCommand}\n`))
@@ -690,6 +711,7 @@ async function runSession(
               }
             }
           }
+          if (echo) bytes = echo.input(bytes); // shown now, then sent
           if (bytes.length > 0) await terminal.write(bytes);
         }
         // End of input: the remote program's stdin ends too (no pty).
@@ -699,7 +721,7 @@ async function runSession(
       }
     })();
 
-    const outputs = [copyOut(terminal, Deno.stdout)];
+    const outputs = [copyOut(terminal, echo?.sink ?? Deno.stdout)];
     if (!run.pty) {
       outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
     }
@@ -710,6 +732,7 @@ async function runSession(
         return new Promise(() => {}); // input ending alone ends nothing
       }),
     ]);
+    await echo?.finish().catch(() => {});
     if (detachedByEscape) {
       local.restore();
       local.resetModes();
@@ -792,7 +815,7 @@ async function runTunnelsOnly(
     if (interrupted) return 0;
     if (end.error instanceof ReconnectGaveUpError && !end.error.everConnected) {
       throw new Error(
-        `cannot connect to ${run.reaching} at ${run.where} within ${
+        `cannot connect to ${run.reaching()} at ${run.where()} within ${
           formatAge(end.error.timeoutMs)
         }: ${reconnecting.status.lastReason ?? "no answer"}`,
       );
@@ -802,6 +825,30 @@ async function runTunnelsOnly(
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   }
+}
+
+/**
+ * Predictive echo when it may run: a pty session between two terminals,
+ * and `--predict` not `never`; otherwise null, and the output path is
+ * exactly the one without the feature.
+ */
+async function startPredictiveEcho(
+  run: SessionRun,
+  local: LocalTerminal,
+): Promise<PredictiveEcho | null> {
+  const mode = run.predict ?? "adaptive";
+  if (mode === "never" || !run.pty || !local.isTty || !local.isOutputTty) {
+    return null;
+  }
+  const { cols, rows } = local.size();
+  const echo = await PredictiveEcho.create(
+    mode,
+    cols,
+    rows,
+    (bytes) => writeAll(Deno.stdout, bytes),
+  );
+  echo.locate().catch(() => {});
+  return echo;
 }
 
 /** Copies a channel to a local output until the channel ends. */

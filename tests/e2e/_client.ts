@@ -379,6 +379,11 @@ export async function withProxiedSession(
 /** Options of {@linkcode withProxiedTerminal}. */
 export interface ProxiedTerminalOptions extends WorldOptions, ProxyOptions {
   /**
+   * Client arguments before the destination.
+   * @default {[]}
+   */
+  extra?: string[];
+  /**
    * Longest wait for the shell's answer, in ms.
    * @default {30_000}
    */
@@ -404,7 +409,8 @@ export async function withProxiedTerminal(
 ): Promise<void> {
   await throughProxy(
     options,
-    (world, port) => PtyProcess.spawn(world.client([], { port })),
+    (world, port) =>
+      PtyProcess.spawn(world.client(options.extra ?? [], { port })),
     async (session) => {
       // Read at once, before the client (still starting) can change them.
       const termios = session.client.termios();

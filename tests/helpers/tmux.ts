@@ -150,12 +150,35 @@ export class TmuxTerminal {
 
   /** Types `text` literally (no key names; a newline is a line feed, not Enter). */
   async type(text: string): Promise<void> {
-    await this.#tmux("send-keys", "-t", SESSION, "-l", "--", text);
+    // tmux takes an argument ending in ";" as the end of a command.
+    const literal = text.endsWith(";") ? `${text.slice(0, -1)}\\;` : text;
+    await this.#tmux("send-keys", "-t", SESSION, "-l", "--", literal);
   }
 
   /** The visible screen: one line per row, trailing spaces trimmed. */
   async capture(): Promise<string> {
     return await this.#tmux("capture-pane", "-p", "-t", SESSION);
+  }
+
+  /**
+   * The visible screen with its attributes as SGR sequences (`capture-pane
+   * -e`): an underline or a color left behind shows here, not in
+   * {@linkcode capture}.
+   */
+  async captureStyled(): Promise<string> {
+    return await this.#tmux("capture-pane", "-p", "-e", "-t", SESSION);
+  }
+
+  /** The cursor position, 0-based, as tmux has it. */
+  async cursor(): Promise<{ row: number; col: number }> {
+    const [col, row] = (await this.#tmux(
+      "display-message",
+      "-p",
+      "-t",
+      SESSION,
+      "#{cursor_x} #{cursor_y}",
+    )).trim().split(" ").map(Number);
+    return { row, col };
   }
 
   /**
