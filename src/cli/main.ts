@@ -10,7 +10,7 @@ import { runClient } from "../client/mod.ts";
 import { parseDestination, parsePort } from "../client/mod.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
 import { startDaemon } from "../daemon/mod.ts";
-import { launchTerminal, serveTerminal } from "../terminal/mod.ts";
+import { launchTerminal, serveHost } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import {
@@ -298,7 +298,7 @@ async function server(args: string[]): Promise<number> {
 
 async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    serve: { type: "boolean" },
+    host: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -308,13 +308,12 @@ async function terminal(args: string[]): Promise<number> {
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument '${positionals[0]}'`);
   }
-  if (values.serve) {
-    // The router comes from the environment only: the launcher and the
-    // session process it starts must agree, and ssh carries no flags here.
-    return await serveTerminal({ routerPath: routerPathFromEnv() });
-  }
+  // The router comes from the environment only: the launcher and the host
+  // it starts must agree, and ssh carries no flags here.
+  const routerPath = routerPathFromEnv();
+  if (values.host) return await serveHost({ routerPath });
   configureLog({ level: "silent" });
-  return await launchTerminal();
+  return await launchTerminal({ routerPath });
 }
 
 /**

@@ -8,6 +8,12 @@
  *     {"op":"attach","passkey":"<64 hex>",
  *      "cols":C,"rows":R}                      -> {"ok":true}
  *     {"op":"end"}                             -> {"ok":true}
+ *     {"op":"fault","kind":"pump"|"stray"}     -> {"ok":true}
+ *         (tests only: answered only by a host started with
+ *          ET_TEST_FAULTS=1; elsewhere a malformed request)
+ *
+ * The user's host process (`et terminal --host`) serves one such socket
+ * per session it holds.
  *
  * `attach` is how a new client takes a living session over: the passkey
  * it carries was just made by that client and crossed only ssh and this
@@ -43,6 +49,8 @@ export interface ControlHandlers {
   attach(passkey: Uint8Array, cols: number, rows: number): Promise<void>;
   /** Ends the session. */
   end(): Promise<void>;
+  /** Tests only: injects a fault into the session (absent: refused). */
+  fault?(kind: "pump" | "stray"): void;
 }
 
 /**
@@ -103,6 +111,14 @@ async function answerRequest(conn: Deno.Conn, handlers: ControlHandlers) {
       }
       case "end":
         await handlers.end();
+        await reply({ ok: true });
+        return;
+      case "fault":
+        if (
+          !handlers.fault ||
+          (request.kind !== "pump" && request.kind !== "stray")
+        ) break;
+        handlers.fault(request.kind);
         await reply({ ok: true });
         return;
     }

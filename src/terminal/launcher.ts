@@ -4,11 +4,11 @@
  * then prints its ready line (the marker and a JSON report) and exits so
  * that ssh ends while the session lives on:
  *
- * - `new`: starts a session process (`et terminal --serve`) detached from
- *   ssh, hands it the line over a private pipe, waits until clients can
- *   reach it (registered with the daemon, or listening on its own port in
- *   no-root mode); with `killOthers`, ends this user's other sessions
- *   first.
+ * - `new`: hands the line to the user's host process (`et terminal
+ *   --host`, started detached from ssh if none runs) over its owner-only
+ *   socket, and waits until clients can reach the new session (registered
+ *   with the daemon, or served on the host's own port in no-root mode);
+ *   with `killOthers`, ends this user's other sessions first.
  * - `attach`: finds the session and hands it the new client's passkey
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
@@ -26,7 +26,6 @@
  * @module
  */
 
-import { withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
 import {
   bootstrapProtocol,
@@ -35,7 +34,6 @@ import {
   decodeRefusal,
   encodeReady,
   encodeRefusal,
-  LineReader,
   privateRuntimeDir,
   protocolMismatch,
   type ReadyReport,
@@ -46,21 +44,26 @@ import {
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
-import { readStdinLine, selfCommand } from "./local_io.ts";
-
-const encoder = new TextEncoder();
-
-/** How long the session process may take to report ready. */
-const START_TIMEOUT_MS = 20_000;
+import { requestFromHost } from "./host_socket.ts";
+import { readStdinLine } from "./local_io.ts";
+import { LOGIN_ENV_NAMES } from "./program.ts";
 
 /** The session process refused the client: its line is the client's. */
 class RefusedError extends Error {}
+
+/** Options of the launcher. */
+export interface LauncherOptions {
+  /** The daemon's router socket (names the user's host too). */
+  routerPath: string;
+}
 
 /**
  * The launcher. Returns the process exit code; on failure prints one line
  * to stderr.
  */
-export async function launchTerminal(): Promise<number> {
+export async function launchTerminal(
+  options: LauncherOptions,
+): Promise<number> {
   let report: ReadyReport;
   try {
     const line = await readStdinLine(30_000);
@@ -103,7 +106,7 @@ export async function launchTerminal(): Promise<number> {
           );
           others = [];
         }
-        const started = await startSessionProcess(line);
+        const started = await startSession(dir, options.routerPath, line);
         report = {
           ...started,
           detached: others.filter((s) => s.info.state === "detached").length,
@@ -125,54 +128,35 @@ export async function launchTerminal(): Promise<number> {
 }
 
 /**
- * Starts the session process detached from ssh with `line` on its stdin,
- * and waits for its ready line (the launcher's own format). Resolves with
- * the session id and, in no-root mode, its port.
+ * Has the user's host start the session of bootstrap `line` (starting the
+ * host if none runs). Resolves with the session id and, in no-root mode,
+ * the host's port it is served on.
  */
-async function startSessionProcess(
+async function startSession(
+  dir: string,
+  routerPath: string,
   line: string,
 ): Promise<{ id: string; port?: number }> {
-  const [program, ...args] = selfCommand();
-  const child = new Deno.Command(program, {
-    args: [...args, "terminal", "--serve"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(line + "\n"));
-  await writer.close();
-  const reader = child.stdout.getReader();
-  const source = {
-    async read(buffer: Uint8Array) {
-      const { value, done } = await reader.read();
-      if (done || !value) return null;
-      buffer.set(value.subarray(0, buffer.length));
-      return Math.min(value.length, buffer.length);
-    },
-  };
-  let answer: string | null = null;
-  try {
-    answer = await withDeadline(
-      new LineReader(source, 4096).next(),
-      START_TIMEOUT_MS,
-      "the session process did not start in time",
-      () => reader.cancel().catch(() => {}),
-    );
-  } finally {
-    reader.cancel().catch(() => {});
-    child.unref();
+  // The login environment ssh set up: the session's program starts in it.
+  const env: Record<string, string> = {};
+  for (const name of [...LOGIN_ENV_NAMES, "SSH_CONNECTION"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
   }
-  const refusal = answer === null ? null : decodeRefusal(answer);
+  const answer = await requestFromHost(dir, routerPath, {
+    op: "new",
+    bootstrap: line,
+    env,
+  });
+  const refusal = decodeRefusal(answer);
   if (refusal !== null) throw new RefusedError(refusal);
-  const ready = answer === null ? null : decodeReady(answer);
+  const ready = decodeReady(answer);
   if (ready && "id" in ready) {
     return ready.port === undefined
       ? { id: ready.id }
       : { id: ready.id, port: ready.port };
   }
   throw new Error(
-    answer?.replace(/^error: /, "") || "session process failed to start",
+    answer.replace(/^error: /, "") || "the session failed to start",
   );
 }

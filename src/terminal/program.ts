@@ -47,30 +47,57 @@ export interface Program {
   close(): Promise<void>;
 }
 
-/** The environment of a session's program: the login basics and the client's. */
+/**
+ * The environment of a session's program: the login basics (from `login`,
+ * the environment ssh gave the launcher) and the client's.
+ */
 async function programEnv(
   spec: ProgramSpec,
+  login: Record<string, string>,
 ): Promise<{ env: Record<string, string>; shell: string; home: string }> {
-  const account = await loginAccount();
+  const account = await loginAccount(login);
   const env: Record<string, string> = {
     TERM: spec.term,
     HOME: account.home,
     USER: account.user,
     LOGNAME: account.user,
     SHELL: account.shell,
-    PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    PATH: login.PATH ?? "/usr/local/bin:/usr/bin:/bin",
   };
   for (const name of ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "MAIL"]) {
-    const value = Deno.env.get(name);
+    const value = login[name];
     if (value) env[name] = value;
   }
   Object.assign(env, spec.env);
   return { env, shell: account.shell, home: account.home };
 }
 
-/** Starts the program `spec` describes, as the current user. */
-export async function startProgram(spec: ProgramSpec): Promise<Program> {
-  const { env, shell, home } = await programEnv(spec);
+/**
+ * The variables of the launcher's environment (what ssh set up for the
+ * login) that a session's program inherits or that locate the account.
+ */
+export const LOGIN_ENV_NAMES = [
+  "SHELL",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "PATH",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "TZ",
+  "MAIL",
+];
+
+/**
+ * Starts the program `spec` describes, as the current user, in the login
+ * environment `login` (by default this process's own).
+ */
+export async function startProgram(
+  spec: ProgramSpec,
+  login: Record<string, string> = Deno.env.toObject(),
+): Promise<Program> {
+  const { env, shell, home } = await programEnv(spec, login);
   // Like sshd: a command runs through the shell with -c, else a login shell.
   const args = spec.command === undefined ? ["-l"] : ["-c", spec.command];
   return spec.pty
