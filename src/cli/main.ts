@@ -6,11 +6,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { runClient } from "../client/mod.ts";
-import { parseDestination, parsePort } from "../client/mod.ts";
+import { parseDestination, parsePort } from "../client/destination.ts";
 import { configureLog, errorMessage, fileSink, type LogLevel } from "../log.ts";
-import { startDaemon } from "../daemon/mod.ts";
-import { launchTerminal, serveHost } from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import {
@@ -22,7 +19,7 @@ import {
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
-import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
 import { parseDuration, parseEscapeChar, parseSize } from "./units.ts";
 import { CLIENT_HELP, SERVER_HELP, TERMINAL_HELP, VERSION } from "./help.ts";
 
@@ -228,6 +225,9 @@ async function client(args: string[]): Promise<number> {
   const pty = values["no-pty"]
     ? false
     : values.pty || remoteCommand === undefined || typed || bothTerminals;
+  // Each role loads only its own modules (the launcher starts over ssh for
+  // every session: what it does not load, it does not pay for).
+  const { runClient } = await import("../client/client.ts");
   return await runClient({
     destination,
     ssh: (values.ssh as string | undefined) ?? "ssh",
@@ -278,6 +278,7 @@ async function server(args: string[]): Promise<number> {
   configureLog({ level: values.verbose ? "debug" : "info" });
   const routerPath = (values.router as string | undefined) ??
     routerPathFromEnv();
+  const { startDaemon } = await import("../daemon/daemon.ts");
   const daemon = await startDaemon({
     port,
     hostname: values.bind as string | undefined,
@@ -311,8 +312,12 @@ async function terminal(args: string[]): Promise<number> {
   // The router comes from the environment only: the launcher and the host
   // it starts must agree, and ssh carries no flags here.
   const routerPath = routerPathFromEnv();
-  if (values.host) return await serveHost({ routerPath });
+  if (values.host) {
+    const { serveHost } = await import("../terminal/user_host.ts");
+    return await serveHost({ routerPath });
+  }
   configureLog({ level: "silent" });
+  const { launchTerminal } = await import("../terminal/launcher.ts");
   return await launchTerminal({ routerPath });
 }
 

@@ -6,14 +6,16 @@
  * @module
  */
 
+// The files themselves, not transport/mod.ts: the launcher loads this and
+// needs none of the connection machinery.
 import {
   decodeSessionSecret,
   encodeSessionSecret,
   fromHex,
-  PROTOCOL_VERSION,
   type SessionSecret,
   toHex,
-} from "../transport/mod.ts";
+} from "../transport/session_secret.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
 
 /**
  * Channel of the program's main stream: keystrokes up and pty output down,

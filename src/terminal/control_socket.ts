@@ -25,7 +25,8 @@
 import { withDeadline } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import { LineReader, type SessionInfo, validSize } from "../session/mod.ts";
-import { acceptEach, fromHex } from "../transport/mod.ts";
+import { acceptEach } from "../transport/accept_loop.ts";
+import { fromHex } from "../transport/session_secret.ts";
 
 const log = logger("control");
 const encoder = new TextEncoder();

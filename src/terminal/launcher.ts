@@ -38,15 +38,14 @@ import {
   protocolMismatch,
   type ReadyReport,
 } from "../session/mod.ts";
-import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
 import {
   chooseSession,
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
 import { requestFromHost } from "./host_socket.ts";
-import { readStdinLine } from "./local_io.ts";
-import { LOGIN_ENV_NAMES } from "./program.ts";
+import { LOGIN_ENV_NAMES, readStdinLine } from "./local_io.ts";
 
 /** The session process refused the client: its line is the client's. */
 class RefusedError extends Error {}

@@ -10,6 +10,23 @@ import { withDeadline } from "../deadline.ts";
 import { LineReader } from "../session/mod.ts";
 
 /**
+ * The variables of the launcher's environment (what ssh set up for the
+ * login) that a session's program inherits or that locate the account.
+ */
+export const LOGIN_ENV_NAMES = [
+  "SHELL",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "PATH",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "TZ",
+  "MAIL",
+];
+
+/**
  * Reads one line from stdin, bounded in size and time. Throws a one-line
  * Error when none comes.
  */

@@ -73,23 +73,6 @@ async function programEnv(
 }
 
 /**
- * The variables of the launcher's environment (what ssh set up for the
- * login) that a session's program inherits or that locate the account.
- */
-export const LOGIN_ENV_NAMES = [
-  "SHELL",
-  "HOME",
-  "USER",
-  "LOGNAME",
-  "PATH",
-  "LANG",
-  "LC_ALL",
-  "LC_CTYPE",
-  "TZ",
-  "MAIL",
-];
-
-/**
  * Starts the program `spec` describes, as the current user, in the login
  * environment `login` (by default this process's own).
  */

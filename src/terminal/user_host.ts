@@ -129,7 +129,11 @@ export async function serveHost(options: HostOptions): Promise<number> {
 function guardProcess() {
   globalThis.addEventListener("error", (event) => {
     event.preventDefault();
-    log.error(`uncaught exception (sessions carry on): ${event.message}`);
+    log.error(
+      `uncaught exception (sessions carry on): ${
+        errorMessage(event.error ?? event.message)
+      }`,
+    );
   });
   globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
