@@ -3,14 +3,21 @@
  * `et server`, piped clients): start to prompt of the first and the second
  * session, the resident memory of every terminal-role process with 1, 2
  * and 10 sessions open, and their CPU time over 10 s with 3 idle sessions
- * (attached, nobody typing). Prints one JSON object.
+ * (attached, nobody typing); then, in 3 rounds each starting with no
+ * terminal process left, start to prompt of a first session and of a
+ * second one beside it. Prints one JSON object.
  *
  * Usage: `deno run -A scripts/bench/host_footprint.ts`
  *
  * @module
  */
 
-import { PipedClient, shellAnswers, sleep } from "../../tests/e2e/_client.ts";
+import {
+  PipedClient,
+  shellAnswers,
+  sleep,
+  waitUntil,
+} from "../../tests/e2e/_client.ts";
 import { type EtWorld, withWorld } from "../../tests/e2e/_world.ts";
 
 /** VmRSS of `pid` in KiB, 0 when it is gone. */
@@ -54,6 +61,7 @@ await withWorld({ privateRuntime: true }, async (world) => {
   const startToPrompt: number[] = [];
   const rss: Record<number, number> = {};
   let idle: { processes: number; cpuSeconds: number } | undefined;
+  let holding = 0;
   try {
     for (let n = 1; n <= 10; n++) {
       const started = performance.now();
@@ -71,10 +79,40 @@ await withWorld({ privateRuntime: true }, async (world) => {
         idle = { processes: pids.length, cpuSeconds: ticks / 100 };
       }
       if (n === 1 || n === 2 || n === 10) rss[n] = await totalRssMB(world);
+      if (n === 10) holding = (await holders(world)).length;
+    }
+    for (const client of clients.splice(0)) {
+      await client.type("exit\n").catch(() => {});
+      await client.exit().catch(() => {});
+      await client.close();
+    }
+    const rounds: { first: number; second: number }[] = [];
+    for (let round = 0; round < 3; round++) {
+      await waitUntil(
+        async () => (await world.terminalProcesses()).length === 0,
+        30_000,
+        "no terminal process left",
+        100,
+      );
+      const times = [];
+      for (let i = 0; i < 2; i++) {
+        const started = performance.now();
+        const client = new PipedClient(world.client());
+        clients.push(client);
+        await shellAnswers(client);
+        times.push(Math.round(performance.now() - started));
+      }
+      rounds.push({ first: times[0], second: times[1] });
+      for (const client of clients.splice(0)) {
+        await client.type("exit\n").catch(() => {});
+        await client.exit().catch(() => {});
+        await client.close();
+      }
     }
     console.log(JSON.stringify({
       startToPromptMs: startToPrompt,
-      holders: (await holders(world)).length,
+      firstSecondRounds: rounds,
+      processesFor10Sessions: holding,
       rssMB: rss,
       perExtraSessionMB: Math.round((rss[10] - rss[1]) / 9 * 10) / 10,
       idle3SessionsOver10s: idle,
