@@ -302,10 +302,10 @@ export async function daemonPid(world: EtWorld): Promise<number> {
   return pids[0];
 }
 
-/** Pids of the world's `et terminal --serve` processes. */
+/** Pids of the world's `et terminal --host` processes (one per user). */
 export function terminalPids(world: EtWorld): Promise<number[]> {
   return findProcesses(({ argv, env }) =>
-    argv.includes("terminal") && argv.includes("--serve") &&
+    argv.includes("terminal") && argv.includes("--host") &&
     env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)
   );
 }

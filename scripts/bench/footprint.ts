@@ -61,7 +61,7 @@ export async function serverPids(
     case "et":
       // The session processes (or per-user host) and the daemon.
       return await findProcesses(({ argv, env }) =>
-        (argv.includes("terminal") && argv.includes("--serve") &&
+        (argv.includes("terminal") && argv.includes("--host") &&
           env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)) ||
         (argv.includes("server") && argv.includes(world.routerPath))
       );

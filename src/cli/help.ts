@@ -178,15 +178,18 @@ Options:
 export const TERMINAL_HELP = `Usage: et terminal
 
 Started by the et client over ssh, as the user; reads the session secret
-from stdin (never argv), starts the login shell on a pty, registers with the
-daemon's router ($ET_ROUTER_SOCKET, else /run/et/router.sock) and detaches.
-Without a daemon (or with --no-daemon on the client) the session listens
-itself on the first free port of the client's --port-range, on the address
-ssh reached (from $SSH_CONNECTION), and says which in its ready line.
+from stdin (never argv) and hands it to the user's session host (one
+process, et terminal --host, holds all of the user's sessions; started
+detached if none runs), which starts the login shell on a pty and
+registers the session with the daemon's router ($ET_ROUTER_SOCKET, else
+/run/et/router.sock). Without a daemon (or with --no-daemon on the client)
+the host serves the session itself on the first free port of the client's
+--port-range, on the address ssh reached (from $SSH_CONNECTION), and says
+which in the ready line. The host exits with its last session.
 On a jumphost (et --jumphost) it starts a jump relay instead: no secret,
 only the session id and where to pass its connections on.
-Its log goes to $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), mode 0600;
-ET_LOG_LEVEL=debug|info|warn sets how much.
+Its socket and log live in $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/),
+mode 0600; ET_LOG_LEVEL=debug|info|warn sets how much.
 `;
 
 /** Help for `et relay`. */

@@ -6,13 +6,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { runClient } from "../client/mod.ts";
 import {
   parseDestination,
-  parseJumpHosts,
   parsePort,
   parseUserName,
-} from "../client/mod.ts";
+} from "../client/destination.ts";
+import { parseJumpHosts } from "../client/jump.ts";
 import {
   configureLog,
   errorMessage,
@@ -20,13 +19,6 @@ import {
   type LogLevel,
   type LogSink,
 } from "../log.ts";
-import { startDaemon } from "../daemon/mod.ts";
-import {
-  launchTerminal,
-  runRelay,
-  serveJumpRelay,
-  serveTerminal,
-} from "../terminal/mod.ts";
 import { DEFAULT_ESCAPE_CHAR } from "../client/escape.ts";
 import { parsePortRange } from "../client/port_range.ts";
 import { parsePredictMode } from "../client/prediction/mod.ts";
@@ -39,7 +31,7 @@ import {
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
-import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
 import {
   checkSshOption,
   parseDuration,
@@ -355,6 +347,9 @@ async function client(args: string[]): Promise<number> {
   const pty = values["no-pty"]
     ? false
     : values.pty || remoteCommand === undefined || typed || bothTerminals;
+  // Each role loads only its own modules (the launcher starts over ssh for
+  // every session: what it does not load, it does not pay for).
+  const { runClient } = await import("../client/client.ts");
   return await runClient({
     destination,
     ssh: (values.ssh as string | undefined) ?? "ssh",
@@ -427,6 +422,7 @@ async function server(args: string[]): Promise<number> {
   configureLog({ level: values.verbose ? "debug" : "info" });
   const routerPath = (values.router as string | undefined) ??
     routerPathFromEnv();
+  const { startDaemon } = await import("../daemon/daemon.ts");
   const daemon = await startDaemon({
     port,
     hostname: values.bind as string[] | undefined,
@@ -449,7 +445,7 @@ async function server(args: string[]): Promise<number> {
 
 async function terminal(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    serve: { type: "boolean" },
+    host: { type: "boolean" },
     relay: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "et terminal --help");
@@ -460,17 +456,21 @@ async function terminal(args: string[]): Promise<number> {
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument '${positionals[0]}'`);
   }
-  if (values.serve) {
-    // The router comes from the environment only: the launcher and the
-    // session process it starts must agree, and ssh carries no flags here.
-    return await serveTerminal({ routerPath: routerPathFromEnv() });
+  // The router comes from the environment only: the launcher and the host
+  // it starts must agree, and ssh carries no flags here.
+  const routerPath = routerPathFromEnv();
+  if (values.host) {
+    const { serveHost } = await import("../terminal/user_host.ts");
+    return await serveHost({ routerPath });
   }
   if (values.relay) {
     // A jump relay (--jumphost): same way in, same router as a session.
-    return await serveJumpRelay({ routerPath: routerPathFromEnv() });
+    const { serveJumpRelay } = await import("../terminal/jump_relay.ts");
+    return await serveJumpRelay({ routerPath });
   }
   configureLog({ level: "silent" });
-  return await launchTerminal();
+  const { launchTerminal } = await import("../terminal/launcher.ts");
+  return await launchTerminal({ routerPath });
 }
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */
@@ -490,6 +490,7 @@ async function relay(args: string[]): Promise<number> {
     );
   }
   configureLog({ level: "silent" });
+  const { runRelay } = await import("../terminal/relay.ts");
   return await runRelay(positionals[0]);
 }
 

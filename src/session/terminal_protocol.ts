@@ -6,15 +6,17 @@
  * @module
  */
 
+// The files themselves, not transport/mod.ts: the launcher loads this and
+// needs none of the connection machinery.
 import {
   decodeSessionSecret,
   encodeSessionSecret,
   fromHex,
-  MAX_KEEPALIVE_MS,
-  PROTOCOL_VERSION,
   type SessionSecret,
   toHex,
-} from "../transport/mod.ts";
+} from "../transport/session_secret.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
+import { MAX_KEEPALIVE_MS } from "../transport/timers.ts";
 import {
   decodeReverseTunnels,
   parseTunnelMessage,

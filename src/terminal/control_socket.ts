@@ -11,6 +11,12 @@
  *     {"op":"relay"}                           -> {"ok":true}, then the
  *                                                 connection is a client's
  *                                                 pipe (HELLO first)
+ *     {"op":"fault","kind":"pump"|"stray"}     -> {"ok":true}
+ *         (tests only: answered only by a host started with
+ *          ET_TEST_FAULTS=1; elsewhere a malformed request)
+ *
+ * The user's host process (`et terminal --host`) serves one such socket
+ * per session it holds.
  *
  * `attach` is how a new client takes a living session over: the passkey
  * it carries was just made by that client and crossed only ssh and this
@@ -27,7 +33,8 @@
 import { withDeadline } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import { LineReader, type SessionInfo, validSize } from "../session/mod.ts";
-import { acceptEach, fromHex } from "../transport/mod.ts";
+import { acceptEach } from "../transport/accept_loop.ts";
+import { fromHex } from "../transport/session_secret.ts";
 
 const log = logger("control");
 const encoder = new TextEncoder();
@@ -68,6 +75,8 @@ export interface ControlHandlers<S = SessionInfo> {
    * join (a jump relay): the request is refused.
    */
   relay?(conn: Deno.Conn): void;
+  /** Tests only: injects a fault into the session (absent: refused). */
+  fault?(kind: "pump" | "stray"): void;
 }
 
 /**
@@ -146,6 +155,14 @@ async function answerRequest<S>(
         take(conn);
         return true;
       }
+      case "fault":
+        if (
+          !handlers.fault ||
+          (request.kind !== "pump" && request.kind !== "stray")
+        ) break;
+        handlers.fault(request.kind);
+        await reply({ ok: true });
+        return false;
     }
     log.warn("refused a malformed control request");
     await reply({ ok: false, error: "malformed request" });

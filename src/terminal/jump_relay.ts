@@ -45,7 +45,7 @@ import { reactor } from "../platform/reactor.ts";
 import { controlRequest, serveControl } from "./control_socket.ts";
 import { readStdinLine } from "./local_io.ts";
 import { serveOwnPort } from "./own_port.ts";
-import { chooseRoute, keepRegistered } from "./session_process.ts";
+import { chooseRoute, keepRegistered } from "./route.ts";
 
 const log = logger("jump");
 

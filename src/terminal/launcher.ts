@@ -4,11 +4,11 @@
  * then prints its ready line (the marker and a JSON report) and exits so
  * that ssh ends while the session lives on:
  *
- * - `new`: starts a session process (`et terminal --serve`) detached from
- *   ssh, hands it the line over a private pipe, waits until clients can
- *   reach it (registered with the daemon, or listening on its own port in
- *   no-root mode); with `killOthers`, ends this user's other sessions
- *   first.
+ * - `new`: hands the line to the user's host process (`et terminal
+ *   --host`, started detached from ssh if none runs) over its owner-only
+ *   socket, and waits until clients can reach the new session (registered
+ *   with the daemon, or served on the host's own port in no-root mode);
+ *   with `killOthers`, ends this user's other sessions first.
  * - `attach`: finds the session and hands it the new client's passkey
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
@@ -31,6 +31,7 @@
 
 import { withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
+import { LineReader } from "../session/line_reader.ts";
 import {
   bootstrapProtocol,
   decodeBootstrap,
@@ -38,32 +39,35 @@ import {
   decodeRefusal,
   encodeReady,
   encodeRefusal,
-  LineReader,
   privateRuntimeDir,
   protocolMismatch,
   type ReadyReport,
 } from "../session/mod.ts";
-import { PROTOCOL_VERSION } from "../transport/mod.ts";
+import { PROTOCOL_VERSION } from "../transport/wire.ts";
 import {
   chooseSession,
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
-import { readStdinLine, selfCommand } from "./local_io.ts";
-
-const encoder = new TextEncoder();
-
-/** How long the session process may take to report ready. */
-const START_TIMEOUT_MS = 20_000;
+import { requestFromHost } from "./host_socket.ts";
+import { LOGIN_ENV_NAMES, readStdinLine, selfCommand } from "./local_io.ts";
 
 /** The session process refused the client: its line is the client's. */
 class RefusedError extends Error {}
+
+/** Options of the launcher. */
+export interface LauncherOptions {
+  /** The daemon's router socket (names the user's host too). */
+  routerPath: string;
+}
 
 /**
  * The launcher. Returns the process exit code; on failure prints one line
  * to stderr.
  */
-export async function launchTerminal(): Promise<number> {
+export async function launchTerminal(
+  options: LauncherOptions,
+): Promise<number> {
   let report: ReadyReport;
   try {
     const line = await readStdinLine(30_000);
@@ -107,7 +111,7 @@ export async function launchTerminal(): Promise<number> {
           );
           others = [];
         }
-        const started = await startSessionProcess(line);
+        const started = await startSession(dir, options.routerPath, line);
         report = {
           ...started,
           detached: others.filter((s) => s.info.state === "detached").length,
@@ -115,7 +119,7 @@ export async function launchTerminal(): Promise<number> {
         break;
       }
       case "jump":
-        report = { ...await startSessionProcess(line, "--relay"), detached: 0 };
+        report = { ...await startRelayProcess(line), detached: 0 };
         break;
     }
   } catch (error) {
@@ -132,25 +136,47 @@ export async function launchTerminal(): Promise<number> {
 }
 
 /**
- * Starts the session process (`role` `--serve`; a jump relay: `--relay`)
- * detached from ssh with `line` on its stdin, and waits for its ready line
- * (the launcher's own format). Resolves with the session id and, in
- * no-root mode, its port.
+ * Has the user's host start the session of bootstrap `line` (starting the
+ * host if none runs). Resolves with the session id and, in no-root mode,
+ * the host's port it is served on.
  */
-async function startSessionProcess(
+async function startSession(
+  dir: string,
+  routerPath: string,
   line: string,
-  role: "--serve" | "--relay" = "--serve",
+): Promise<{ id: string; port?: number }> {
+  // The login environment ssh set up: the session's program starts in it.
+  const env: Record<string, string> = {};
+  for (const name of [...LOGIN_ENV_NAMES, "SSH_CONNECTION"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const answer = await requestFromHost(dir, routerPath, {
+    op: "new",
+    bootstrap: line,
+    env,
+  });
+  return readyOrThrow(answer);
+}
+
+/**
+ * Starts a jump relay (`et terminal --relay`) detached from ssh with
+ * `line` on its stdin, and waits for its ready line. Resolves with the
+ * relay's session id and, without a daemon there, its port.
+ */
+async function startRelayProcess(
+  line: string,
 ): Promise<{ id: string; port?: number }> {
   const [program, ...args] = selfCommand();
   const child = new Deno.Command(program, {
-    args: [...args, "terminal", role],
+    args: [...args, "terminal", "--relay"],
     stdin: "piped",
     stdout: "piped",
     stderr: "null",
     detached: true,
   }).spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(line + "\n"));
+  await writer.write(new TextEncoder().encode(line + "\n"));
   await writer.close();
   const reader = child.stdout.getReader();
   const source = {
@@ -165,23 +191,31 @@ async function startSessionProcess(
   try {
     answer = await withDeadline(
       new LineReader(source, 4096).next(),
-      START_TIMEOUT_MS,
-      "the session process did not start in time",
+      RELAY_START_TIMEOUT_MS,
+      "the jump relay did not start in time",
       () => reader.cancel().catch(() => {}),
     );
   } finally {
     reader.cancel().catch(() => {});
     child.unref();
   }
-  const refusal = answer === null ? null : decodeRefusal(answer);
+  return readyOrThrow(answer ?? "");
+}
+
+/** How long a jump relay may take to say it is ready. */
+const RELAY_START_TIMEOUT_MS = 15_000;
+
+/** The id (and port) of a ready line; a refusal or anything else throws. */
+function readyOrThrow(answer: string): { id: string; port?: number } {
+  const refusal = decodeRefusal(answer);
   if (refusal !== null) throw new RefusedError(refusal);
-  const ready = answer === null ? null : decodeReady(answer);
+  const ready = decodeReady(answer);
   if (ready && "id" in ready) {
     return ready.port === undefined
       ? { id: ready.id }
       : { id: ready.id, port: ready.port };
   }
   throw new Error(
-    answer?.replace(/^error: /, "") || "session process failed to start",
+    answer.replace(/^error: /, "") || "the session failed to start",
   );
 }

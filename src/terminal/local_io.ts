@@ -10,6 +10,23 @@ import { withDeadline } from "../deadline.ts";
 import { LineReader } from "../session/mod.ts";
 
 /**
+ * The variables of the launcher's environment (what ssh set up for the
+ * login) that a session's program inherits or that locate the account.
+ */
+export const LOGIN_ENV_NAMES = [
+  "SHELL",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "PATH",
+  "LANG",
+  "LC_ALL",
+  "LC_CTYPE",
+  "TZ",
+  "MAIL",
+];
+
+/**
  * Reads one line from stdin, bounded in size and time. Throws a one-line
  * Error when none comes.
  */
@@ -44,13 +61,17 @@ export function selfCommand(): string[] {
   return [exe, "run", "-A", Deno.mainModule];
 }
 
-/** A user's login shell and home, from the environment ssh set up or /etc/passwd. */
-export async function loginAccount(): Promise<
-  { shell: string; home: string; user: string }
-> {
-  let shell = Deno.env.get("SHELL");
-  let home = Deno.env.get("HOME");
-  let user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME");
+/**
+ * A user's login shell and home, from the environment ssh set up (`env`:
+ * the launcher's, which the host was handed with the request) or
+ * /etc/passwd.
+ */
+export async function loginAccount(
+  env: Record<string, string> = Deno.env.toObject(),
+): Promise<{ shell: string; home: string; user: string }> {
+  let shell = env.SHELL;
+  let home = env.HOME;
+  let user = env.USER ?? env.LOGNAME;
   if (!shell || !home || !user) {
     const uid = String(Deno.uid() ?? 0);
     const passwd = await Deno.readTextFile("/etc/passwd").catch(() => "");

@@ -1,12 +1,13 @@
 /**
  * `et terminal`: the user's side of a session on the remote host (the
- * launcher started over ssh, and the session process that owns the
- * program).
+ * launcher started over ssh, and the user's host process that holds all of
+ * the user's sessions, each with its program).
  *
  * @module
  */
 
-export { launchTerminal } from "./launcher.ts";
+export { type LauncherOptions, launchTerminal } from "./launcher.ts";
+export { type HostOptions, serveHost } from "./user_host.ts";
 export { runRelay } from "./relay.ts";
 export {
   type JumpRelayOptions,
@@ -14,7 +15,6 @@ export {
   type RelayStatus,
   serveJumpRelay,
 } from "./jump_relay.ts";
-export { serveTerminal, type TerminalOptions } from "./session_process.ts";
 export {
   SessionHost,
   type SessionHostOptions,

@@ -1,9 +1,11 @@
 /**
- * No-root mode: when no `et server` routes clients to it, the session
+ * No-root mode: when no `et server` routes clients to it, the user's host
  * process listens on a TCP port of its own, as mosh-server does: the first
- * free port of a range, on the address the client reached over ssh. Each
- * connection it accepts goes to the same server handshake as one the
- * daemon hands over; only the way in differs.
+ * free port of a range, on the address the client reached over ssh. One
+ * port serves all of the host's sessions, told apart by the session id of
+ * each connection's HELLO, as the daemon does. Each connection it accepts
+ * goes to the same server handshake as one the daemon hands over; only
+ * the way in differs.
  *
  * @module
  */
@@ -135,4 +137,52 @@ export async function serveOwnPort(
       .catch(() => {})
       .finally(() => pending.delete(conn));
   });
+}
+
+/**
+ * The host's own ports (no-root mode): one listener per address, shared by
+ * every session served on that address whose port range holds its port;
+ * a session whose range does not gets a listener of its own range. All of
+ * them hand their connections to one handshake, which finds the session
+ * by the HELLO's id. They close with `signal` (the host's end).
+ *
+ * @example
+ * ```ts
+ * const ports = new OwnPorts(handshake, signal);
+ * const port = ports.portFor("127.0.0.1", { first: 2022, last: 2122 });
+ * ```
+ */
+export class OwnPorts {
+  readonly #handshake: (conn: Deno.TcpConn, peer: string) => Promise<unknown>;
+  readonly #signal: AbortSignal;
+  readonly #listeners: { hostname: string; port: number }[] = [];
+  /** Settles once every listener stopped (after `signal`). */
+  readonly serving: Promise<unknown>[] = [];
+
+  /** Listeners hand connections to `handshake` until `signal` aborts. */
+  constructor(
+    handshake: (conn: Deno.TcpConn, peer: string) => Promise<unknown>,
+    signal: AbortSignal,
+  ) {
+    this.#handshake = handshake;
+    this.#signal = signal;
+  }
+
+  /**
+   * A port of ours on `hostname` inside `range`: one already listening,
+   * else the first free one of the range, opened now. Throws a one-line
+   * Error when none is free.
+   */
+  portFor(hostname: string, range: PortRange): number {
+    const open = this.#listeners.find((l) =>
+      l.hostname === hostname && l.port >= range.first &&
+      l.port <= range.last
+    );
+    if (open) return open.port;
+    const listener = listenInRange(hostname, range);
+    const port = listener.addr.port;
+    this.#listeners.push({ hostname, port });
+    this.serving.push(serveOwnPort(listener, this.#handshake, this.#signal));
+    return port;
+  }
 }

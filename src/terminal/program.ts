@@ -47,22 +47,26 @@ export interface Program {
   close(): Promise<void>;
 }
 
-/** The environment of a session's program: the login basics and the client's. */
+/**
+ * The environment of a session's program: the login basics (from `login`,
+ * the environment ssh gave the launcher) and the client's.
+ */
 async function programEnv(
   spec: ProgramSpec,
+  login: Record<string, string>,
   extraEnv: Record<string, string>,
 ): Promise<{ env: Record<string, string>; shell: string; home: string }> {
-  const account = await loginAccount();
+  const account = await loginAccount(login);
   const env: Record<string, string> = {
     TERM: spec.term,
     HOME: account.home,
     USER: account.user,
     LOGNAME: account.user,
     SHELL: account.shell,
-    PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    PATH: login.PATH ?? "/usr/local/bin:/usr/bin:/bin",
   };
   for (const name of ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "MAIL"]) {
-    const value = Deno.env.get(name);
+    const value = login[name];
     if (value) env[name] = value;
   }
   Object.assign(env, spec.env);
@@ -73,15 +77,17 @@ async function programEnv(
 }
 
 /**
- * Starts the program `spec` describes, as the current user; `extraEnv`
- * (the session's tunnel sockets, e.g. SSH_AUTH_SOCK) goes into its
- * environment last.
+ * Starts the program `spec` describes, as the current user, in the login
+ * environment `login` (by default this process's own); `extraEnv` (the
+ * session's tunnel sockets, e.g. SSH_AUTH_SOCK) goes into its environment
+ * last.
  */
 export async function startProgram(
   spec: ProgramSpec,
+  login: Record<string, string> = Deno.env.toObject(),
   extraEnv: Record<string, string> = {},
 ): Promise<Program> {
-  const { env, shell, home } = await programEnv(spec, extraEnv);
+  const { env, shell, home } = await programEnv(spec, login, extraEnv);
   // Like sshd: a command runs through the shell with -c, else a login shell.
   const args = spec.command === undefined ? ["-l"] : ["-c", spec.command];
   return spec.pty

@@ -87,7 +87,16 @@ export interface SessionHostOptions {
    * @default {false}
    */
   noTerminal?: boolean;
+  /**
+   * The login environment the program starts in (`SHELL`, `HOME`, `PATH`,
+   * `LANG`…: the launcher's, which ssh set up for this login).
+   * @default this process's environment
+   */
+  login?: Record<string, string>;
 }
+
+/** A fault a test injects into one session (`injectFault`). */
+export type InjectedFault = "pump" | "stray";
 
 /** One live session. */
 export class SessionHost {
@@ -110,6 +119,7 @@ export class SessionHost {
   #wiring: AbortController | null = null;
   #pumps: Promise<unknown>[] = [];
   #exitCode: number | null = null;
+  #fault: InjectedFault | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #resolveOutcome!: (outcome: SessionOutcome) => void;
   /** Resolves once, when the session has ended or expired. */
@@ -166,9 +176,11 @@ export class SessionHost {
         toHex(options.secret.id),
         options.reverseTunnels ?? [],
       );
-      program = options.noTerminal
-        ? idleProgram()
-        : await startProgram(options.program, tunnels.env);
+      program = options.noTerminal ? idleProgram() : await startProgram(
+        options.program,
+        options.login,
+        tunnels.env,
+      );
     } catch (error) {
       await tunnels?.close();
       connection.fail(error as Error);
@@ -308,7 +320,43 @@ export class SessionHost {
     Promise.all(this.#pumps).then(async (results) => {
       if (signal.aborted || !results.every((r) => r === "ended")) return;
       await this.#finishOn(connection, signal);
-    });
+    }).catch((error) => this.#failed(error));
+  }
+
+  /**
+   * Test only (a host honours it under `ET_TEST_FAULTS=1`): the next chunk
+   * of output makes this session's code throw, as a bug would. `"pump"`
+   * throws out of the output pump (the session ends, its client is told);
+   * `"stray"` throws from a timer callback nobody awaits (only the
+   * process-wide guard of the host sees it).
+   */
+  injectFault(kind: InjectedFault): void {
+    this.#fault = kind;
+  }
+
+  /**
+   * An exception escaped this session's own code: end this session (its
+   * client is told why), nothing else. Other sessions of the process are
+   * not touched.
+   */
+  #failed(error: unknown) {
+    log.error(
+      `session ${this.idHex.slice(0, 8)}: internal error: ${
+        errorMessage(error)
+      }`,
+    );
+    this.end(`internal error: ${errorMessage(error)}`).catch(() => {});
+  }
+
+  /** Throws the fault a test injected, once. */
+  #throwInjectedFault() {
+    const kind = this.#fault;
+    this.#fault = null;
+    const error = new Error(`injected fault (${kind})`);
+    if (kind === "pump") throw error;
+    setTimeout(() => {
+      throw error;
+    }, 0);
   }
 
   async #pumpInput(channel: Channel, signal: AbortSignal) {
@@ -354,9 +402,17 @@ export class SessionHost {
     channel: Channel,
     signal: AbortSignal,
   ): Promise<"ended" | "stopped"> {
-    try {
-      while (true) {
-        const chunk = await backlog.peek(signal);
+    while (true) {
+      let chunk;
+      try {
+        chunk = await backlog.peek(signal);
+      } catch (error) {
+        if (!signal.aborted) log.info(`output pump: ${errorMessage(error)}`);
+        return "stopped";
+      }
+      // Outside the catch: a fault here is a bug, not a failed connection.
+      if (this.#fault !== null) this.#throwInjectedFault();
+      try {
         if (chunk === undefined) return "stopped";
         if (chunk === null) {
           await channel.closeWrite();
@@ -366,10 +422,10 @@ export class SessionHost {
         // connection gives its unacknowledged chunks back (attach).
         await channel.write(chunk);
         backlog.commit(chunk);
+      } catch (error) {
+        if (!signal.aborted) log.info(`output pump: ${errorMessage(error)}`);
+        return "stopped";
       }
-    } catch (error) {
-      if (!signal.aborted) log.info(`output pump: ${errorMessage(error)}`);
-      return "stopped";
     }
   }
 

@@ -214,10 +214,23 @@ export class EternalConnection {
         this.#sendMessage(MessageType.ChannelEnd, channel, new Uint8Array()),
       finished: (channel) => this.#channels.delete(channel),
     };
-    this.#liveness = setInterval(
-      () => this.#checkLiveness(),
-      livenessTickMs(this.options.keepaliveMs, this.options.deadAfterMs),
-    );
+  }
+
+  /**
+   * Runs the liveness tick while a pipe is attached, and only then: a
+   * session without a client (detached, or not yet connected) wakes up for
+   * nothing, so idle sessions cost no CPU.
+   */
+  #runLiveness(on: boolean) {
+    if (on && this.#liveness === null) {
+      this.#liveness = setInterval(
+        () => this.#checkLiveness(),
+        livenessTickMs(this.options.keepaliveMs, this.options.deadAfterMs),
+      );
+    } else if (!on && this.#liveness !== null) {
+      clearInterval(this.#liveness);
+      this.#liveness = null;
+    }
   }
 
   /** Derives the keys and makes the session state of one end. */
@@ -335,6 +348,7 @@ export class EternalConnection {
     const pipe = this.#pipe;
     if (!pipe) return;
     this.#pipe = null;
+    this.#runLiveness(false);
     closeQuietly(pipe);
     this.#wakePump?.();
     this.#cancelAck();
@@ -389,6 +403,7 @@ export class EternalConnection {
     const generation = this.#generation;
     this.#pipe = pipe;
     this.#timers.attached();
+    this.#runLiveness(true);
     const resent = this.#stream.nextSeq - resumeFrom;
     log.info(
       `session ${this.#tag()}: pipe attached (attempt ${attempt}), resending ${resent} packets`,
@@ -440,8 +455,7 @@ export class EternalConnection {
     end = this.#goodbye ?? end;
     this.#end = end;
     this.detach(end.reason);
-    if (this.#liveness !== null) clearInterval(this.#liveness);
-    this.#liveness = null;
+    this.#runLiveness(false);
     const error = end.error ?? new SessionClosedError(end.reason);
     this.#failure = error;
     this.#wakeAckWaiters();

@@ -92,10 +92,16 @@ export class Liveness {
     this.sleepJumpMs = sleepJumpMs;
   }
 
-  /** A pipe was attached: it counts as heard from now, and owed a send. */
+  /**
+   * A pipe was attached: it counts as heard from now, and owed a send. The
+   * sleep check starts over too: ticks run only while a pipe is attached,
+   * so the gap since the last one says nothing about this pipe.
+   */
   attached() {
     this.#lastReceived = monotonicNow();
     this.#lastSent = -Infinity;
+    this.#tickMono = monotonicNow();
+    this.#tickWall = Date.now();
   }
 
   /** Something arrived on the pipe. */

@@ -74,15 +74,15 @@ Deno.test({
       client = new PipedClient([binary, ...argv.slice(ET.length)]);
       await client.type("echo MARK-$((6*7))\n");
       await client.waitFor("MARK-42", 30_000);
-      // The session process is the binary again (selfCommand), not deno.
+      // The host process is the binary again (selfCommand), not deno.
       await waitUntil(
         async () =>
           (await world.sessionProcesses()).some((p) =>
-            p.cmdline === `${binary} terminal --serve`
+            p.cmdline === `${binary} terminal --host`
           ),
         10_000,
         async () =>
-          `a session process '${binary} terminal --serve'; found ${
+          `a host process '${binary} terminal --host'; found ${
             JSON.stringify(await world.sessionProcesses())
           }`,
       );

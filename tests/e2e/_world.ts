@@ -8,6 +8,7 @@
  */
 
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
+import { hostPaths, hostRequest } from "../../src/terminal/host_socket.ts";
 
 /** The repository root. */
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(
@@ -61,11 +62,19 @@ export interface WorldOptions {
   ipv6?: boolean;
 }
 
-/** A process of this world's terminal role (launcher or session process). */
+/** A process of this world's terminal role (launcher or host process). */
 export interface TerminalProcess {
   pid: number;
   /** Its command line, words joined by spaces. */
   cmdline: string;
+}
+
+/** A session inside one of this world's host processes. */
+export interface HostedSessionProcess extends TerminalProcess {
+  /** The session's id, hex. */
+  id: string;
+  /** Its program's process id. */
+  programPid: number;
 }
 
 /** A running world. */
@@ -91,11 +100,15 @@ export interface EtWorld {
   ): string[];
   /**
    * Every live process whose environment names this world's router socket:
-   * launchers (`et terminal`) and session processes (`et terminal --serve`).
+   * launchers (`et terminal`) and host processes (`et terminal --host`).
    */
   terminalProcesses(): Promise<TerminalProcess[]>;
-  /** The session processes (`et terminal --serve`) among them. */
-  sessionProcesses(): Promise<TerminalProcess[]>;
+  /**
+   * The live sessions, one entry per session, each with the pid and
+   * command line of the host process (`et terminal --host`) that holds it
+   * (what used to be one session process per session).
+   */
+  sessionProcesses(): Promise<HostedSessionProcess[]>;
   /**
    * Kills the daemon with `signal` and starts it again on the same TCP port
    * and router path; resolves once it listens again. Throws in a world
@@ -154,6 +167,39 @@ export async function findTerminals(
       });
     } catch {
       // gone, or not ours to read
+    }
+  }
+  return found;
+}
+
+/**
+ * The sessions of the host processes among `terminals`, asked over each
+ * host's socket (in its user's runtime directory, as the host found it).
+ */
+async function hostedSessions(
+  terminals: TerminalProcess[],
+  routerPath: string,
+): Promise<HostedSessionProcess[]> {
+  const found: HostedSessionProcess[] = [];
+  for (const process of terminals) {
+    if (!/ terminal --host$/.test(process.cmdline)) continue;
+    try {
+      const env = (await Deno.readTextFile(`/proc/${process.pid}/environ`))
+        .split("\0");
+      const xdg = env.find((v) => v.startsWith("XDG_RUNTIME_DIR="))?.slice(16);
+      const uid = (await Deno.readTextFile(`/proc/${process.pid}/status`))
+        .match(/^Uid:\s+(\d+)/m)?.[1];
+      const dir = xdg ? `${xdg}/et` : `/tmp/et-${uid}`;
+      const { socket } = await hostPaths(dir, routerPath);
+      const status = JSON.parse(
+        await hostRequest(socket, { op: "status" }, 5000),
+      );
+      if (status.pid !== process.pid) continue;
+      for (const session of status.sessions) {
+        found.push({ ...process, id: session.id, programPid: session.pid });
+      }
+    } catch {
+      // gone meanwhile, or closing
     }
   }
   return found;
@@ -302,9 +348,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     },
     terminalProcesses: () => findTerminals(routerPath),
     async sessionProcesses() {
-      return (await findTerminals(routerPath)).filter((p) =>
-        / terminal --serve$/.test(p.cmdline)
-      );
+      return await hostedSessions(await findTerminals(routerPath), routerPath);
     },
     async restartDaemon(signal: Deno.Signal = "SIGKILL") {
       if (!daemon) throw new Error("this world has no daemon");

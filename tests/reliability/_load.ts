@@ -186,12 +186,14 @@ export async function runLoad(
       },
     );
     const startMs = performance.now() - started;
-    const terminalPids = (await world.sessionProcesses()).map((p) => p.pid);
-    if (terminalPids.length !== options.sessions) {
+    const sessions = await world.sessionProcesses();
+    if (sessions.length !== options.sessions) {
       throw new Error(
-        `${terminalPids.length} session processes for ${options.sessions} sessions`,
+        `${sessions.length} sessions found for ${options.sessions} started`,
       );
     }
+    // The processes that hold them: the user's one host holds them all.
+    const terminalPids = [...new Set(sessions.map((p) => p.pid))];
     say(
       `${options.sessions} sessions up in ${(startMs / 1000).toFixed(1)} s`,
     );
@@ -236,7 +238,9 @@ export async function runLoad(
     await Promise.all(ending.map((c) => c.write("\n")));
     const endCodes = await Promise.all(ending.map((c) => c.exit(60_000)));
     await sleep(2000);
-    const idleTerminals = (await world.sessionProcesses()).map((p) => p.pid);
+    const idleTerminals = [
+      ...new Set((await world.sessionProcesses()).map((p) => p.pid)),
+    ];
     const idleClients = idle.map((c) => c.pid);
     const idleBefore = {
       daemon: await cpuSecondsOf(daemonPid),

@@ -1,0 +1,311 @@
+/**
+ * `et terminal --host`: the user's one process that holds all of the
+ * user's sessions (per daemon router), as tmux's server holds its
+ * sessions. Launchers reach it over its owner-only socket
+ * (`host_socket.ts`); each `new` request becomes a {@link HostedSession}
+ * (its program, control socket, daemon registration). In no-root mode its
+ * own ports serve all its sessions. It exits when its last session ends or
+ * expires (or when none came within a grace period after its start).
+ *
+ * A fault in one session must not end or stall the others: each session's
+ * pumps end only that session when they throw (`SessionHost`), pty reads
+ * and writes wait on worker threads (a stuck pty blocks nobody), and an
+ * exception that escapes anyway is logged by a process-wide guard instead
+ * of ending the process.
+ *
+ * @module
+ */
+
+import { withDeadline } from "../deadline.ts";
+import {
+  configureLog,
+  errorMessage,
+  fileSink,
+  logger,
+  type LogLevel,
+} from "../log.ts";
+import { reactor } from "../platform/reactor.ts";
+import {
+  decodeBootstrap,
+  encodeReady,
+  encodeRefusal,
+  LineReader,
+  privateRuntimeDir,
+} from "../session/mod.ts";
+import {
+  acceptEach,
+  type BytePipe,
+  type EternalConnectionOptions,
+  serverHandshake,
+  toHex,
+} from "../transport/mod.ts";
+import {
+  HOST_CLOSING,
+  HOST_READY,
+  HOST_REQUEST_LIMIT,
+  hostPaths,
+  hostRequest,
+} from "./host_socket.ts";
+import {
+  type HostContext,
+  HostedSession,
+  NoWayInError,
+} from "./hosted_session.ts";
+import { TunnelListenError } from "./tunnels.ts";
+import { OwnPorts } from "./own_port.ts";
+
+const log = logger("host");
+const encoder = new TextEncoder();
+
+/** How long a host with no session yet waits for its first one. */
+const FIRST_SESSION_GRACE_MS = 30_000;
+
+/** Longest wait for a launcher's request line. */
+const REQUEST_TIMEOUT_MS = 5000;
+
+/** Options of the host process. */
+export interface HostOptions {
+  /** The daemon's router socket. */
+  routerPath: string;
+  /** Transport tuning (tests shorten timers). */
+  connection?: EternalConnectionOptions;
+}
+
+/**
+ * Runs the user's host until its last session ended. Prints
+ * {@link HOST_READY} (or `error: <why>`) on stdout once it listens.
+ * Returns the process exit code.
+ */
+export async function serveHost(options: HostOptions): Promise<number> {
+  let dir: string;
+  let paths: Awaited<ReturnType<typeof hostPaths>>;
+  try {
+    dir = await privateRuntimeDir();
+    paths = await hostPaths(dir, options.routerPath);
+  } catch (error) {
+    console.log(`error: ${errorMessage(error)}`);
+    return 1;
+  }
+  configureLog({
+    level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
+    sink: fileSink(paths.log),
+  });
+  guardProcess();
+  // Hold no directory of the login busy.
+  Deno.chdir("/");
+  // A host already answering keeps its place (we were started by hand, or
+  // lost a race the lock did not cover).
+  try {
+    await hostRequest(paths.socket, { op: "status" }, 2000);
+    console.log("error: a session host already runs");
+    return 1;
+  } catch { /* none: ours to start */ }
+  let listener: Deno.UnixListener;
+  try {
+    // A socket nobody answers on is a dead host's: replace it.
+    await Deno.remove(paths.socket).catch(() => {});
+    listener = Deno.listen({ transport: "unix", path: paths.socket });
+    await Deno.chmod(paths.socket, 0o600);
+  } catch (error) {
+    console.log(`error: ${errorMessage(error)}`);
+    return 1;
+  }
+  const host = new UserHost(dir, options, listener, paths.socket);
+  log.info(`host ${Deno.pid} listening on ${paths.socket}`);
+  console.log(HOST_READY);
+  try {
+    Deno.stdout.close();
+  } catch { /* already closed */ }
+  await host.run();
+  // No FFI wait may outlive us (one pending at exit can crash Deno).
+  await reactor().idle();
+  log.info(`host ${Deno.pid} exits: no session left`);
+  return 0;
+}
+
+/**
+ * Logs an exception or rejection that escaped every handler instead of
+ * letting it end the process: it would end every session of the user.
+ */
+function guardProcess() {
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error(
+      `uncaught exception (sessions carry on): ${
+        errorMessage(event.error ?? event.message)
+      }`,
+    );
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.error(
+      `unhandled rejection (sessions carry on): ${errorMessage(event.reason)}`,
+    );
+  });
+}
+
+/** The host's sessions and its socket. */
+class UserHost {
+  readonly #sessions = new Map<string, HostedSession>();
+  readonly #stop = new AbortController();
+  readonly #context: HostContext;
+  readonly #listener: Deno.UnixListener;
+  readonly #socketPath: string;
+  #starting = 0;
+  #closing = false;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    dir: string,
+    options: HostOptions,
+    listener: Deno.UnixListener,
+    socketPath: string,
+  ) {
+    this.#listener = listener;
+    this.#socketPath = socketPath;
+    const handshake = (pipe: BytePipe, peer: string) =>
+      serverHandshake(
+        pipe,
+        (id) => this.#sessions.get(toHex(id))?.host.connectionFor(id),
+        {
+          peer,
+          retired: (id) =>
+            this.#sessions.get(toHex(id))?.host.retiredFor(id) ?? [],
+        },
+      );
+    this.#context = {
+      dir,
+      routerPath: options.routerPath,
+      ports: new OwnPorts(handshake, this.#stop.signal),
+      handshake,
+      connection: options.connection,
+      faultsAllowed: Deno.env.get("ET_TEST_FAULTS") === "1",
+    };
+  }
+
+  /** Serves launchers until the last session is gone. */
+  async run(): Promise<void> {
+    this.#idleTimer = setTimeout(
+      () => this.#closeIfIdle(),
+      FIRST_SESSION_GRACE_MS,
+    );
+    await acceptEach(this.#listener, (conn) => {
+      this.#answer(conn).finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+    }).catch(() => {});
+    clearTimeout(this.#idleTimer);
+    this.#stop.abort();
+    await Promise.allSettled(this.#context.ports.serving);
+  }
+
+  /** Answers one launcher's request. */
+  async #answer(conn: Deno.UnixConn) {
+    const reply = (line: string) =>
+      conn.write(encoder.encode(line + "\n")).catch(() => 0);
+    let request;
+    try {
+      const line = await withDeadline(
+        new LineReader(conn, HOST_REQUEST_LIMIT).next(),
+        REQUEST_TIMEOUT_MS,
+        "no complete request within 5 s",
+      );
+      if (line === null) return;
+      request = JSON.parse(line);
+    } catch (error) {
+      log.warn(`refused a host request: ${errorMessage(error)}`);
+      await reply(`error: ${errorMessage(error)}`);
+      return;
+    }
+    if (request?.op === "status") {
+      await reply(JSON.stringify({
+        pid: Deno.pid,
+        sessions: [...this.#sessions.values()].map((s) => ({
+          id: s.idHex,
+          pid: s.host.pid,
+        })),
+      }));
+      return;
+    }
+    if (
+      request?.op !== "new" || typeof request.bootstrap !== "string" ||
+      !isStringRecord(request.env)
+    ) {
+      log.warn("refused a malformed host request");
+      await reply("error: malformed host request");
+      return;
+    }
+    if (this.#closing) {
+      await reply(HOST_CLOSING);
+      return;
+    }
+    this.#starting++;
+    try {
+      await reply(await this.#startSession(request.bootstrap, request.env));
+    } finally {
+      this.#starting--;
+      this.#closeIfIdle();
+    }
+  }
+
+  /** Starts a session; returns the launcher's answer line. */
+  async #startSession(
+    bootstrap: string,
+    env: Record<string, string>,
+  ): Promise<string> {
+    let session: HostedSession;
+    try {
+      const request = decodeBootstrap(bootstrap);
+      if (request.op !== "new") throw new Error("not a new session");
+      if (this.#sessions.has(toHex(request.secret.id))) {
+        throw new Error("a session with this id runs already");
+      }
+      session = await HostedSession.start(request, env, this.#context);
+    } catch (error) {
+      // No way in for clients (--daemon-only without a daemon, no free
+      // port), or a reverse tunnel that cannot listen: the user's to fix;
+      // the launcher passes it on as the client's one error line.
+      if (error instanceof NoWayInError || error instanceof TunnelListenError) {
+        return encodeRefusal(error.message);
+      }
+      log.warn(`a new session failed: ${errorMessage(error)}`);
+      return `error: ${errorMessage(error)}`;
+    }
+    this.#sessions.set(session.idHex, session);
+    clearTimeout(this.#idleTimer);
+    session.finished.finally(() => {
+      this.#sessions.delete(session.idHex);
+      this.#closeIfIdle();
+    });
+    return encodeReady({ id: session.idHex, detached: 0, port: session.port });
+  }
+
+  /**
+   * With no session and none starting, stops taking requests: the socket
+   * goes first (a launcher then starts a new host), then the listener.
+   */
+  #closeIfIdle() {
+    if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
+      return;
+    }
+    this.#closing = true;
+    try {
+      Deno.removeSync(this.#socketPath);
+    } catch { /* gone */ }
+    try {
+      this.#listener.close();
+    } catch { /* closed */ }
+  }
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return typeof value === "object" && value !== null &&
+    Object.values(value).every((v) => typeof v === "string");
+}
+
+function logLevelFromEnv(value: string | undefined): LogLevel {
+  const levels: LogLevel[] = ["debug", "info", "warn", "error", "silent"];
+  return levels.find((level) => level === value) ?? "info";
+}
