@@ -36,11 +36,11 @@ import type { SessionSecret } from "./session_secret.ts";
 import {
   ACK_DELAY_MS,
   ACK_EVERY_PACKETS,
+  CLIENT_CHECK_MS,
   DEAD_AFTER_MS,
   HANDSHAKE_TIMEOUT_MS,
   KEEPALIVE_MS,
   Liveness,
-  livenessTickMs,
 } from "./timers.ts";
 import {
   decodeMessage,
@@ -171,7 +171,7 @@ export class EternalConnection {
 
   #timers: Liveness;
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
-  #liveness: ReturnType<typeof setInterval> | null = null;
+  #liveness: ReturnType<typeof setTimeout> | null = null;
 
   #listeners: Array<(event: ConnectionEvent) => void> = [];
   #end: SessionEnd | null = null;
@@ -217,20 +217,32 @@ export class EternalConnection {
   }
 
   /**
-   * Runs the liveness tick while a pipe is attached, and only then: a
+   * Runs the liveness checks while a pipe is attached, and only then: a
    * session without a client (detached, or not yet connected) wakes up for
-   * nothing, so idle sessions cost no CPU.
+   * nothing, so idle sessions cost no CPU. A new pipe is checked at once
+   * (it owes a keepalive).
    */
   #runLiveness(on: boolean) {
-    if (on && this.#liveness === null) {
-      this.#liveness = setInterval(
-        () => this.#checkLiveness(),
-        livenessTickMs(this.options.keepaliveMs, this.options.deadAfterMs),
-      );
-    } else if (!on && this.#liveness !== null) {
-      clearInterval(this.#liveness);
+    if (this.#liveness !== null) clearTimeout(this.#liveness);
+    this.#liveness = null;
+    if (on) this.#armLiveness(0);
+  }
+
+  /**
+   * Arms the one liveness timer: in `delayMs`, else when the next verdict
+   * can be due. A client checks at least every CLIENT_CHECK_MS, so a wake
+   * from sleep is noticed soon; a server, which has no network to lose by
+   * sleeping, wakes for its keepalives only.
+   */
+  #armLiveness(delayMs?: number) {
+    const wait = delayMs ?? this.#timers.nextCheckInMs(
+      this.role === "client" ? CLIENT_CHECK_MS : this.options.keepaliveMs,
+    );
+    this.#liveness = setTimeout(() => {
       this.#liveness = null;
-    }
+      this.#checkLiveness();
+      if (this.#pipe !== null && !this.#end) this.#armLiveness();
+    }, wait);
   }
 
   /** Derives the keys and makes the session state of one end. */

@@ -40,13 +40,15 @@ export function monotonicNow(): number {
   return performance.now();
 }
 
-/** How often the liveness of a pipe is checked. */
-export function livenessTickMs(
-  keepaliveMs: number,
-  deadAfterMs: number,
-): number {
-  return Math.max(50, Math.min(keepaliveMs, deadAfterMs) / 4);
-}
+/**
+ * Longest wait between two liveness checks of a client: a machine waking
+ * from sleep is noticed (and the client redials) at most this long after
+ * it wakes. The monotonic clock stops during suspend, so a timer armed
+ * before it fires this long after the wake, not at once.
+ */
+export const CLIENT_CHECK_MS = 500;
+/** Shortest wait between two liveness checks (a deadline just passed). */
+const MIN_CHECK_MS = 20;
 
 /** What a liveness tick asks the connection to do. */
 export type LivenessVerdict =
@@ -56,17 +58,19 @@ export type LivenessVerdict =
 
 /**
  * The liveness state of one end: when it last sent and received, and where
- * both clocks stood at the last tick. Pure bookkeeping; the connection acts
- * on the verdicts.
+ * both clocks stood at the last check. Pure bookkeeping; the connection
+ * acts on the verdicts and arms one timer for the next check.
  *
  * @example
  * ```ts
  * const liveness = new Liveness(1000, 6000);
  * liveness.attached();
- * setInterval(() => {
- *   const verdict = liveness.tick(pipe !== null);
- *   if (verdict.action === "dead") dropPipe(verdict.reason);
- * }, livenessTickMs(1000, 6000));
+ * const check = () => {
+ *   const verdict = liveness.tick(true);
+ *   if (verdict.action === "dead") return dropPipe(verdict.reason);
+ *   setTimeout(check, liveness.nextCheckInMs(CLIENT_CHECK_MS));
+ * };
+ * check();
  * ```
  */
 export class Liveness {
@@ -114,7 +118,24 @@ export class Liveness {
     this.#lastSent = monotonicNow();
   }
 
-  /** Decides, on a periodic tick, what the connection should do now. */
+  /**
+   * Milliseconds until the next check is worth making while a pipe is
+   * attached: when a keepalive falls due or the pipe would be dead, never
+   * longer than `maxMs` or the keepalive interval, nor shorter than 20 ms.
+   * The connection arms one timer for it instead of ticking at a fixed
+   * rate, so an idle session wakes for its keepalives and little else.
+   */
+  nextCheckInMs(maxMs = this.keepaliveMs): number {
+    const now = monotonicNow();
+    const due = Math.min(
+      this.#lastSent + this.keepaliveMs - now,
+      this.#lastReceived + this.deadAfterMs - now,
+    );
+    const limit = Math.min(maxMs, this.keepaliveMs);
+    return Math.max(MIN_CHECK_MS, Math.min(limit, Math.ceil(due)));
+  }
+
+  /** Decides, on a check, what the connection should do now. */
   tick(hasPipe: boolean): LivenessVerdict {
     const mono = monotonicNow();
     const wall = Date.now();
