@@ -124,7 +124,7 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name:
-    "ProxyJump from the ssh config: the bootstrap goes through the jump host, as ssh would",
+    "ProxyJump from the ssh config: the bootstrap goes through the jump host, as ssh would, and the TCP leg through a relay there",
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
       const settings = (await serverSettings(world)).map((l) => `  ${l}`);
@@ -157,7 +157,20 @@ Deno.test({
         "  ProxyJump jump",
         ...settings,
       ];
-      assert.equal(await run("via-jump", jumpConfig), 2, "jump + target");
+      // The bootstrap logs in at the jump host and through it at the
+      // target (as ssh -J would); one more login on the jump host starts
+      // the jump relay that carries the TCP leg (et runs there too).
+      assert.equal(
+        await run("via-jump", jumpConfig),
+        3,
+        "jump + target, then the jump host's relay",
+      );
+      assert.ok(
+        (await world.terminalProcesses()).some((p) =>
+          p.cmdline.includes("terminal --relay")
+        ),
+        "a jump relay runs on the jump host",
+      );
       assert.equal(
         await run("direct", [
           "Host direct",
