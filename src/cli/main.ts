@@ -269,9 +269,6 @@ async function client(args: string[]): Promise<number> {
   if (values["no-daemon"] && values["daemon-only"]) {
     throw new UsageError("--no-daemon and --daemon-only contradict each other");
   }
-  if (values.jport !== undefined && values.jumphost === undefined) {
-    throw new UsageError("--jport needs --jumphost");
-  }
   const jumpPort = values.jport === undefined
     ? DEFAULT_SERVER_PORT
     : usage(() => parsePort(values.jport as string));

@@ -105,7 +105,7 @@ Deno.test("bootstrap: the jump line round-trips, carries no secret, and garbage 
 Deno.test("--jumphost and --jport: bad input is one line and exit 2", async () => {
   for (
     const [args, pattern] of [
-      [["--jport", "2023", "host"], /^et: --jport needs --jumphost$/],
+      [["--jport", "x", "host"], /^et: invalid port 'x'/],
       [["--jumphost", "a,,b", "host"], /^et: --jumphost: empty hop/],
       [["--jumphost", "gw", "--jport", "x", "host"], /^et: invalid port 'x'/],
       [["--jumphost", "us er@gw", "host"], /^et: --jumphost: malformed hop/],
