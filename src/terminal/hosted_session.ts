@@ -21,7 +21,7 @@ import {
 import { controlSocketPath, serveControl } from "./control_socket.ts";
 import { DaemonRegistration } from "./daemon_registration.ts";
 import { listenAddress, type OwnPorts } from "./own_port.ts";
-import { keepRegistered } from "./route.ts";
+import { keepRegistered, registerUnlessNever } from "./route.ts";
 import {
   type InjectedFault,
   SessionHost,
@@ -184,24 +184,15 @@ async function chooseRoute(
   context: HostContext,
   idHex: string,
 ): Promise<Route> {
-  const routerPath = context.routerPath;
-  const daemon = request.daemon ?? "only";
-  let why = "--no-daemon";
-  if (daemon !== "never") {
-    try {
-      return {
-        kind: "daemon",
-        registration: await DaemonRegistration.register(routerPath, idHex),
-      };
-    } catch (error) {
-      if (daemon === "only") {
-        throw new Error(
-          `no et server here (--daemon-only): ${errorMessage(error)}`,
-        );
-      }
-      why = `no et server here: ${errorMessage(error)}`;
-    }
+  const registered = await registerUnlessNever(
+    request,
+    context.routerPath,
+    idHex,
+  );
+  if ("registration" in registered) {
+    return { kind: "daemon", registration: registered.registration };
   }
+  const why = registered.why;
   const hostname = listenAddress(login.SSH_CONNECTION);
   const port = context.ports.portFor(
     hostname,

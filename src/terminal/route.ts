@@ -38,22 +38,9 @@ export async function chooseRoute(
   routerPath: string,
   idHex: string,
 ): Promise<Route> {
-  const daemon = request.daemon ?? "only";
-  let why = "--no-daemon";
-  if (daemon !== "never") {
-    try {
-      return {
-        kind: "daemon",
-        registration: await DaemonRegistration.register(routerPath, idHex),
-      };
-    } catch (error) {
-      if (daemon === "only") {
-        throw new Error(
-          `no et server here (--daemon-only): ${errorMessage(error)}`,
-        );
-      }
-      why = `no et server here: ${errorMessage(error)}`;
-    }
+  const registered = await registerUnlessNever(request, routerPath, idHex);
+  if ("registration" in registered) {
+    return { kind: "daemon", registration: registered.registration };
   }
   const hostname = listenAddress(Deno.env.get("SSH_CONNECTION"));
   const listener = listenInRange(
@@ -61,9 +48,36 @@ export async function chooseRoute(
     request.portRange ?? DEFAULT_PORT_RANGE,
   );
   log.info(
-    `${why}; serving from ${hostname} port ${listener.addr.port} (no-root mode)`,
+    `${registered.why}; serving from ${hostname} port ${listener.addr.port} (no-root mode)`,
   );
   return { kind: "own port", listener };
+}
+
+/**
+ * The daemon half of choosing a route: a registration for `idHex`, unless
+ * the client said never (`--no-daemon`); else why there is none. Throws a
+ * one-line Error when the client required a daemon (`--daemon-only`) and
+ * none took the registration.
+ */
+export async function registerUnlessNever(
+  request: Pick<Extract<BootstrapRequest, { op: "new" }>, "daemon">,
+  routerPath: string,
+  idHex: string,
+): Promise<{ registration: DaemonRegistration } | { why: string }> {
+  const daemon = request.daemon ?? "only";
+  if (daemon === "never") return { why: "--no-daemon" };
+  try {
+    return {
+      registration: await DaemonRegistration.register(routerPath, idHex),
+    };
+  } catch (error) {
+    if (daemon === "only") {
+      throw new Error(
+        `no et server here (--daemon-only): ${errorMessage(error)}`,
+      );
+    }
+    return { why: `no et server here: ${errorMessage(error)}` };
+  }
 }
 
 /**
