@@ -683,7 +683,7 @@ async function main(): Promise<number> {
         new Date().toISOString().slice(0, 16)
       } UTC, ${navigator.hardwareConcurrency} cores, load average ${loadAverage()} at the end${
         quick ? " (--quick: small sizes)" : ""
-      }. Reproduce: \`deno task bench\` (about 10 minutes).`,
+      }. Reproduce: \`deno task bench\` (about 7 minutes).`,
     );
     progress("wrote docs/BENCHMARKS.md (latest run) and docs/bench.svg");
   }
