@@ -27,9 +27,12 @@ const { controlRequest } = await import(
   `${root}/src/terminal/control_socket.ts`
 );
 
-const xdg = await Deno.makeTempDir({ prefix: "et-launcher-bench-" });
-await Deno.chmod(xdg, 0o700);
-const env = { XDG_RUNTIME_DIR: xdg, ET_ROUTER_SOCKET: `${xdg}/no-daemon.sock` };
+const runtimeBase = await Deno.makeTempDir({ prefix: "et-launcher-bench-" });
+await Deno.chmod(runtimeBase, 0o700);
+const env = {
+  ET_RUNTIME_DIR: runtimeBase,
+  ET_ROUTER_SOCKET: `${runtimeBase}/no-daemon.sock`,
+};
 
 /** Runs one launcher for a new session; resolves with its wall time. */
 async function launch(): Promise<number> {
@@ -74,9 +77,9 @@ async function launch(): Promise<number> {
 
 /** Ends every session of the runtime directory and lets them go. */
 async function endAll() {
-  for await (const entry of Deno.readDir(`${xdg}/et`)) {
+  for await (const entry of Deno.readDir(`${runtimeBase}/et`)) {
     if (!entry.name.endsWith(".ctl")) continue;
-    await controlRequest(`${xdg}/et/${entry.name}`, { op: "end" })
+    await controlRequest(`${runtimeBase}/et/${entry.name}`, { op: "end" })
       .catch(() => {});
   }
   await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -92,5 +95,5 @@ try {
   }
   console.log(JSON.stringify(times));
 } finally {
-  await Deno.remove(xdg, { recursive: true }).catch(() => {});
+  await Deno.remove(runtimeBase, { recursive: true }).catch(() => {});
 }

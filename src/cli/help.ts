@@ -188,7 +188,7 @@ the host serves the session itself on the first free port of the client's
 which in the ready line. The host exits with its last session.
 On a jumphost (et --jumphost) it starts a jump relay instead: no secret,
 only the session id and where to pass its connections on.
-Its socket and log live in $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/),
+Its socket and log live in /tmp/et-<uid>/ (or $ET_RUNTIME_DIR/et/),
 mode 0600; ET_LOG_LEVEL=debug|info|warn sets how much.
 `;
 
@@ -198,7 +198,7 @@ export const RELAY_HELP = `Usage: et relay SESSION-ID
 Started by the et client over ssh when it carries a session over ssh
 (--over-ssh, or by itself when the TCP port is unreachable): joins the
 session SESSION-ID (32 hex digits) of this user through its owner-only
-control socket in $XDG_RUNTIME_DIR/et/ (else /tmp/et-<uid>/), prints
+control socket in /tmp/et-<uid>/ (or $ET_RUNTIME_DIR/et/), prints
 ET_RELAY_READY, then copies bytes between its stdin/stdout and the session
 until either side closes. It holds no key: the frames it copies are sealed
 end to end between the client and the session.

@@ -121,7 +121,7 @@ Deno.test("the launcher refuses another protocol before anything else, and serve
 
   const runtime = await Deno.makeTempDir({ prefix: "et-protocol-test-" });
   try {
-    run = await launcher('{"op":"list"}\n', { XDG_RUNTIME_DIR: runtime });
+    run = await launcher('{"op":"list"}\n', { ET_RUNTIME_DIR: runtime });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\nET_TERMINAL_READY \{"sessions":\[\]\}\n$/);
   } finally {

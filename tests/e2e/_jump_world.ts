@@ -109,7 +109,7 @@ export async function withJumpWorld(
       // The terminal role as each host runs it: its own router and
       // runtime directory, told apart by the sshd port ssh reached.
       const cases = hops.map((hop) =>
-        `  ${hop.sshd.port}) export ET_ROUTER_SOCKET=${hop.routerPath} XDG_RUNTIME_DIR=${
+        `  ${hop.sshd.port}) export ET_ROUTER_SOCKET=${hop.routerPath} ET_RUNTIME_DIR=${
           hop.runtimeDir.replace(/\/et$/, "")
         } ;;`
       );
@@ -120,7 +120,7 @@ export async function withJumpWorld(
           "#!/bin/sh",
           'case "${SSH_CONNECTION##* }" in',
           ...cases,
-          `  *) export ET_ROUTER_SOCKET=${world.routerPath} XDG_RUNTIME_DIR=${
+          `  *) export ET_ROUTER_SOCKET=${world.routerPath} ET_RUNTIME_DIR=${
             world.runtimeDir.replace(/\/et$/, "")
           } ;;`,
           "esac",

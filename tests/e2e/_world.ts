@@ -186,10 +186,11 @@ async function hostedSessions(
     try {
       const env = (await Deno.readTextFile(`/proc/${process.pid}/environ`))
         .split("\0");
-      const xdg = env.find((v) => v.startsWith("XDG_RUNTIME_DIR="))?.slice(16);
+      const runtimeBase = env.find((v) => v.startsWith("ET_RUNTIME_DIR="))
+        ?.slice(15);
       const uid = (await Deno.readTextFile(`/proc/${process.pid}/status`))
         .match(/^Uid:\s+(\d+)/m)?.[1];
-      const dir = xdg ? `${xdg}/et` : `/tmp/et-${uid}`;
+      const dir = runtimeBase ? `${runtimeBase}/et` : `/tmp/et-${uid}`;
       const { socket } = await hostPaths(dir, routerPath);
       const status = JSON.parse(
         await hostRequest(socket, { op: "status" }, 5000),
@@ -318,7 +319,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
   if (options.privateRuntime) {
     await Deno.mkdir(`${dir}/run`, { mode: 0o700 });
-    envWords += ` XDG_RUNTIME_DIR=${dir}/run`;
+    envWords += ` ET_RUNTIME_DIR=${dir}/run`;
     runtimeDir = `${dir}/run/et`;
   }
   const terminalPath = `env ${envWords} ${ET.join(" ")}`;

@@ -371,7 +371,7 @@ Deno.test({
     try {
       const unknown = await runToEnd([
         "env",
-        `XDG_RUNTIME_DIR=${runtime}`,
+        `ET_RUNTIME_DIR=${runtime}`,
         ...ET,
         "relay",
         "0123456789abcdef0123456789abcdef",

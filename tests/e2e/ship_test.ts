@@ -46,7 +46,7 @@ async function standInBinaries(
   await Deno.mkdir(dir);
   const script = "#!/bin/sh\n" +
     `exec env ET_ROUTER_SOCKET=${world.routerPath} ` +
-    `XDG_RUNTIME_DIR=${world.dir}/run DENO_DIR=${await denoDir()} ` +
+    `ET_RUNTIME_DIR=${world.dir}/run DENO_DIR=${await denoDir()} ` +
     `${Deno.execPath()} run -A ${ROOT}/main.ts "$@"\n`;
   const bytes = new TextEncoder().encode(script);
   await Deno.writeFile(`${dir}/et-${artifact}`, bytes, { mode: 0o755 });

@@ -15,8 +15,8 @@ import { alive, waitUntil } from "../e2e/_client.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
-/** Host processes (`et terminal --host`) whose runtime dir is `xdg`. */
-async function hostsOf(xdg: string): Promise<number[]> {
+/** Host processes (`et terminal --host`) whose runtime dir is `runtimeBase`. */
+async function hostsOf(runtimeBase: string): Promise<number[]> {
   const found: number[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
@@ -24,7 +24,7 @@ async function hostsOf(xdg: string): Promise<number[]> {
       const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
       if (!cmdline.endsWith("terminal\0--host\0")) continue;
       const env = await Deno.readTextFile(`/proc/${entry.name}/environ`);
-      if (env.split("\0").includes(`XDG_RUNTIME_DIR=${xdg}`)) {
+      if (env.split("\0").includes(`ET_RUNTIME_DIR=${runtimeBase}`)) {
         found.push(Number(entry.name));
       }
     } catch { /* gone */ }
@@ -38,9 +38,12 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const xdg = await Deno.makeTempDir({ prefix: "et-host-race-" });
-    await Deno.chmod(xdg, 0o700);
-    const env = { XDG_RUNTIME_DIR: xdg, ET_ROUTER_SOCKET: `${xdg}/none.sock` };
+    const runtimeBase = await Deno.makeTempDir({ prefix: "et-host-race-" });
+    await Deno.chmod(runtimeBase, 0o700);
+    const env = {
+      ET_RUNTIME_DIR: runtimeBase,
+      ET_ROUTER_SOCKET: `${runtimeBase}/none.sock`,
+    };
     try {
       const ids = Array.from({ length: 8 }, () => generateSessionSecret());
       const launched = await Promise.all(ids.map(async (secret) => {
@@ -91,14 +94,17 @@ Deno.test({
         launched.map((r) => r.stdout.match(/"port":(\d+)/)?.[1]),
       );
       assert.equal(ports.size, 1, `one port serves all: ${[...ports]}`);
-      const hosts = await hostsOf(xdg);
+      const hosts = await hostsOf(runtimeBase);
       assert.equal(hosts.length, 1, `hosts: ${hosts}`);
-      const { socket } = await hostPaths(`${xdg}/et`, env.ET_ROUTER_SOCKET);
+      const { socket } = await hostPaths(
+        `${runtimeBase}/et`,
+        env.ET_ROUTER_SOCKET,
+      );
       assert.ok((await Deno.lstat(socket)).isSocket);
 
       for (const secret of ids) {
         assert.deepEqual(
-          await controlRequest(`${xdg}/et/${toHex(secret.id)}.ctl`, {
+          await controlRequest(`${runtimeBase}/et/${toHex(secret.id)}.ctl`, {
             op: "end",
           }),
           { ok: true },
@@ -111,12 +117,12 @@ Deno.test({
       );
       await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
     } finally {
-      for (const pid of await hostsOf(xdg)) {
+      for (const pid of await hostsOf(runtimeBase)) {
         try {
           Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }
       }
-      await Deno.remove(xdg, { recursive: true }).catch(() => {});
+      await Deno.remove(runtimeBase, { recursive: true }).catch(() => {});
     }
   },
 });
