@@ -115,6 +115,7 @@ Typing:
                             are underlined on a slow link; a wrong guess is
                             repainted from what the remote sent. Never with
                             --no-pty or when stdout is not a terminal.
+  e.g. et --predict always far-away-host   typing shows at once on a slow link
 
 Escapes (after a newline, as in ssh):
   ~.  detach: et exits, the session keeps running (et --attach resumes it)
