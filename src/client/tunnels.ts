@@ -9,7 +9,6 @@
  * @module
  */
 
-import { sleep } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import {
   dialEndpoint,
@@ -21,7 +20,7 @@ import {
   TunnelMux,
   type TunnelSpec,
 } from "../session/mod.ts";
-import type { EternalConnection } from "../transport/mod.ts";
+import { acceptEach, type EternalConnection } from "../transport/mod.ts";
 
 const log = logger("tunnels");
 
@@ -173,7 +172,11 @@ export class ClientTunnels {
   start(connection: EternalConnection) {
     this.#mux.use(connection);
     for (const { spec, listener } of this.#forward) {
-      this.#accept(spec, listener);
+      // Ends once close() closes the listener.
+      acceptEach(
+        listener,
+        (conn) => this.#mux.carry(conn, { target: spec.target }),
+      );
     }
   }
 
@@ -191,26 +194,6 @@ export class ClientTunnels {
       try {
         listener.close();
       } catch { /* closed */ }
-    }
-  }
-
-  async #accept(spec: TunnelSpec, listener: Deno.Listener) {
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (this.#closed || error instanceof Deno.errors.BadResource) return;
-        log.warn(
-          `tunnel ${formatTunnel(spec)}: accept: ${errorMessage(error)}`,
-        );
-        await sleep(100);
-        continue;
-      }
-      if (conn.remoteAddr.transport === "tcp") {
-        (conn as Deno.TcpConn).setNoDelay(true);
-      }
-      this.#mux.carry(conn, { target: spec.target });
     }
   }
 }

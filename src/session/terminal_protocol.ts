@@ -359,6 +359,23 @@ export function encodeBootstrap(request: BootstrapRequest): string {
 const malformed = (what: string) =>
   new Error(`malformed bootstrap line: ${what}`);
 
+/** The connect and session timeouts of a bootstrap's limits, checked. */
+function decodeTimeouts(
+  limits: Record<string, unknown>,
+): { connectTimeoutMs: number; sessionTimeoutMs: number } {
+  return {
+    connectTimeoutMs: wholeNumber(
+      limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      "connect timeout",
+      24 * 3600 * 1000,
+    ),
+    sessionTimeoutMs: wholeNumber(
+      limits.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+      "session timeout",
+      Number.MAX_SAFE_INTEGER,
+    ),
+  };
+}
 function wholeNumber(value: unknown, what: string, max: number): number {
   if (!Number.isSafeInteger(value) || (value as number) < 0) {
     throw malformed(what);
@@ -520,16 +537,7 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         secret,
         program: decodeProgram(value.program),
         limits: {
-          connectTimeoutMs: wholeNumber(
-            limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-            "connect timeout",
-            24 * 3600 * 1000,
-          ),
-          sessionTimeoutMs: wholeNumber(
-            limits.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
-            "session timeout",
-            Number.MAX_SAFE_INTEGER,
-          ),
+          ...decodeTimeouts(limits),
           maxBacklogBytes: wholeNumber(
             limits.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES,
             "max backlog",
@@ -610,18 +618,7 @@ function decodeJump(value: Record<string, unknown>): JumpRequest {
     port: value.port,
     daemon: decodeDaemonUse(value.daemon),
     portRange: decodePortRange(value.portRange),
-    limits: {
-      connectTimeoutMs: wholeNumber(
-        limits.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        "connect timeout",
-        24 * 3600 * 1000,
-      ),
-      sessionTimeoutMs: wholeNumber(
-        limits.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
-        "session timeout",
-        Number.MAX_SAFE_INTEGER,
-      ),
-    },
+    limits: decodeTimeouts(limits),
   };
 }
 

@@ -119,6 +119,10 @@ export class TunnelMux {
    * session or no id is left, or too many connections are open.
    */
   carry(conn: Deno.Conn, request: OpenRequest) {
+    // Keystroke-sized writes (an ssh inside the tunnel) go out at once.
+    if (conn.remoteAddr.transport === "tcp") {
+      (conn as Deno.TcpConn).setNoDelay(true);
+    }
     const connection = this.#connection;
     if (
       this.#closed || connection === null || connection.isClosed ||

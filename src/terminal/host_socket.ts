@@ -28,7 +28,7 @@
 import { sleep, withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
 import { LineReader } from "../session/mod.ts";
-import { selfCommand } from "./local_io.ts";
+import { spawnDetachedRole } from "./local_io.ts";
 
 const encoder = new TextEncoder();
 
@@ -200,35 +200,12 @@ async function startHost(
 
 /** Starts the host detached from ssh; resolves once it says it listens. */
 async function spawnHost(deadline: number): Promise<void> {
-  const [program, ...args] = selfCommand();
-  const child = new Deno.Command(program, {
-    args: [...args, "terminal", "--host"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  const reader = child.stdout.getReader();
-  const source = {
-    async read(buffer: Uint8Array) {
-      const { value, done } = await reader.read();
-      if (done || !value) return null;
-      buffer.set(value.subarray(0, buffer.length));
-      return Math.min(value.length, buffer.length);
-    },
-  };
-  let line: string | null;
-  try {
-    line = await withDeadline(
-      new LineReader(source, 4096).next(),
-      Math.max(0, deadline - performance.now()),
-      "the session host did not start in time",
-      () => reader.cancel().catch(() => {}),
-    );
-  } finally {
-    reader.cancel().catch(() => {});
-    child.unref();
-  }
+  const line = await spawnDetachedRole(
+    "--host",
+    null,
+    Math.max(0, deadline - performance.now()),
+    "the session host did not start in time",
+  );
   if (line !== HOST_READY) {
     throw new Error(line?.replace(/^error: /, "") || "the host exited");
   }

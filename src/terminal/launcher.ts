@@ -29,9 +29,7 @@
  * @module
  */
 
-import { withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
-import { LineReader } from "../session/line_reader.ts";
 import {
   bootstrapProtocol,
   decodeBootstrap,
@@ -50,7 +48,11 @@ import {
   findSessions,
 } from "./control_socket.ts";
 import { requestFromHost } from "./host_socket.ts";
-import { LOGIN_ENV_NAMES, readStdinLine, selfCommand } from "./local_io.ts";
+import {
+  LOGIN_ENV_NAMES,
+  readStdinLine,
+  spawnDetachedRole,
+} from "./local_io.ts";
 
 /** The session process refused the client: its line is the client's. */
 class RefusedError extends Error {}
@@ -167,38 +169,12 @@ async function startSession(
 async function startRelayProcess(
   line: string,
 ): Promise<{ id: string; port?: number }> {
-  const [program, ...args] = selfCommand();
-  const child = new Deno.Command(program, {
-    args: [...args, "terminal", "--relay"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(line + "\n"));
-  await writer.close();
-  const reader = child.stdout.getReader();
-  const source = {
-    async read(buffer: Uint8Array) {
-      const { value, done } = await reader.read();
-      if (done || !value) return null;
-      buffer.set(value.subarray(0, buffer.length));
-      return Math.min(value.length, buffer.length);
-    },
-  };
-  let answer: string | null = null;
-  try {
-    answer = await withDeadline(
-      new LineReader(source, 4096).next(),
-      RELAY_START_TIMEOUT_MS,
-      "the jump relay did not start in time",
-      () => reader.cancel().catch(() => {}),
-    );
-  } finally {
-    reader.cancel().catch(() => {});
-    child.unref();
-  }
+  const answer = await spawnDetachedRole(
+    "--relay",
+    line,
+    RELAY_START_TIMEOUT_MS,
+    "the jump relay did not start in time",
+  );
   return readyOrThrow(answer ?? "");
 }
 

@@ -62,6 +62,53 @@ export function selfCommand(): string[] {
 }
 
 /**
+ * Starts this program again as `et terminal <role>`, detached from ssh
+ * (its own session, outliving the launcher), writes `input` (one line) to
+ * its stdin if given, and resolves with the first line it prints, or null
+ * if it printed none. Rejects with `what` after `timeoutMs`.
+ */
+export async function spawnDetachedRole(
+  role: string,
+  input: string | null,
+  timeoutMs: number,
+  what: string,
+): Promise<string | null> {
+  const [program, ...args] = selfCommand();
+  const child = new Deno.Command(program, {
+    args: [...args, "terminal", role],
+    stdin: input === null ? "null" : "piped",
+    stdout: "piped",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  if (input !== null) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input + "\n"));
+    await writer.close();
+  }
+  const reader = child.stdout.getReader();
+  const source = {
+    async read(buffer: Uint8Array) {
+      const { value, done } = await reader.read();
+      if (done || !value) return null;
+      buffer.set(value.subarray(0, buffer.length));
+      return Math.min(value.length, buffer.length);
+    },
+  };
+  try {
+    return await withDeadline(
+      new LineReader(source, 4096).next(),
+      timeoutMs,
+      what,
+      () => reader.cancel().catch(() => {}),
+    );
+  } finally {
+    reader.cancel().catch(() => {});
+    child.unref();
+  }
+}
+
+/**
  * A user's login shell and home, from the environment ssh set up (`env`:
  * the launcher's, which the host was handed with the request) or
  * /etc/passwd.

@@ -9,7 +9,6 @@
  * @module
  */
 
-import { sleep } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import {
   dialEndpoint,
@@ -19,7 +18,7 @@ import {
   type TunnelMessage,
   TunnelMux,
 } from "../session/mod.ts";
-import type { EternalConnection } from "../transport/mod.ts";
+import { acceptEach, type EternalConnection } from "../transport/mod.ts";
 
 const log = logger("tunnels");
 
@@ -71,7 +70,10 @@ export class SessionTunnels {
     this.#listeners = listeners;
     this.#dir = dir;
     this.env = env;
-    listeners.forEach((listener, index) => this.#accept(listener, index));
+    // Each loop ends once close() closes its listener.
+    listeners.forEach((listener, index) =>
+      acceptEach(listener, (conn) => this.#mux.carry(conn, { tunnel: index }))
+    );
   }
 
   /**
@@ -161,23 +163,6 @@ export class SessionTunnels {
       await Deno.remove(this.#dir, { recursive: true }).catch((error) =>
         log.warn(`cannot remove ${this.#dir}: ${errorMessage(error)}`)
       );
-    }
-  }
-
-  async #accept(listener: Deno.Listener, index: number) {
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (error) {
-        if (this.#closed || error instanceof Deno.errors.BadResource) return;
-        // Out of descriptors or an aborted connection: carry on.
-        log.warn(`reverse tunnel ${index}: accept: ${errorMessage(error)}`);
-        await sleep(100);
-        continue;
-      }
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-      this.#mux.carry(conn, { tunnel: index });
     }
   }
 }
