@@ -17,6 +17,7 @@ import {
   withSession,
 } from "./_client.ts";
 import { E2E_TEST, ET, withWorld } from "./_world.ts";
+import { withTestAgent } from "../helpers/ssh_agent.ts";
 
 /** A TCP port free right now on 127.0.0.1 (bound, read, released). */
 function freePort(): number {
@@ -223,7 +224,8 @@ Deno.test({
 
 Deno.test({
   ...E2E_TEST,
-  name: "20 MB through a tunnel arrive hash-exact while the session is cut",
+  name:
+    "20 MB through a tunnel arrive hash-exact while the session is cut, after a first connection refused for 1.5 s",
   fn: async () => {
     const blob = patternBytes(20 * 1024 * 1024, 7);
     const source = blobServer(blob);
@@ -231,6 +233,12 @@ Deno.test({
     try {
       await withProxiedSession({
         extra: ["-t", `${forwardPort}:${source.port}`],
+        // Faults from before the first handshake: every connection is
+        // refused for the first 1.5 s (the tunnel listens already).
+        prepare: (proxy) => {
+          proxy.setRefuse(true);
+          setTimeout(() => proxy.setRefuse(false), 1500);
+        },
       }, async ({ proxy, client }) => {
         // Cut at fixed points of the stream, so every run cuts mid-transfer
         // however fast the machine is.
@@ -361,35 +369,8 @@ Deno.test({
   ...E2E_TEST,
   name:
     "-f forwards the agent: ssh-add -l on the remote lists the test key, also after a forced reconnect",
-  fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "et-agent-" });
-    const agentSock = `${dir}/agent.sock`;
-    const agent = new Deno.Command("ssh-agent", {
-      args: ["-D", "-a", agentSock],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    try {
-      await waitUntil(
-        () => Deno.stat(agentSock).then(() => true, () => false),
-        10_000,
-        "ssh-agent's socket",
-      );
-      const keygen = await run("ssh-keygen", [
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        "et-agent-test-key",
-        "-f",
-        `${dir}/key`,
-      ]);
-      assert.equal(keygen.code, 0, keygen.stderr);
-      const add = await run("ssh-add", [`${dir}/key`], {
-        SSH_AUTH_SOCK: agentSock,
-      });
-      assert.equal(add.code, 0, add.stderr);
+  fn: () =>
+    withTestAgent("et-agent-test-key", async (agentSock) => {
       await withProxiedSession({
         extra: ["-f", "--ssh-socket", agentSock],
       }, async ({ proxy, client }) => {
@@ -403,12 +384,7 @@ Deno.test({
         await client.waitFor("LISTED-3", 30_000);
         assert.match(client.stdout, /AFTER:.*et-agent-test-key \(ED25519\)/);
       });
-    } finally {
-      agent.kill("SIGTERM");
-      await agent.status;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
