@@ -208,16 +208,23 @@ function cutMidway(
   const seen: boolean[] = [];
   let down = 0;
   let next = 0;
+  let cutting = false;
   return new Promise((resolve) => {
     proxy.setTap((up, bytes) => {
-      if (up || next >= thresholds.length) return;
+      if (up || next >= thresholds.length || cutting) return;
       down += bytes;
       if (down < thresholds[next]) return;
-      next++;
-      seen.push(arrived());
+      cutting = true;
+      const arrivedNow = arrived();
       // Not from inside the proxy's own forwarding.
       setTimeout(() => {
-        proxy.cut();
+        cutting = false;
+        // Nothing open (the client is between connections): the cut
+        // happens on the next bytes down instead, so each threshold is
+        // one real cut.
+        if (proxy.cut() === 0) return;
+        next++;
+        seen.push(arrivedNow);
         if (seen.length === thresholds.length) {
           proxy.setTap(null);
           resolve(seen);
