@@ -17,7 +17,9 @@
  * ```
  *
  * MB is 10^6 bytes everywhere. `--quick` shrinks every size for a smoke run;
- * `--tunnel` runs only the tunnel line.
+ * `--tunnel` runs only the tunnel line. `--only echo,bulk` measures only the
+ * lines that start with one of those words (sessions are still started; the
+ * report is not written).
  * The end-to-end part runs a private sshd and an `et server` from source
  * (tests/e2e/_world.ts); everything started is stopped before exit.
  *
@@ -175,6 +177,7 @@ const failures: string[] = [];
 
 /** Runs one measurement; a failure is recorded and the others still run. */
 async function measure(line: Line, run: () => Promise<string>): Promise<void> {
+  if (only && !only.some((word) => line.startsWith(word))) return;
   try {
     const text = await run();
     results.set(line, `${line}: ${text}`);
@@ -198,6 +201,12 @@ function loadAverage(): string {
     return "?";
   }
 }
+
+/** `--only a,b`: measure only lines starting with one of these words. */
+const only: string[] | undefined = (() => {
+  const at = Deno.args.indexOf("--only");
+  return at < 0 ? undefined : (Deno.args[at + 1] ?? "").split(",");
+})();
 
 /** What must be stopped before exit, whatever happened. */
 const cleanup: {
@@ -671,9 +680,10 @@ async function main(): Promise<number> {
     await cleanUp();
   }
   for (const line of tunnelOnly ? ["tunnel" as const] : ORDER) {
+    if (only && !results.has(line)) continue;
     console.log(results.get(line) ?? `${line}: not measured`);
   }
-  if (!tunnelOnly && (!quick || Deno.args.includes("--write"))) {
+  if (!tunnelOnly && !only && (!quick || Deno.args.includes("--write"))) {
     const docs = new URL("../docs", import.meta.url).pathname;
     await writeReport(
       docs,
