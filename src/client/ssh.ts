@@ -101,8 +101,10 @@ export interface SshConfig {
   port: number;
   /** `ProxyJump` hops as written (`[user@]host[:port]`, comma-separated); none: null. */
   proxyJump: string | null;
-  /** `ForwardAgent yes` (a socket path given there counts as yes too). */
+  /** `ForwardAgent` is on: `yes`, or a socket path or `$VAR` naming one. */
   forwardAgent: boolean;
+  /** The socket `ForwardAgent` names (a path or `$VAR`), when not `yes`. */
+  forwardAgentSocket: string | null;
   /** `IdentityAgent` path, when set (not `none` nor `SSH_AUTH_SOCK`). */
   identityAgent: string | null;
   /** `LocalForward` entries as tunnel specs, ssh style: `[bind:]port:host:hostport` or `path:path`. */
@@ -194,6 +196,9 @@ export function parseSshG(text: string, target: string): SshConfig {
     port: Number(field("port") ?? 22),
     proxyJump: proxyJump && proxyJump !== "none" ? proxyJump : null,
     forwardAgent: forwardAgent !== undefined && forwardAgent !== "no",
+    forwardAgentSocket: forwardAgent && !["yes", "no"].includes(forwardAgent)
+      ? forwardAgent
+      : null,
     identityAgent: agent && agent !== "none" && agent !== "SSH_AUTH_SOCK"
       ? agent
       : null,

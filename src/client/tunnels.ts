@@ -35,18 +35,20 @@ export interface ConfiguredForwarding {
 /**
  * The forwarding an ssh config gives a host (from `ssh -G`): its
  * LocalForward and RemoteForward entries become tunnels, and ForwardAgent
- * forwards IdentityAgent's socket, else `$SSH_AUTH_SOCK`'s. A malformed
+ * forwards the socket it names (ssh allows a path or `$VAR` there), else
+ * IdentityAgent's, else `$SSH_AUTH_SOCK`'s. A malformed
  * entry throws a one-line error naming it.
  *
  * @example
  * ```ts
- * configuredForwarding({ localForwards: ["8080:localhost:80"], remoteForwards: [], forwardAgent: false, identityAgent: null });
+ * configuredForwarding({ localForwards: ["8080:localhost:80"], remoteForwards: [], forwardAgent: false, forwardAgentSocket: null, identityAgent: null });
  * ```
  */
 export function configuredForwarding(config: {
   localForwards: string[];
   remoteForwards: string[];
   forwardAgent: boolean;
+  forwardAgentSocket: string | null;
   identityAgent: string | null;
 }): ConfiguredForwarding {
   const tunnels = [
@@ -54,8 +56,9 @@ export function configuredForwarding(config: {
     ...config.remoteForwards.map((text) => parseSshForward(text, "reverse")),
   ];
   if (!config.forwardAgent) return { tunnels };
-  let agent = config.identityAgent ?? Deno.env.get("SSH_AUTH_SOCK");
-  // ssh expands "$VAR" in IdentityAgent; -G prints it unexpanded.
+  let agent = config.forwardAgentSocket ?? config.identityAgent ??
+    Deno.env.get("SSH_AUTH_SOCK");
+  // ssh expands "$VAR" in both; -G prints it unexpanded.
   if (agent?.startsWith("$")) agent = Deno.env.get(agent.slice(1));
   if (agent?.startsWith("~/")) {
     agent = `${Deno.env.get("HOME") ?? ""}${agent.slice(1)}`;

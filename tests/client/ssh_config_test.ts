@@ -12,6 +12,7 @@ import {
   resolveWithSsh,
   withSshOptions,
 } from "../../src/client/ssh.ts";
+import { configuredForwarding } from "../../src/client/tunnels.ts";
 
 /** Writes a config tree in a temp dir; returns its `ssh -F` command. */
 async function configTree(): Promise<{ ssh: string[]; dir: string }> {
@@ -164,4 +165,40 @@ Deno.test("ssh -G: SetEnv names and values are checked, the rest is skipped with
     () => parseSshG("user x\n", "h"),
     /^Error: ssh -G h named no hostname$/,
   );
+});
+
+Deno.test("ssh -G: ForwardAgent naming a socket (a path or $VAR) forwards that socket, before IdentityAgent", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "et-sshg-agent-" });
+  const env = "ET_TEST_AGENT_SOCK";
+  try {
+    await Deno.writeTextFile(
+      `${dir}/config`,
+      [
+        "Host bypath",
+        `  ForwardAgent ${dir}/fwd.sock`,
+        "  IdentityAgent /tmp/et-identity.sock",
+        "Host byvar",
+        `  ForwardAgent $${env}`,
+        "Host byyes",
+        "  ForwardAgent yes",
+        "  IdentityAgent /tmp/et-identity.sock",
+        "Host off",
+        "  ForwardAgent no",
+        "",
+      ].join("\n"),
+    );
+    // ssh -G warns on stderr when the socket does not exist; it must.
+    await Deno.writeTextFile(`${dir}/fwd.sock`, "");
+    Deno.env.set(env, `${dir}/var.sock`);
+    const ssh = ["ssh", "-F", `${dir}/config`];
+    const agentOf = async (host: string) =>
+      configuredForwarding(await resolveWithSsh(ssh, host)).agentSocket;
+    assert.equal(await agentOf("bypath"), `${dir}/fwd.sock`);
+    assert.equal(await agentOf("byvar"), `${dir}/var.sock`);
+    assert.equal(await agentOf("byyes"), "/tmp/et-identity.sock");
+    assert.equal(await agentOf("off"), undefined);
+  } finally {
+    Deno.env.delete(env);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
