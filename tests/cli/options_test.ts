@@ -224,6 +224,10 @@ Deno.test("options: bad usage is one line on stderr and exit 2, for real", async
     ],
   ];
   cases.push([
+    ["--resume", "pixels", "host"],
+    "et: invalid --resume 'pixels' (expected bytes or screen)\n",
+  ]);
+  cases.push([
     ["--ssh-option", "-oX", "host"],
     "et: option '--ssh-option' got a value starting with '-': write it as --ssh-option=VALUE\n",
   ]);
