@@ -13,16 +13,18 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { patternBytes } from "../helpers/session_pair.ts";
-import type { FaultProxy } from "../helpers/fault_proxy.ts";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
+import { TmuxTerminal } from "../helpers/tmux.ts";
 import {
   base64Lines,
   markedSection,
   sha256,
   sleep,
+  tmuxShellAnswers,
   waitUntil,
   withProxiedSession,
 } from "./_client.ts";
-import { E2E_TEST } from "./_world.ts";
+import { E2E_TEST, shellQuote, withWorld } from "./_world.ts";
 
 /** One line of the big output (`yes` repeats it): 64 bytes with its \n. */
 const LINE = "the quick brown fox jumps over the lazy dog 0123456789 ~~~~~~~~";
@@ -269,4 +271,70 @@ Deno.test({
   name:
     "default resume (bytes): 3 MB missed in an outage arrive exactly, no log file",
   fn: () => exactAfterOutage([], 2_250_000, false),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--resume screen on a real terminal (tmux, prediction on): the screen, the notice, then typing that ends exactly as echoed",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+      const argv = world.client(
+        ["--resume", "screen", "--predict", "always"],
+        { port: proxy.port },
+      );
+      const term = await TmuxTerminal.start(["sh", "-c", shellQuote(argv)], {
+        cols: 100,
+        rows: 30,
+      });
+      try {
+        await tmuxShellAnswers(term);
+        await term.type(
+          `while [ ! -e ${world.dir}/go ]; do sleep 0.05; done; ` +
+            `seq 1 700000; echo END-$((6*7)); touch ${world.dir}/done`,
+        );
+        await term.sendKeys("Enter");
+        await sleep(300); // the line's echo is home before the path goes
+        refuseAll(proxy);
+        await Deno.writeTextFile(`${world.dir}/go`, "");
+        await waitUntil(
+          () => exists(`${world.dir}/done`),
+          30_000,
+          "the program finished while the client was away",
+        );
+        proxy.setRefuse(false);
+        const restored = performance.now();
+        const screen = await term.waitFor(/skipped while you were away/);
+        const backMs = performance.now() - restored;
+        const rows = screen.split("\n");
+        const at = rows.findIndex((row) => row === "700000");
+        assert.ok(at > 0, `the last line is on screen:\n${screen}`);
+        assert.equal(rows[at - 1], "699999");
+        assert.equal(rows[at + 1], "END-42");
+        // (Wrapped at the pane's width: read it as one line.)
+        assert.match(
+          screen.replaceAll("\n", ""),
+          /\[et: [\d.]+ MiB of output skipped while you were away; all of it is in \S+\.out \([\d.]+ MiB\)\]/,
+        );
+        console.log(
+          `screen back in tmux ${backMs.toFixed(0)} ms after the path`,
+        );
+        assert.ok(backMs < 1000, `${backMs.toFixed(0)} ms`);
+        // Typing after it: predicted, then confirmed; nothing stray stays.
+        await term.type("echo AFTER-$((6*7))");
+        await term.sendKeys("Enter");
+        await term.waitFor(/^AFTER-42/m);
+        await waitUntil(
+          async () => !(await term.captureStyled()).includes("\x1b[4m"),
+          3000,
+          "no underlined guess left",
+        );
+        const end = await term.capture();
+        assert.ok(end.includes("echo AFTER-$((6*7))"), end);
+      } finally {
+        await term.kill();
+        await proxy.close();
+      }
+    }),
 });
