@@ -104,6 +104,7 @@ export class ScreenResume {
   #folded = false;
   // Once a client was told about the log, it outlives the session.
   #announced = false;
+  #closed = false;
 
   private constructor(
     logPath: string,
@@ -182,6 +183,7 @@ export class ScreenResume {
 
   /** The program's terminal changed size: the emulator follows. */
   resize(cols: number, rows: number): void {
+    if (this.#closed) return;
     this.#terminal.resize(cols, rows);
   }
 
@@ -192,7 +194,7 @@ export class ScreenResume {
    */
   clientBack(): boolean {
     const backlog = this.#backlog;
-    if (backlog === null) return false;
+    if (backlog === null || this.#closed) return false;
     if (!this.#folded && backlog.bytes <= SCREEN_RESUME_THRESHOLD_BYTES) {
       log.info(
         `client back: ${backlog.bytes} bytes not sent yet, at most the ` +
@@ -240,6 +242,8 @@ export class ScreenResume {
    * holds output that client never saw), else it is removed.
    */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     try {
       this.#log?.close();
     } catch { /* closed */ }
@@ -253,6 +257,7 @@ export class ScreenResume {
   }
 
   #record(chunk: Uint8Array) {
+    if (this.#closed) return;
     this.#core.writeSync(chunk);
     if (this.#log === null) return;
     try {
