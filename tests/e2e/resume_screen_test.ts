@@ -327,7 +327,10 @@ Deno.test({
         console.log(
           `screen back in tmux ${backMs.toFixed(0)} ms after the path`,
         );
-        assert.ok(backMs < 1000, `${backMs.toFixed(0)} ms`);
+        // The 1 s bound is the big test's (a blackhole, exact timing); here
+        // the client's redial backoff (up to 500 ms after a refusal) and
+        // tmux's polling add to it, and tmux shares a loaded machine.
+        assert.ok(backMs < 3000, `${backMs.toFixed(0)} ms`);
         // Typing after it: predicted, then confirmed; nothing stray stays.
         await term.type("echo AFTER-$((6*7))");
         await term.sendKeys("Enter");
