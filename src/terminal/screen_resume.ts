@@ -153,6 +153,26 @@ export class ScreenResume {
   }
 
   /**
+   * {@link start} when `options` is given, else null; never throws: without
+   * it the session resumes by bytes (the reason is logged).
+   */
+  static async startOrNull(
+    options: ScreenResumeOptions | null,
+  ): Promise<ScreenResume | null> {
+    if (options === null) return null;
+    try {
+      const screen = await ScreenResume.start(options);
+      log.info(
+        `session ${options.idHex.slice(0, 8)}: output log ${screen.logPath}`,
+      );
+      return screen;
+    } catch (error) {
+      log.warn(`--resume screen unavailable: ${errorMessage(error)}`);
+      return null;
+    }
+  }
+
+  /**
    * Wraps the program's output: each chunk is recorded (emulator, log) as
    * it is read. Before each read, while `away()`, bytes piled up past the
    * threshold are dropped from `backlog` (see {@link bind}): the program
@@ -204,7 +224,15 @@ export class ScreenResume {
     }
     // Synchronous from here on: nothing is read between the two calls.
     const missed = this.#missed + backlog.replacePending([]);
-    const snapshot = this.snapshot();
+    let snapshot: Uint8Array;
+    try {
+      snapshot = this.snapshot();
+    } catch (error) {
+      // A bug in the serializer must not cost the session: the notice
+      // alone still says where the missed output is.
+      log.warn(`snapshot failed: ${errorMessage(error)}`);
+      snapshot = new Uint8Array(0);
+    }
     const notice = encoder.encode(this.#notice(missed));
     // The emulator is what the client's terminal shows: the notice too.
     this.#core.writeSync(notice);

@@ -185,6 +185,19 @@ export class SessionHost {
       "server",
       options.connection,
     );
+    // Loads while the program starts (the emulator's first load takes a
+    // moment); null without --resume screen.
+    const screenStarting = ScreenResume.startOrNull(
+      options.resume === "screen" && !options.noTerminal &&
+        options.program.pty && options.runtimeDir !== undefined
+        ? {
+          dir: options.runtimeDir,
+          idHex: toHex(options.secret.id),
+          cols: options.program.cols,
+          rows: options.program.rows,
+        }
+        : null,
+    );
     let program: Program;
     let tunnels: SessionTunnels | undefined;
     try {
@@ -199,26 +212,12 @@ export class SessionHost {
         tunnels.env,
       );
     } catch (error) {
+      (await screenStarting)?.close();
       await tunnels?.close();
       connection.fail(error as Error);
       throw error;
     }
-    let screen: ScreenResume | null = null;
-    if (
-      options.resume === "screen" && program.hasPty &&
-      options.runtimeDir !== undefined
-    ) {
-      try {
-        screen = await ScreenResume.start({
-          dir: options.runtimeDir,
-          idHex: toHex(options.secret.id),
-          cols: options.program.cols,
-          rows: options.program.rows,
-        });
-      } catch (error) {
-        log.warn(`--resume screen unavailable: ${errorMessage(error)}`);
-      }
-    }
+    const screen = await screenStarting;
     return new SessionHost(options, program, connection, tunnels, screen);
   }
 
