@@ -22,6 +22,7 @@ import { TmuxTerminal } from "../helpers/tmux.ts";
 import {
   base64Lines,
   markedSection,
+  PipedClient,
   sha256,
   sleep,
   tmuxShellAnswers,
@@ -345,6 +346,51 @@ Deno.test({
       } finally {
         await term.kill();
         await proxy.close();
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--resume screen after kill -9 of the client: --attach gets the screen and the notice, not the 4.7 MB printed meanwhile",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const dir = world.dir;
+      const a = new PipedClient([
+        ...world.client(["--resume", "screen", "--pty"]),
+        gatedCommand(
+          dir,
+          "-echo",
+          `seq 1 700000; printf '<<<%s>>>' END`,
+        ),
+      ]);
+      let b: PipedClient | undefined;
+      try {
+        await a.waitFor("READY", 30_000);
+        a.signal("SIGKILL");
+        await a.exit();
+        await Deno.writeTextFile(`${dir}/go`, "");
+        await waitUntil(() => exists(`${dir}/done`), 30_000, "program done");
+        b = new PipedClient(world.client(["--attach"]));
+        await b.waitFor("<<<END>>>", 30_000);
+        await b.waitFor(NOTICE, 5_000);
+        assert.ok(b.stdout.includes("699999\r\n700000\r\n<<<END>>>"));
+        // The attached client got a screen and some scrollback, far less
+        // than what was printed (the old connection's unacknowledged
+        // window included).
+        assert.ok(b.stdoutBytes < 2_000_000, `${b.stdoutBytes} bytes`);
+        const [, , logPath] = b.stdout.match(NOTICE)!;
+        const expected = new TextEncoder().encode(
+          "READY\r\n" +
+            Array.from({ length: 700000 }, (_, i) => `${i + 1}\r\n`).join(
+              "",
+            ) + "<<<END>>>",
+        );
+        assert.equal(sha256(await Deno.readFile(logPath)), sha256(expected));
+      } finally {
+        await a.close();
+        await b?.close();
       }
     }),
 });
