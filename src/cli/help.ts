@@ -94,8 +94,8 @@ Session:
                             away, keeps its whole output in a private log file
                             on the remote host, and past 1M of missed output
                             sends the screen and its last 500 lines instead
-                            (one line says where the log is). Sessions with a
-                            pty only
+                            (one line says where the log is). New sessions
+                            on a pty only (not with --no-pty or -N)
   e.g. et build@ci 'make -j8 > build.log'   survives network drops, unlike ssh
 
 Forwarding (carried inside the session: tunnels survive reconnects):

@@ -323,6 +323,16 @@ async function client(args: string[]): Promise<number> {
   const resume = values.resume === undefined
     ? "bytes"
     : usage(() => parseResumeMode(values.resume as string));
+  if (values.resume !== undefined && (values.attach || values.list)) {
+    throw new UsageError(
+      "--resume is for a new session (an attached one keeps its own)",
+    );
+  }
+  if (resume === "screen" && (values["no-pty"] || forwarding.noTerminal)) {
+    throw new UsageError(
+      "--resume screen needs a pty: not with --no-pty or -N",
+    );
+  }
   const escapeChar = values["escape-char"] === undefined
     ? DEFAULT_ESCAPE_CHAR
     : usage(() => parseEscapeChar(values["escape-char"] as string));
