@@ -89,6 +89,14 @@ async function hostLog(runtimeDir: string): Promise<string> {
   return text;
 }
 
+/** The resident memory of process `pid`, in bytes. */
+async function rssBytes(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) * 1024;
+}
+
+const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+
 /** Takes the path away: refused, and the live connection cut (RST). */
 function refuseAll(proxy: FaultProxy) {
   proxy.setRefuse(true);
@@ -128,6 +136,12 @@ Deno.test({
         ),
       }, async ({ world, proxy, client }) => {
         await client.waitFor("READY", 30_000);
+        const host = (await world.terminalProcesses()).find((p) =>
+          p.cmdline.includes("--host")
+        );
+        assert.ok(host, "the user's host process");
+        const rssBefore = await rssBytes(host.pid);
+        let rssMost = rssBefore;
         // A silent path, as when a laptop leaves the network: the session
         // learns it only after the dead-pipe timeout (6 s), until then it
         // reads at most 256 KiB ahead.
@@ -139,6 +153,7 @@ Deno.test({
           if (finishedAfter < 0 && await exists(`${dir}/done`)) {
             finishedAfter = performance.now() - outageStart;
           }
+          rssMost = Math.max(rssMost, await rssBytes(host.pid));
           await sleep(100);
         }
         assert.ok(
@@ -157,7 +172,14 @@ Deno.test({
           `200 MB printed in ${(finishedAfter / 1000).toFixed(1)} s of the ` +
             `outage; screen back ${screenBackMs.toFixed(0)} ms after the ` +
             `path, ${sentAfter} bytes sent then; notice: ${missed} missed, ` +
-            `log ${logSize}`,
+            `log ${logSize}; host RSS ${mb(rssBefore)} MB before, at most ` +
+            `${mb(rssMost)} MB during the outage`,
+        );
+        // Held: a screen, 1 MiB of output and the transport's window, not
+        // 200 MB (the emulator's parsing churns the heap: a wide margin).
+        assert.ok(
+          rssMost - rssBefore < 150 * 1024 * 1024,
+          `the host grew by ${mb(rssMost - rssBefore)} MB`,
         );
         assert.ok(
           screenBackMs < 1000,
