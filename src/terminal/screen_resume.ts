@@ -257,7 +257,24 @@ export class ScreenResume {
       scrollback: SNAPSHOT_SCROLLBACK_LINES,
     });
     const hidden = this.#core.coreService?.isCursorHidden ? "\x1b[?25l" : "";
-    return encoder.encode(SNAPSHOT_PREFIX + body + hidden);
+    return encoder.encode(SNAPSHOT_PREFIX + body + this.#region() + hidden);
+  }
+
+  /**
+   * The scroll region, which the serializer leaves out, and the cursor put
+   * back where it was (setting the region, and origin mode, move it home).
+   */
+  #region(): string {
+    const buffer = this.#core.buffer;
+    const rows = this.#terminal.rows;
+    const origin = this.#terminal.modes.originMode;
+    const whole = buffer.scrollTop === 0 && buffer.scrollBottom === rows - 1;
+    if (whole && !origin) return "";
+    const region = whole
+      ? ""
+      : `\x1b[${buffer.scrollTop + 1};${buffer.scrollBottom + 1}r`;
+    const row = origin ? buffer.y - buffer.scrollTop : buffer.y;
+    return `${region}\x1b[${row + 1};${buffer.x + 1}H`;
   }
 
   /** Bytes written to the log so far. */

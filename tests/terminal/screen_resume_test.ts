@@ -56,6 +56,10 @@ function view(terminal: Xterm) {
     buffer: buffer.type,
     modes: { ...terminal.modes },
     hidden: terminal._core.coreService.isCursorHidden,
+    region: [
+      terminal._core.buffer.scrollTop,
+      terminal._core.buffer.scrollBottom,
+    ],
   };
 }
 
@@ -174,6 +178,22 @@ Deno.test("screen resume: a terminal reset after the flood (no scrollback left) 
   );
   assert.equal(view(truth).rows[0], "top");
   assert.deepEqual(view(local), view(truth));
+});
+
+Deno.test("screen resume: a scroll region (and origin mode) comes back, the cursor where it was, and later output scrolls alike", async () => {
+  for (const origin of ["", "\\033[?6h"]) {
+    const { truth, local } = await resumeOnto(
+      FLOOD + `printf '\\033[4;20r${origin}\\033[7;12Hinside'`,
+      "junk\r\n",
+    );
+    assert.deepEqual(view(truth).region, [3, 19]);
+    assert.deepEqual(view(local), view(truth));
+    // What the program prints next lands the same on both.
+    const next = new TextEncoder().encode("\r\nmore\n".repeat(30) + "end");
+    feed(truth, next);
+    feed(local, next);
+    assert.deepEqual(view(local), view(truth));
+  }
 });
 
 Deno.test("screen resume: the program is never blocked while away, memory stays bounded, the 0600 log holds every byte", async () => {
