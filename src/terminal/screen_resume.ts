@@ -50,7 +50,7 @@ const SNAPSHOT_PREFIX = "\x1b[?1049l" + // leave the alternate screen
   "\x1b[0m\x1b[r" + // pen, scroll region
   "\x1b[?1l\x1b>\x1b[?66l\x1b[?2004l\x1b[4l\x1b[?6l\x1b[?45l\x1b[?1004l" +
   "\x1b[?7h\x1b[?25h" + // wraparound, cursor shown
-  "\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l" + // mouse off
+  "\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1016l" + // mouse
   "\x1b(B\x0f" + // G0 ASCII, shift in
   "\x1b[H\x1b[2J";
 
@@ -257,7 +257,16 @@ export class ScreenResume {
       scrollback: SNAPSHOT_SCROLLBACK_LINES,
     });
     const hidden = this.#core.coreService?.isCursorHidden ? "\x1b[?25l" : "";
-    return encoder.encode(SNAPSHOT_PREFIX + body + this.#region() + hidden);
+    // The mouse's encoding, which the serializer leaves out too.
+    const encoding = this.#core.coreMouseService?.activeEncoding;
+    const mouse = encoding === "SGR"
+      ? "\x1b[?1006h"
+      : encoding === "SGR_PIXELS"
+      ? "\x1b[?1016h"
+      : "";
+    return encoder.encode(
+      SNAPSHOT_PREFIX + body + this.#region() + hidden + mouse,
+    );
   }
 
   /**

@@ -60,6 +60,7 @@ function view(terminal: Xterm) {
       terminal._core.buffer.scrollTop,
       terminal._core.buffer.scrollBottom,
     ],
+    mouse: terminal._core.coreMouseService.activeEncoding,
   };
 }
 
@@ -150,7 +151,7 @@ Deno.test("screen resume: the snapshot lands on a messy terminal as the whole st
   const { truth, local, snapshot } = await resumeOnto(
     FLOOD +
       `for i in $(seq 1 40); do printf '\\033[3%dmline %d\\033[0m ✓ 日本\\n' $((i % 8)) $i; done; ` +
-      `printf '\\033[?2004h\\033[?1h\\033[5;10Hhere'`,
+      `printf '\\033[?2004h\\033[?1h\\033[?1002h\\033[?1006h\\033[5;10Hhere'`,
     // The person's terminal: alternate screen, a scroll region, a pen,
     // mouse reporting, origin mode, cursor hidden.
     "\x1b[?1049h\x1b[5;10r\x1b[41;1m\x1b[?1000h\x1b[?6h\x1b[?25lJUNK",
