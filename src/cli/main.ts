@@ -28,6 +28,7 @@ import {
   DEFAULT_SERVER_PORT,
   DEFAULT_SESSION_TIMEOUT_MS,
   MAX_BACKLOG_CAP_BYTES,
+  parseResumeMode,
   privateRuntimeDir,
   routerPathFromEnv,
 } from "../session/mod.ts";
@@ -132,6 +133,7 @@ export const CLIENT_OPTIONS: OptionSpec = {
   "max-backlog": { type: "string" },
   "escape-char": { type: "string" },
   predict: { type: "string" },
+  resume: { type: "string" },
   "port-range": { type: "string" },
   "no-daemon": { type: "boolean" },
   "daemon-only": { type: "boolean" },
@@ -318,6 +320,19 @@ async function client(args: string[]): Promise<number> {
   const predict = values.predict === undefined
     ? "adaptive"
     : usage(() => parsePredictMode(values.predict as string));
+  const resume = values.resume === undefined
+    ? "bytes"
+    : usage(() => parseResumeMode(values.resume as string));
+  if (values.resume !== undefined && (values.attach || values.list)) {
+    throw new UsageError(
+      "--resume is for a new session (an attached one keeps its own)",
+    );
+  }
+  if (resume === "screen" && (values["no-pty"] || forwarding.noTerminal)) {
+    throw new UsageError(
+      "--resume screen needs a pty: not with --no-pty or -N",
+    );
+  }
   const escapeChar = values["escape-char"] === undefined
     ? DEFAULT_ESCAPE_CHAR
     : usage(() => parseEscapeChar(values["escape-char"] as string));
@@ -362,6 +377,7 @@ async function client(args: string[]): Promise<number> {
         pty: Boolean(pty),
         killOthers: Boolean(values["kill-other-sessions"]),
         noTerminal: forwarding.noTerminal,
+        resume,
       },
     connectTimeoutMs,
     sessionTimeoutMs,

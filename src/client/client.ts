@@ -20,6 +20,7 @@ import {
   isForwardedEnvName,
   type PortRange,
   type ReadyReport,
+  type ResumeMode,
   type SessionInfo,
   STDERR_CHANNEL,
   TERMINAL_CHANNEL,
@@ -108,6 +109,12 @@ export type ClientMode =
      * @default {false}
      */
     noTerminal?: boolean;
+    /**
+     * How the session catches this client up after an absence
+     * (`--resume`).
+     * @default {"bytes"}
+     */
+    resume?: ResumeMode;
   }
   | { kind: "attach"; target: string }
   | { kind: "list" };
@@ -435,6 +442,7 @@ async function bootstrapAndRun(
       portRange: options.portRange ?? DEFAULT_PORT_RANGE,
       reverseTunnels: tunnels.reverseListens,
       noTerminal: mode.noTerminal,
+      resume: mode.resume,
     }));
   } else {
     report = await bootstrap(() => ({

@@ -181,6 +181,40 @@ export interface ProgramSpec {
   setEnv?: Record<string, string>;
 }
 
+/** The ways a session can catch up a client that comes back (`--resume`). */
+export const RESUME_MODES = ["bytes", "screen"] as const;
+
+/**
+ * How a session catches up a returning client: `"bytes"` sends every byte
+ * it missed (the program blocks once the max backlog is full); `"screen"`
+ * never blocks the program while the client is away, writes the whole
+ * output to a private log file, and past a threshold sends a snapshot of
+ * the screen (and some scrollback) instead of the missed bytes.
+ */
+export type ResumeMode = (typeof RESUME_MODES)[number];
+
+/**
+ * Parses `--resume`'s value; throws one line naming the choices.
+ *
+ * @example
+ * ```ts
+ * parseResumeMode("screen"); // "screen"
+ * ```
+ */
+export function parseResumeMode(text: string): ResumeMode {
+  const mode = RESUME_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    throw new Error(`invalid --resume '${text}' (expected bytes or screen)`);
+  }
+  return mode;
+}
+
+function decodeResumeMode(value: unknown): ResumeMode {
+  if (value === undefined) return "bytes";
+  if (value !== "bytes" && value !== "screen") throw malformed("resume");
+  return value;
+}
+
 /** Lifetimes a client asks of its session (the host may cap them). */
 export interface SessionLimits {
   /** The session ends if no client connects within this (plus a margin). */
@@ -230,6 +264,13 @@ export type BootstrapRequest =
      * @default {false}
      */
     noTerminal?: boolean;
+    /**
+     * How the session catches a returning client up (`--resume`): every
+     * byte, or past a threshold a snapshot of the screen (see
+     * {@link ResumeMode}).
+     * @default {"bytes"}
+     */
+    resume?: ResumeMode;
   }
   | {
     op: "attach";
@@ -324,6 +365,7 @@ export function encodeBootstrap(request: BootstrapRequest): string {
           ? { reverseTunnels: request.reverseTunnels }
           : {}),
         ...(request.noTerminal ? { noTerminal: true } : {}),
+        ...(request.resume === "screen" ? { resume: "screen" } : {}),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
@@ -556,6 +598,7 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         portRange: decodePortRange(value.portRange),
         reverseTunnels: decodeTunnels(value.reverseTunnels),
         noTerminal: value.noTerminal === true,
+        resume: decodeResumeMode(value.resume),
       };
     }
     case "attach": {

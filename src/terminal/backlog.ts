@@ -27,6 +27,9 @@ export class OutputBacklog {
   #waitingForRoom = false;
   #roomWaiter: (() => void) | null = null;
   #dataWaiters: Array<() => void> = [];
+  // The head was handed out by peek and is not committed yet: a sender may
+  // be giving it to the transport right now, so it must stay.
+  #headLent = false;
   /** Resolves when the source has ended and the reader loop stopped. */
   readonly sourceEnded: Promise<void>;
 
@@ -93,6 +96,7 @@ export class OutputBacklog {
         head.subarray(MAX_CHUNK_BYTES),
       );
     }
+    this.#headLent = true;
     return this.#chunks[0];
   }
 
@@ -103,6 +107,7 @@ export class OutputBacklog {
     }
     this.#chunks.shift();
     this.#bytes -= chunk.length;
+    this.#headLent = false;
     this.recheckCapacity();
   }
 
@@ -112,9 +117,28 @@ export class OutputBacklog {
    */
   unshift(chunks: Uint8Array[]) {
     if (chunks.length === 0) return;
+    this.#headLent = false;
     this.#chunks.unshift(...chunks);
     for (const chunk of chunks) this.#bytes += chunk.length;
     this.#wakeData();
+  }
+
+  /**
+   * Replaces every chunk no sender holds yet (all but a head that `peek`
+   * handed out) with `chunks` (`--resume screen`: a snapshot instead of
+   * the missed bytes). Returns how many bytes were dropped.
+   */
+  replacePending(chunks: Uint8Array[]): number {
+    const kept = this.#headLent ? this.#chunks.slice(0, 1) : [];
+    let dropped = 0;
+    for (const chunk of this.#chunks.slice(kept.length)) {
+      dropped += chunk.length;
+    }
+    this.#chunks = [...kept, ...chunks];
+    this.#bytes = this.#chunks.reduce((n, chunk) => n + chunk.length, 0);
+    this.#wakeData();
+    this.recheckCapacity();
+    return dropped;
   }
 
   async #readLoop() {

@@ -112,6 +112,8 @@ export class HostedSession {
       login,
       reverseTunnels: request.reverseTunnels,
       noTerminal: request.noTerminal,
+      resume: request.resume,
+      runtimeDir: context.dir,
     });
     const id8 = host.idHex.slice(0, 8);
     let route: Route;

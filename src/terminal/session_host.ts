@@ -20,6 +20,7 @@ import {
   encodeControl,
   type LifecycleEvent,
   type ProgramSpec,
+  type ResumeMode,
   type SessionInfo,
   SessionLifecycle,
   type SessionLimits,
@@ -42,6 +43,7 @@ import { OutputBacklog } from "./backlog.ts";
 import { type Program, startProgram } from "./program.ts";
 import { idleProgram } from "./idle_program.ts";
 import { SessionTunnels } from "./tunnels.ts";
+import { ScreenResume } from "./screen_resume.ts";
 
 const log = logger("session");
 
@@ -93,6 +95,14 @@ export interface SessionHostOptions {
    * @default this process's environment
    */
   login?: Record<string, string>;
+  /**
+   * How a returning client is caught up (`--resume`); `"screen"` applies
+   * to a pty session only, and needs `runtimeDir` for its log file.
+   * @default {"bytes"}
+   */
+  resume?: ResumeMode;
+  /** The user's private runtime directory (`--resume screen`'s log). */
+  runtimeDir?: string;
 }
 
 /** A fault a test injects into one session (`injectFault`). */
@@ -121,6 +131,8 @@ export class SessionHost {
   #exitCode: number | null = null;
   #fault: InjectedFault | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  // --resume screen: the emulator, the log and the decision (else null).
+  readonly #screen: ScreenResume | null;
   #resolveOutcome!: (outcome: SessionOutcome) => void;
   /** Resolves once, when the session has ended or expired. */
   readonly outcome: Promise<SessionOutcome>;
@@ -130,6 +142,7 @@ export class SessionHost {
     program: Program,
     connection: EternalConnection,
     tunnels: SessionTunnels,
+    screen: ScreenResume | null,
   ) {
     this.#id = options.secret.id;
     this.idHex = toHex(this.#id);
@@ -139,14 +152,18 @@ export class SessionHost {
     this.#connectionOptions = options.connection;
     this.#life = new SessionLifecycle(options.limits, performance.now());
     this.outcome = new Promise((resolve) => this.#resolveOutcome = resolve);
+    this.#screen = screen;
+    const away = () => !this.#life.clientPresent;
     const capacity = () =>
       this.#life.clientPresent && this.#life.state === "connected"
         ? CONNECTED_LEAD_BYTES
+        : screen !== null && away()
+        ? Infinity // never blocked while away: the excess is in the log
         : this.#limits.maxBacklogBytes;
-    this.#backlogs.set(
-      TERMINAL_CHANNEL,
-      new OutputBacklog(program.output, capacity),
-    );
+    const output = screen?.tap(program.output, away) ?? program.output;
+    const terminalBacklog = new OutputBacklog(output, capacity);
+    screen?.bind(terminalBacklog);
+    this.#backlogs.set(TERMINAL_CHANNEL, terminalBacklog);
     if (program.errors) {
       this.#backlogs.set(
         STDERR_CHANNEL,
@@ -168,6 +185,19 @@ export class SessionHost {
       "server",
       options.connection,
     );
+    // Loads while the program starts (the emulator's first load takes a
+    // moment); null without --resume screen.
+    const screenStarting = ScreenResume.startOrNull(
+      options.resume === "screen" && !options.noTerminal &&
+        options.program.pty && options.runtimeDir !== undefined
+        ? {
+          dir: options.runtimeDir,
+          idHex: toHex(options.secret.id),
+          cols: options.program.cols,
+          rows: options.program.rows,
+        }
+        : null,
+    );
     let program: Program;
     let tunnels: SessionTunnels | undefined;
     try {
@@ -182,11 +212,13 @@ export class SessionHost {
         tunnels.env,
       );
     } catch (error) {
+      (await screenStarting)?.close();
       await tunnels?.close();
       connection.fail(error as Error);
       throw error;
     }
-    return new SessionHost(options, program, connection, tunnels);
+    const screen = await screenStarting;
+    return new SessionHost(options, program, connection, tunnels, screen);
   }
 
   /** The program's process id. */
@@ -275,7 +307,7 @@ export class SessionHost {
     );
     this.#connection = fresh;
     this.#apply("disconnected");
-    this.#program.resize(cols, rows);
+    this.#resize(cols, rows);
     this.#wire(fresh);
     log.info(
       `session ${this.idHex.slice(0, 8)}: taken over by a new client; ${
@@ -359,6 +391,11 @@ export class SessionHost {
     }, 0);
   }
 
+  #resize(cols: number, rows: number) {
+    this.#program.resize(cols, rows);
+    this.#screen?.resize(cols, rows);
+  }
+
   async #pumpInput(channel: Channel, signal: AbortSignal) {
     try {
       for (let data; (data = await channel.read()) !== null;) {
@@ -379,7 +416,7 @@ export class SessionHost {
         if (signal.aborted) return;
         for (const message of decoder.push(data)) {
           if (message.type === "resize") {
-            this.#program.resize(message.cols, message.rows);
+            this.#resize(message.cols, message.rows);
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
             connection.detach("client detached");
@@ -472,6 +509,8 @@ export class SessionHost {
     const wasPresent = this.#life.clientPresent;
     const after = this.#life.apply(event, performance.now());
     if (wasPresent) this.#lastSeenWall = Date.now();
+    // A client is back: past the threshold it gets the screen, not bytes.
+    if (!wasPresent && this.#life.clientPresent) this.#screen?.clientBack();
     if (after !== before) {
       log.info(`session ${this.idHex.slice(0, 8)}: ${before} -> ${after}`);
     }
@@ -506,6 +545,7 @@ export class SessionHost {
       this.#connection.fail(new Error(reason));
     }
     await this.#program.close();
+    this.#screen?.close();
     await this.#tunnels.close();
     this.#resolveOutcome({ state, exitCode: this.#exitCode, reason });
   }

@@ -224,6 +224,18 @@ Deno.test("options: bad usage is one line on stderr and exit 2, for real", async
     ],
   ];
   cases.push([
+    ["--resume", "pixels", "host"],
+    "et: invalid --resume 'pixels' (expected bytes or screen)\n",
+  ]);
+  cases.push([
+    ["--attach", "--resume", "screen", "host"],
+    "et: --resume is for a new session (an attached one keeps its own)\n",
+  ]);
+  cases.push([
+    ["--resume", "screen", "--no-pty", "host", "ls"],
+    "et: --resume screen needs a pty: not with --no-pty or -N\n",
+  ]);
+  cases.push([
     ["--ssh-option", "-oX", "host"],
     "et: option '--ssh-option' got a value starting with '-': write it as --ssh-option=VALUE\n",
   ]);

@@ -99,6 +99,34 @@ Deno.test("the bootstrap line carries reverse tunnels and -N, checked", () => {
   );
   assert.ok(plain.op === "new" && plain.reverseTunnels?.length === 0);
   assert.ok(plain.op === "new" && plain.noTerminal === false);
+  // --resume: absent means bytes (the line of a client without the option
+  // is unchanged), screen travels, anything else is refused.
+  assert.ok(plain.op === "new" && plain.resume === "bytes");
+  assert.ok(
+    !encodeBootstrap({
+      op: "new",
+      secret,
+      program,
+      limits,
+      killOthers: false,
+      resume: "bytes",
+    }).includes("resume"),
+  );
+  const screen = decodeBootstrap(
+    encodeBootstrap({
+      op: "new",
+      secret,
+      program,
+      limits,
+      killOthers: false,
+      resume: "screen",
+    }).trim(),
+  );
+  assert.ok(screen.op === "new" && screen.resume === "screen");
+  assert.throws(
+    () => decodeBootstrap(JSON.stringify({ ...JSON.parse(line), resume: "x" })),
+    /malformed bootstrap line: resume/,
+  );
   const value = JSON.parse(line);
   for (
     const bad of [

@@ -1,0 +1,356 @@
+/**
+ * ScreenResume: `--resume screen`, the terminal side's way to catch up a
+ * client after a huge backlog. Every byte the program prints goes, as it
+ * is read, into a headless terminal emulator (`@xterm/headless`) and into
+ * a private log file. While the client is away the program is never
+ * blocked: once more than {@link SCREEN_RESUME_THRESHOLD_BYTES} wait for
+ * it, the waiting bytes leave memory (they are in the log and the
+ * emulator). When a client is back and more than the threshold was
+ * missed, the missed bytes are replaced by a snapshot of the screen (the
+ * last {@link SNAPSHOT_SCROLLBACK_LINES} lines of scrollback, the screen,
+ * the cursor and the modes: `@xterm/addon-serialize`) and one line saying
+ * where the whole stream is. Below the threshold the bytes go as they
+ * are.
+ *
+ * The transport knows nothing of this: the decision is made on the
+ * session's output backlog, on bytes the transport does not hold yet.
+ * Bytes it holds (its window) are sent again as always, before the
+ * snapshot, which begins by clearing the screen.
+ *
+ * Both npm packages load lazily: only sessions with this option pay for
+ * them.
+ *
+ * @module
+ */
+
+import { errorMessage, logger } from "../log.ts";
+import type { OutputBacklog } from "./backlog.ts";
+import type { OutputSource } from "./program.ts";
+
+const log = logger("resume");
+
+/**
+ * Missed output past which a returning client gets a snapshot instead of
+ * the bytes (and past which, while it is away, they leave memory). A
+ * megabyte takes seconds on a slow link; a screen is tens of kilobytes.
+ */
+export const SCREEN_RESUME_THRESHOLD_BYTES = 1024 * 1024;
+
+/** Lines of scrollback a snapshot carries above the screen. */
+export const SNAPSHOT_SCROLLBACK_LINES = 500;
+
+/**
+ * What a snapshot begins with: the local terminal back to the defaults
+ * the serialized state is written against (main screen, pen, scroll
+ * region, the modes the serializer sets only when they are on, cursor
+ * shown), then cursor home and erase display, a full clear (the client's
+ * prediction model trusts itself again after it).
+ */
+const SNAPSHOT_PREFIX = "\x1b[?1049l" + // leave the alternate screen
+  "\x1b[0m\x1b[r" + // pen, scroll region
+  "\x1b[?1l\x1b>\x1b[?66l\x1b[?2004l\x1b[4l\x1b[?6l\x1b[?45l\x1b[?1004l" +
+  "\x1b[?7h\x1b[?25h" + // wraparound, cursor shown
+  "\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1016l" + // mouse
+  "\x1b(B\x0f" + // G0 ASCII, shift in
+  "\x1b[H\x1b[2J";
+
+const encoder = new TextEncoder();
+
+// deno-lint-ignore no-explicit-any
+type Module = any;
+let modules: Promise<[Module, Module]> | undefined;
+
+/** Loads the emulator and its serializer once, on first use. */
+function loadEmulator(): Promise<[Module, Module]> {
+  // Inline, not through deno.json's imports: `et` runs from any directory.
+  return modules ??= Promise.all([
+    // deno-lint-ignore no-import-prefix
+    import("npm:@xterm/headless@6.0.0"),
+    // deno-lint-ignore no-import-prefix
+    import("npm:@xterm/addon-serialize@0.14.0"),
+  ]).then(([headless, serialize]) => [
+    headless.default ?? headless,
+    serialize.default ?? serialize,
+  ]);
+}
+
+/** What {@link ScreenResume.start} needs. */
+export interface ScreenResumeOptions {
+  /** The user's private runtime directory (0700, checked), for the log. */
+  dir: string;
+  /** The session id, hex: the log is `<dir>/<id>.out`. */
+  idHex: string;
+  /** The pty's size at the start. */
+  cols: number;
+  rows: number;
+}
+
+/** A session's emulator, log file and resume decision. */
+export class ScreenResume {
+  /** Where the whole output stream is written. */
+  readonly logPath: string;
+  // deno-lint-ignore no-explicit-any
+  #terminal: any;
+  // deno-lint-ignore no-explicit-any
+  #core: any;
+  // deno-lint-ignore no-explicit-any
+  #serializer: any;
+  #log: Deno.FsFile | null;
+  #logBytes = 0;
+  #logError: string | null = null;
+  #backlog: OutputBacklog | null = null;
+  // Bytes dropped since the client last caught up (folded while away).
+  #missed = 0;
+  #folded = false;
+  // Once a client was told about the log, it outlives the session.
+  #announced = false;
+  #closed = false;
+
+  private constructor(
+    logPath: string,
+    logFile: Deno.FsFile,
+    // deno-lint-ignore no-explicit-any
+    terminal: any,
+    // deno-lint-ignore no-explicit-any
+    serializer: any,
+  ) {
+    this.logPath = logPath;
+    this.#log = logFile;
+    this.#terminal = terminal;
+    this.#core = terminal._core;
+    this.#serializer = serializer;
+  }
+
+  /**
+   * Loads the emulator and creates the log file: owner-only (0600), new
+   * (never an existing file or a link someone left there), in the user's
+   * private runtime directory.
+   *
+   * @example
+   * ```ts
+   * const screen = await ScreenResume.start({ dir, idHex, cols: 80, rows: 24 });
+   * const source = screen.tap(program.output, () => !present);
+   * ```
+   */
+  static async start(options: ScreenResumeOptions): Promise<ScreenResume> {
+    const [{ Terminal }, { SerializeAddon }] = await loadEmulator();
+    const terminal = new Terminal({
+      cols: options.cols,
+      rows: options.rows,
+      scrollback: SNAPSHOT_SCROLLBACK_LINES,
+      allowProposedApi: true,
+      logLevel: "off",
+    });
+    const serializer = new SerializeAddon();
+    terminal.loadAddon(serializer);
+    const logPath = `${options.dir}/${options.idHex}.out`;
+    const logFile = await Deno.open(logPath, {
+      write: true,
+      createNew: true,
+      mode: 0o600,
+    });
+    return new ScreenResume(logPath, logFile, terminal, serializer);
+  }
+
+  /**
+   * {@link start} when `options` is given, else null; never throws: without
+   * it the session resumes by bytes (the reason is logged).
+   */
+  static async startOrNull(
+    options: ScreenResumeOptions | null,
+  ): Promise<ScreenResume | null> {
+    if (options === null) return null;
+    try {
+      const screen = await ScreenResume.start(options);
+      log.info(
+        `session ${options.idHex.slice(0, 8)}: output log ${screen.logPath}`,
+      );
+      return screen;
+    } catch (error) {
+      log.warn(`--resume screen unavailable: ${errorMessage(error)}`);
+      return null;
+    }
+  }
+
+  /**
+   * Wraps the program's output: each chunk is recorded (emulator, log) as
+   * it is read. Before each read, while `away()`, bytes piled up past the
+   * threshold are dropped from `backlog` (see {@link bind}): the program
+   * reads on, memory stays bounded.
+   */
+  tap(source: OutputSource, away: () => boolean): OutputSource {
+    return {
+      read: async () => {
+        const backlog = this.#backlog;
+        if (
+          backlog !== null && away() &&
+          backlog.bytes > SCREEN_RESUME_THRESHOLD_BYTES
+        ) {
+          this.#missed += backlog.replacePending([]);
+          this.#folded = true;
+        }
+        const chunk = await source.read();
+        if (chunk !== null && chunk.length > 0) this.#record(chunk);
+        return chunk;
+      },
+    };
+  }
+
+  /** The backlog the tapped source feeds (where the decision is made). */
+  bind(backlog: OutputBacklog): void {
+    this.#backlog = backlog;
+  }
+
+  /** The program's terminal changed size: the emulator follows. */
+  resize(cols: number, rows: number): void {
+    if (this.#closed) return;
+    this.#terminal.resize(cols, rows);
+  }
+
+  /**
+   * A client is there (again): if it missed more than the threshold, the
+   * bytes it has not been sent become a snapshot and a notice line.
+   * Returns true when it did.
+   */
+  clientBack(): boolean {
+    const backlog = this.#backlog;
+    if (backlog === null || this.#closed) return false;
+    if (!this.#folded && backlog.bytes <= SCREEN_RESUME_THRESHOLD_BYTES) {
+      log.info(
+        `client back: ${backlog.bytes} bytes not sent yet, at most the ` +
+          `threshold: sent as they are`,
+      );
+      return false;
+    }
+    // Synchronous from here on: nothing is read between the two calls.
+    const missed = this.#missed + backlog.replacePending([]);
+    let snapshot: Uint8Array;
+    try {
+      snapshot = this.snapshot();
+    } catch (error) {
+      // A bug in the serializer must not cost the session: the notice
+      // alone still says where the missed output is.
+      log.warn(`snapshot failed: ${errorMessage(error)}`);
+      snapshot = new Uint8Array(0);
+    }
+    const notice = encoder.encode(this.#notice(missed));
+    // The emulator is what the client's terminal shows: the notice too.
+    this.#core.writeSync(notice);
+    backlog.replacePending([snapshot, notice]);
+    log.info(
+      `${missed} bytes missed; a ${snapshot.length}-byte snapshot sent ` +
+        `instead (the stream is in ${this.logPath})`,
+    );
+    this.#missed = 0;
+    this.#folded = false;
+    this.#announced = true;
+    return true;
+  }
+
+  /**
+   * The screen as bytes for a terminal: a reset and full clear, the last
+   * lines of scrollback, the screen (the alternate one after the main one
+   * when it is in use), the modes, the cursor.
+   */
+  snapshot(): Uint8Array {
+    const body = this.#serializer.serialize({
+      scrollback: SNAPSHOT_SCROLLBACK_LINES,
+    });
+    const hidden = this.#core.coreService?.isCursorHidden ? "\x1b[?25l" : "";
+    // The mouse's encoding, which the serializer leaves out too.
+    const encoding = this.#core.coreMouseService?.activeEncoding;
+    const mouse = encoding === "SGR"
+      ? "\x1b[?1006h"
+      : encoding === "SGR_PIXELS"
+      ? "\x1b[?1016h"
+      : "";
+    return encoder.encode(
+      SNAPSHOT_PREFIX + body + this.#region() + hidden + mouse,
+    );
+  }
+
+  /**
+   * The scroll region, which the serializer leaves out, and the cursor put
+   * back where it was (setting the region, and origin mode, move it home).
+   */
+  #region(): string {
+    const buffer = this.#core.buffer;
+    const rows = this.#terminal.rows;
+    const origin = this.#terminal.modes.originMode;
+    const whole = buffer.scrollTop === 0 && buffer.scrollBottom === rows - 1;
+    if (whole && !origin) return "";
+    const region = whole
+      ? ""
+      : `\x1b[${buffer.scrollTop + 1};${buffer.scrollBottom + 1}r`;
+    const row = origin ? buffer.y - buffer.scrollTop : buffer.y;
+    return `${region}\x1b[${row + 1};${buffer.x + 1}H`;
+  }
+
+  /** Bytes written to the log so far. */
+  get logBytes(): number {
+    return this.#logBytes;
+  }
+
+  /**
+   * Stops recording. The log stays when a client was told about it (it
+   * holds output that client never saw), else it is removed.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#log?.close();
+    } catch { /* closed */ }
+    this.#log = null;
+    this.#terminal.dispose();
+    if (!this.#announced) {
+      try {
+        Deno.removeSync(this.logPath);
+      } catch { /* gone */ }
+    }
+  }
+
+  #record(chunk: Uint8Array) {
+    if (this.#closed) return;
+    this.#core.writeSync(chunk);
+    if (this.#log === null) return;
+    try {
+      for (let at = 0; at < chunk.length;) {
+        at += this.#log.writeSync(chunk.subarray(at));
+      }
+      this.#logBytes += chunk.length;
+    } catch (error) {
+      // Disk full, say: the session goes on, the notice says the log is
+      // incomplete.
+      this.#logError = errorMessage(error);
+      log.warn(`output log ${this.logPath}: ${this.#logError}; stopped`);
+      try {
+        this.#log.close();
+      } catch { /* closed */ }
+      this.#log = null;
+    }
+  }
+
+  #notice(missed: number): string {
+    const where = this.#logError === null
+      ? `all of it is in ${this.logPath} (${formatBytes(this.#logBytes)})`
+      : `the log ${this.logPath} stopped at ${
+        formatBytes(this.#logBytes)
+      } (${this.#logError})`;
+    return `\r\n[et: ${
+      formatBytes(missed)
+    } of output skipped while you were away; ${where}]\r\n`;
+  }
+}
+
+/** 1536 → "1.5 KiB"; bytes for a person. */
+export function formatBytes(n: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
