@@ -134,6 +134,7 @@ export const CLIENT_OPTIONS: OptionSpec = {
   predict: { type: "string" },
   "port-range": { type: "string" },
   "no-daemon": { type: "boolean" },
+  "no-reuse": { type: "boolean" },
   "daemon-only": { type: "boolean" },
   "over-ssh": { type: "boolean" },
   "install-remote": { type: "boolean" },
@@ -376,6 +377,7 @@ async function client(args: string[]): Promise<number> {
     portRange,
     verbosity,
     overSsh: Boolean(values["over-ssh"]),
+    reuse: !values["no-reuse"],
     ship: {
       version: VERSION,
       installRemote: Boolean(values["install-remote"]),

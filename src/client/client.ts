@@ -19,6 +19,7 @@ import {
   encodeControl,
   isForwardedEnvName,
   type PortRange,
+  privateRuntimeDir,
   type ReadyReport,
   type SessionInfo,
   STDERR_CHANNEL,
@@ -49,6 +50,7 @@ import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
   PredictiveEcho,
   type PredictMode,
+  preloadScreenModel,
   writeAll,
 } from "./prediction/mod.ts";
 import {
@@ -59,6 +61,12 @@ import {
   startRemoteTerminal,
   withSshOptions,
 } from "./ssh.ts";
+import {
+  askSharedSession,
+  type ConnectionSharing,
+  shareConnection,
+  shareSocketPath,
+} from "./session_share.ts";
 import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
 import {
   type JumpHop,
@@ -68,6 +76,14 @@ import {
 } from "./jump.ts";
 
 const log = logger("client");
+
+/**
+ * Logs (at debug, `-vv`) how far into the process a step of connecting
+ * came, so start to prompt can be split into stages from the log alone.
+ */
+function stage(name: string): void {
+  log.debug(`connect stage ${name} at ${performance.now().toFixed(1)} ms`);
+}
 
 /** A wait (connecting, an outage) is announced once it has lasted this long. */
 const NOTICE_DELAY_MS = 1000;
@@ -202,6 +218,13 @@ export interface ClientOptions {
    * @default {"adaptive"}
    */
   predict?: PredictMode;
+  /**
+   * Session sharing: ask a running `et` to the same place for the new
+   * session instead of logging in with ssh, and share this one's
+   * connection the same way (`--no-reuse`: false).
+   * @default {true}
+   */
+  reuse?: boolean;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -218,6 +241,7 @@ async function dialOnce(hostname: string, port: number): Promise<Deno.TcpConn> {
       }),
     ]);
     conn.setNoDelay(true);
+    stage("tcp connected");
     return conn;
   } finally {
     clearTimeout(timer);
@@ -248,7 +272,19 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const testPort = testDialPort();
+  stage("client loaded");
+  const local = new LocalTerminal();
+  // Predictive echo's emulator loads while ssh runs, not in the way of the
+  // first connection (the same test as startPredictiveEcho's).
+  const pty = options.mode.kind === "attach" ||
+    (options.mode.kind === "new" && options.mode.pty &&
+      !options.mode.noTerminal);
+  if (
+    (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
+    local.isOutputTty
+  ) preloadScreenModel();
   const resolved = await resolveWithSsh(ssh, target);
+  stage("ssh -G done");
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
   // --jumphost, else the ssh config's ProxyJump: the TCP leg goes through
   // an et relay on each hop. ssh applies ProxyJump itself; -J is added
@@ -264,9 +300,26 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ...ssh,
     ...sshJumpOptions(explicitJumps, explicitJumps.length),
   ];
+  // Session sharing: everything that decides where ssh would land names
+  // the socket, so a different user, host, port or ssh config never
+  // shares. Not through jumphosts (their relays need ssh anyway).
+  const sharePath = options.reuse !== false && jumps.length === 0
+    ? await shareSocketPath(await privateRuntimeDir(), [
+      sshVia,
+      target,
+      resolved.user,
+      resolved.hostname,
+      resolved.port,
+      port,
+      testPort ?? null,
+      options.terminalPath,
+    ]).catch((error) => {
+      log.info(`no session sharing: ${errorMessage(error)}`);
+      return undefined;
+    })
+    : undefined;
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
-  const local = new LocalTerminal();
   // Changed when et was missing there and is now run from ~/.local/bin.
   let terminalPath = options.terminalPath;
   let daemon = options.daemon ?? "auto";
@@ -280,6 +333,14 @@ export async function runClient(options: ClientOptions): Promise<number> {
         terminalPath,
         bootstrapLine: encodeBootstrap(request()),
       });
+    const asked = request();
+    if (sharePath && asked.op === "new" && !asked.killOthers) {
+      const shared = await askSharedSession(sharePath, encodeBootstrap(asked));
+      if (shared) {
+        log.info("new session through a running client's connection");
+        return shared;
+      }
+    }
     try {
       return await start();
     } catch (error) {
@@ -343,6 +404,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       hopHostnames: hopsResolved.map((hop) => hop.hostname),
       terminalPath: () => terminalPath,
       daemon: () => daemon,
+      sharePath,
     });
   } finally {
     tunnels.close();
@@ -376,6 +438,8 @@ interface Prepared {
   terminalPath: () => string;
   /** How the session is reached (`"never"` once et was shipped). */
   daemon: () => DaemonUse;
+  /** Where this client shares its connection (none: `--no-reuse`). */
+  sharePath?: string;
 }
 
 /**
@@ -447,6 +511,7 @@ async function bootstrapAndRun(
       keepaliveMs: options.connection?.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     }));
   }
+  stage("ready line");
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const noTerminal = mode.kind === "new" && mode.noTerminal === true;
   const pty = !noTerminal && (mode.kind === "attach" || mode.pty);
@@ -559,6 +624,7 @@ async function bootstrapAndRun(
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
     clientTunnels: tunnels,
     noTerminal,
+    sharePath: prepared.sharePath,
   });
 }
 
@@ -580,6 +646,8 @@ interface SessionRun extends ClientOptions {
   clientTunnels: ClientTunnels;
   /** `-N`: tunnels only. */
   noTerminal: boolean;
+  /** Where to share this connection with later clients (session_share.ts). */
+  sharePath?: string;
 }
 
 /** Connects (retrying) and joins the local side to the session. */
@@ -626,8 +694,19 @@ async function runSession(
     run.where,
   );
   run.clientTunnels.start(connection);
+  // Session sharing (session_share.ts): later clients to the same place
+  // ask the host for their session over this connection.
+  const sharing = run.sharePath === undefined ? null : shareConnection(
+    connection,
+    connection.channel(CONTROL_CHANNEL),
+    run.sharePath,
+  );
   if (run.noTerminal) {
-    return await runTunnelsOnly(connection, run, reconnecting, say);
+    try {
+      return await runTunnelsOnly(connection, run, reconnecting, say, sharing);
+    } finally {
+      await sharing?.close();
+    }
   }
 
   if (run.pty) {
@@ -663,7 +742,9 @@ async function runSession(
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
-        else if (message.type.startsWith("tunnel-")) {
+        else if (message.type === "session-answer") {
+          sharing?.answer(message.tag, message.answer);
+        } else if (message.type.startsWith("tunnel-")) {
           run.clientTunnels.handle(message as TunnelMessage);
         }
       }
@@ -764,6 +845,7 @@ async function runSession(
     return 0;
   } finally {
     local.restore();
+    await sharing?.close();
   }
 }
 
@@ -777,6 +859,7 @@ async function runTunnelsOnly(
   run: SessionRun,
   reconnecting: ReconnectLoop,
   say: (text: string) => void,
+  sharing: ConnectionSharing | null,
 ): Promise<number> {
   // No terminal to disturb: say on stderr why a connection failed, as ssh
   // does ("open failed: connect failed").
@@ -788,7 +871,9 @@ async function runTunnelsOnly(
     try {
       for (let data; (data = await control.read()) !== null;) {
         for (const message of decoder.push(data)) {
-          if (message.type.startsWith("tunnel-")) {
+          if (message.type === "session-answer") {
+            sharing?.answer(message.tag, message.answer);
+          } else if (message.type.startsWith("tunnel-")) {
             run.clientTunnels.handle(message as TunnelMessage);
           }
         }
@@ -903,6 +988,7 @@ function announceWaits(
       clearTimeout(pending);
       pending = undefined;
       if (announced) say(everConnected ? "reconnected" : "connected");
+      if (!everConnected) stage("connected (handshake done)");
       announced = false;
       everConnected = true;
     }

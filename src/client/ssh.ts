@@ -304,9 +304,15 @@ export async function startRemoteTerminal(
   } finally {
     reader.cancel().catch(() => {});
   }
-  const status = await child.status;
   if (refusal !== null) throw new Error(`${options.target}: ${refusal}`);
-  if (ready) return ready;
+  // The launcher has said all: ssh closes by itself, not in our way.
+  if (ready) {
+    child.status.then((status) =>
+      log.debug(`bootstrap ssh exited ${status.code}`)
+    ).catch(() => {});
+    return ready;
+  }
+  const status = await child.status;
   if (status.code === 255) {
     throw new Error(
       `ssh to ${options.target} failed (see ssh's message above)`,

@@ -93,6 +93,13 @@ export interface SessionHostOptions {
    * @default this process's environment
    */
   login?: Record<string, string>;
+  /**
+   * Session sharing: starts another session of this user from a `new`
+   * bootstrap line its client passed on (`session-new` on the control
+   * channel), resolving with the launcher's answer line. Without it such
+   * requests are answered with an error.
+   */
+  newSession?: (bootstrap: string) => Promise<string>;
 }
 
 /** A fault a test injects into one session (`injectFault`). */
@@ -114,6 +121,7 @@ export class SessionHost {
   #connection: EternalConnection;
   readonly #tunnels: SessionTunnels;
   readonly #noTerminal: boolean;
+  readonly #newSession?: (bootstrap: string) => Promise<string>;
   // Connections retired by attach, so their clients can be told to stop.
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
@@ -156,6 +164,7 @@ export class SessionHost {
     this.#connection = connection;
     this.#tunnels = tunnels;
     this.#noTerminal = options.noTerminal ?? false;
+    this.#newSession = options.newSession;
     this.#wire(connection);
     this.#schedule();
     program.exited.then((exit) => this.#programExited(exit.code));
@@ -383,6 +392,8 @@ export class SessionHost {
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
             connection.detach("client detached");
+          } else if (message.type === "session-new") {
+            this.#answerSessionNew(control, message.tag, message.bootstrap);
           } else if (message.type.startsWith("tunnel-")) {
             this.#tunnels.handle(message as TunnelMessage);
           }
@@ -391,6 +402,24 @@ export class SessionHost {
     } catch {
       // the connection ended; a new one gets its own reader.
     }
+  }
+
+  /**
+   * Session sharing: the client of this (authenticated) connection asks
+   * for another session of the same user; the answer goes back on the
+   * same control channel. Runs beside the control reader, never blocking it.
+   */
+  #answerSessionNew(control: Channel, tag: number, bootstrap: string) {
+    const start = this.#newSession ??
+      (() => Promise.resolve("error: session sharing is not offered here"));
+    start(bootstrap)
+      .catch((error) => `error: ${errorMessage(error)}`)
+      .then((answer) =>
+        control.write(
+          encodeControl({ type: "session-answer", tag, answer }),
+        )
+      )
+      .catch(() => {}); // the connection ended: the client falls back to ssh
   }
 
   /**
