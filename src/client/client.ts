@@ -54,11 +54,12 @@ import {
   writeAll,
 } from "./prediction/mod.ts";
 import {
+  type PendingRemoteTerminal,
   RemoteEtMissingError,
   resolveWithSsh,
+  spawnRemoteTerminal,
   splitCommandLine,
   type SshConfig,
-  startRemoteTerminal,
   withSshOptions,
 } from "./ssh.ts";
 import {
@@ -283,6 +284,82 @@ export async function runClient(options: ClientOptions): Promise<number> {
     (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
     local.isOutputTty
   ) preloadScreenModel();
+  const explicitJumps = options.jumpHosts ?? [];
+  const sshVia = [
+    ...ssh,
+    ...sshJumpOptions(explicitJumps, explicitJumps.length),
+  ];
+  // Session sharing: the ssh command line and the destination (which is
+  // all that decides where ssh lands, as which user), the et port and the
+  // remote command name the socket, so a different user, host, port or
+  // ssh config never shares.
+  const sharePath = options.reuse !== false && explicitJumps.length === 0
+    ? await shareSocketPath(await privateRuntimeDir(), [
+      sshVia,
+      target,
+      port,
+      testPort ?? null,
+      options.terminalPath,
+    ]).catch((error) => {
+      log.info(`no session sharing: ${errorMessage(error)}`);
+      return undefined;
+    })
+    : undefined;
+  // Unless a running client may share its connection, the bootstrap's ssh
+  // starts now: its connect and login overlap ssh -G and the listeners.
+  const early = sharePath !== undefined && await isPresent(sharePath)
+    ? null
+    : spawnRemoteTerminal({
+      ssh: sshVia,
+      target,
+      terminalPath: options.terminalPath,
+    });
+  try {
+    return await resolveAndRun(options, {
+      ssh,
+      sshVia,
+      target,
+      port,
+      testPort,
+      local,
+      sharePath,
+      early,
+    });
+  } finally {
+    early?.cancel(); // unused (a failure before the bootstrap): ends it
+  }
+}
+
+/** Whether a file exists at `path` (of any kind). */
+async function isPresent(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What runClient works out before ssh -G. */
+interface Started {
+  ssh: string[];
+  sshVia: string[];
+  target: string;
+  port: number;
+  testPort: number | undefined;
+  local: LocalTerminal;
+  sharePath: string | undefined;
+  /** The bootstrap's ssh, started before its line was known (or null). */
+  early: PendingRemoteTerminal | null;
+}
+
+/** ssh -G, the listeners, then the bootstrap and the session. */
+async function resolveAndRun(
+  options: ClientOptions,
+  started: Started,
+): Promise<number> {
+  const { ssh, sshVia, target, port, testPort, local } = started;
+  let early = started.early;
   const resolved = await resolveWithSsh(ssh, target);
   stage("ssh -G done");
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
@@ -296,28 +373,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const hopsResolved = await Promise.all(
     jumps.map((hop) => resolveWithSsh(ssh, sshTarget(hop.destination))),
   );
-  const sshVia = [
-    ...ssh,
-    ...sshJumpOptions(explicitJumps, explicitJumps.length),
-  ];
-  // Session sharing: everything that decides where ssh would land names
-  // the socket, so a different user, host, port or ssh config never
-  // shares. Not through jumphosts (their relays need ssh anyway).
-  const sharePath = options.reuse !== false && jumps.length === 0
-    ? await shareSocketPath(await privateRuntimeDir(), [
-      sshVia,
-      target,
-      resolved.user,
-      resolved.hostname,
-      resolved.port,
-      port,
-      testPort ?? null,
-      options.terminalPath,
-    ]).catch((error) => {
-      log.info(`no session sharing: ${errorMessage(error)}`);
-      return undefined;
-    })
-    : undefined;
+  // Not through jumphosts (ProxyJump included): their relays need ssh.
+  const sharePath = jumps.length === 0 ? started.sharePath : undefined;
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
   // Changed when et was missing there and is now run from ~/.local/bin.
@@ -326,18 +383,21 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const bootstrap = async (
     request: () => Parameters<typeof encodeBootstrap>[0],
   ) => {
-    const start = () =>
-      startRemoteTerminal({
-        ssh: sshVia,
-        target,
-        terminalPath,
-        bootstrapLine: encodeBootstrap(request()),
-      });
+    const start = () => {
+      // The early ssh runs the command as first named; after an install
+      // (the path changed) a new one starts.
+      const pending = early && terminalPath === options.terminalPath
+        ? early
+        : spawnRemoteTerminal({ ssh: sshVia, target, terminalPath });
+      if (pending === early) early = null;
+      return pending.finish(encodeBootstrap(request()));
+    };
     const asked = request();
     if (sharePath && asked.op === "new" && !asked.killOthers) {
       const shared = await askSharedSession(sharePath, encodeBootstrap(asked));
       if (shared) {
         log.info("new session through a running client's connection");
+        started.early?.cancel(); // not needed after all
         return shared;
       }
     }
