@@ -35,6 +35,7 @@ import {
   fromHex,
   generateSessionSecret,
   keepConnected,
+  preloadPacketCrypto,
   PROTOCOL_VERSION,
   ReconnectGaveUpError,
   type ReconnectLoop,
@@ -314,6 +315,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
       target,
       terminalPath: options.terminalPath,
     });
+  // The packet cipher loads while ssh logs in (it is needed only to connect).
+  preloadPacketCrypto().catch(() => {});
   try {
     return await resolveAndRun(options, {
       ssh,
