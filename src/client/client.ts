@@ -794,7 +794,8 @@ async function runSession(
     ) await new Promise((resolve) => setTimeout(resolve, 10));
   };
   local.guardSignals(async () => {
-    await detach();
+    // The share socket goes too (no FFI wait may outlive the process).
+    await Promise.all([detach(), sharing?.close()]);
   });
 
   const terminal = connection.channel(TERMINAL_CHANNEL);

@@ -8,7 +8,13 @@
 
 import assert from "node:assert/strict";
 import { E2E_TEST, type EtWorld } from "./_world.ts";
-import { PipedClient, sha256, waitUntil, withSession } from "./_client.ts";
+import {
+  PipedClient,
+  sha256,
+  waitUntil,
+  withProxiedSession,
+  withSession,
+} from "./_client.ts";
 import { shareSocketPath } from "../../src/client/session_share.ts";
 
 /** sshd's count of accepted logins so far. */
@@ -37,10 +43,24 @@ async function catThroughEt(
   world: EtWorld,
   file: string,
   extra: string[] = [],
+  port?: number,
 ): Promise<{ code: number; hash: string; stderr: string }> {
-  const client = new PipedClient([...world.client(extra), `cat ${file}`], true);
+  const client = startCat(world, file, extra, port);
   const code = await client.exit(60_000);
   return { code, hash: sha256(client.bytes()), stderr: client.stderr };
+}
+
+/** Starts `et host cat <file>` (no pty), every stdout byte kept. */
+function startCat(
+  world: EtWorld,
+  file: string,
+  extra: string[] = [],
+  port?: number,
+): PipedClient {
+  return new PipedClient(
+    [...world.client(extra, port ? { port } : {}), `cat ${file}`],
+    true,
+  );
 }
 
 /** Waits until the running client says it shares its connection. */
@@ -106,6 +126,44 @@ Deno.test(
       assert.equal(second.code, 0, second.stderr);
       assert.equal(second.hash, data.hash);
       assert.equal(logins(world), before + 1, "fell back to an ssh login");
+    });
+  },
+);
+
+Deno.test(
+  "a running client whose connection is down refuses at once: the next et logs in with ssh and gets its bytes once the path is back",
+  E2E_TEST,
+  async () => {
+    await withProxiedSession({}, async ({ world, proxy }) => {
+      await sharing(world);
+      proxy.setRefuse(true);
+      proxy.cut();
+      await waitUntil(
+        async () => (await clientLog(world)).includes("disconnected:"),
+        20_000,
+        "the first client to notice the cut",
+      );
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      // Same destination (the proxy's port): the same share socket.
+      const second = startCat(world, data.path, [], proxy.port);
+      try {
+        await waitUntil(
+          async () => (await clientLog(world)).includes("not connected now"),
+          20_000,
+          "the sharing client to refuse",
+        );
+        await waitUntil(
+          () => logins(world) === before + 1,
+          20_000,
+          "the second client's ssh login",
+        );
+        proxy.setRefuse(false);
+        assert.equal(await second.exit(60_000), 0, second.stderr);
+        assert.equal(sha256(second.bytes()), data.hash);
+      } finally {
+        await second.close();
+      }
     });
   },
 );
