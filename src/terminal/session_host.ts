@@ -172,11 +172,6 @@ export class SessionHost {
 
   /** Starts the program and the session's first connection state. */
   static async start(options: SessionHostOptions): Promise<SessionHost> {
-    const connection = await EternalConnection.create(
-      options.secret,
-      "server",
-      options.connection,
-    );
     let program: Program;
     let tunnels: SessionTunnels | undefined;
     try {
@@ -185,6 +180,9 @@ export class SessionHost {
         toHex(options.secret.id),
         options.reverseTunnels ?? [],
       );
+      // The program before the keys: a login shell's start-up is the
+      // longest wait before the first prompt; the keys are needed only
+      // once the client connects, later.
       program = options.noTerminal ? idleProgram() : await startProgram(
         options.program,
         options.login,
@@ -192,7 +190,19 @@ export class SessionHost {
       );
     } catch (error) {
       await tunnels?.close();
-      connection.fail(error as Error);
+      throw error;
+    }
+    let connection: EternalConnection;
+    try {
+      connection = await EternalConnection.create(
+        options.secret,
+        "server",
+        options.connection,
+      );
+    } catch (error) {
+      program.hangup(); // it never had a client: gone with its terminal
+      await program.close();
+      await tunnels.close();
       throw error;
     }
     return new SessionHost(options, program, connection, tunnels);
