@@ -18,6 +18,10 @@ import { WatchedProcess } from "./watched.ts";
 import { sleep } from "./util.ts";
 
 const runs = Number(Deno.args[0] ?? 5);
+/** Another local user to log in as (`ET_STAGES_USER`), e.g. one whose ~/.bashrc differs. */
+const user = Deno.env.get("ET_STAGES_USER");
+/** More client arguments (`ET_STAGES_ARGS`, space-separated). */
+const extra = Deno.env.get("ET_STAGES_ARGS")?.split(" ").filter(Boolean) ?? [];
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -54,7 +58,7 @@ async function timed(argv: string[], stdin?: string): Promise<number> {
 const world = await startWorld();
 try {
   const ssh = world.sshd.sshCommand.split(" ");
-  const host = world.sshd.hostAlias;
+  const host = user ? `${user}@${world.sshd.hostAlias}` : world.sshd.hostAlias;
   const terminalPath = world.client().at(
     world.client().indexOf("--terminal-path") + 1,
   )!;
@@ -93,7 +97,7 @@ try {
   for (const second of [false, true]) {
     stages.clear();
     const holder = second
-      ? new WatchedProcess(world.client(), "pty")
+      ? new WatchedProcess(world.client([], { user }), "pty")
       : undefined;
     if (holder) {
       const up = holder.waitFor("H_3_", 0, 30_000);
@@ -104,10 +108,7 @@ try {
       await Deno.writeTextFile(clientLog, "");
       const wall = Date.now();
       const client = new WatchedProcess(
-        world.client([
-          "-v",
-          ...(Deno.env.get("EXTRA")?.split(" ").filter(Boolean) ?? []),
-        ]),
+        world.client(["-v", ...extra], { user }),
         "pty",
       );
       const answer = client.waitFor("P_9_", 0, 30_000);

@@ -250,20 +250,26 @@ export class SessionShare {
     }
     const pipe = new SocketPipe(accepted.fd);
     this.#request(pipe)
-      .then((answer) => pipe.write(encoder.encode(answer + "\n")))
+      .then(async (answer) => {
+        if (answer !== null) await pipe.write(encoder.encode(answer + "\n"));
+      })
       .catch((error) => log.info(`share request: ${errorMessage(error)}`))
       .finally(() => pipe.close());
   }
 
-  /** One request: its answer line (never the request in a log). */
-  async #request(pipe: SocketPipe): Promise<string> {
+  /**
+   * One request: its answer line (never the request in a log), or null
+   * for a connection that sent nothing (another client checking that
+   * someone shares here).
+   */
+  async #request(pipe: SocketPipe): Promise<string | null> {
     const line = await withDeadline(
       new LineReader(pipe, REQUEST_LIMIT).next(),
       REQUEST_TIMEOUT_MS,
       "no complete request in time",
       () => pipe.close(),
     );
-    if (line === null) return "error: no request";
+    if (line === null) return null;
     let bootstrap: string;
     try {
       const request = JSON.parse(line);
