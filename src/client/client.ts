@@ -276,15 +276,6 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const testPort = testDialPort();
   stage("client loaded");
   const local = new LocalTerminal();
-  // Predictive echo's emulator loads while ssh runs, not in the way of the
-  // first connection (the same test as startPredictiveEcho's).
-  const pty = options.mode.kind === "attach" ||
-    (options.mode.kind === "new" && options.mode.pty &&
-      !options.mode.noTerminal);
-  if (
-    (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
-    local.isOutputTty
-  ) preloadScreenModel();
   const explicitJumps = options.jumpHosts ?? [];
   const sshVia = [
     ...ssh,
@@ -315,8 +306,21 @@ export async function runClient(options: ClientOptions): Promise<number> {
       target,
       terminalPath: options.terminalPath,
     });
-  // The packet cipher loads while ssh logs in (it is needed only to connect).
-  preloadPacketCrypto().catch(() => {});
+  // The packet cipher loads while ssh logs in (it is needed only to
+  // connect), and so does predictive echo's emulator (the same test as
+  // startPredictiveEcho's). Not when a running client may answer in a few
+  // ms: a load then would only stall that answer, and the emulator loads
+  // anyway while the new shell starts.
+  if (early) {
+    preloadPacketCrypto().catch(() => {});
+    const pty = options.mode.kind === "attach" ||
+      (options.mode.kind === "new" && options.mode.pty &&
+        !options.mode.noTerminal);
+    if (
+      (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
+      local.isOutputTty
+    ) preloadScreenModel();
+  }
   try {
     return await resolveAndRun(options, {
       ssh,
