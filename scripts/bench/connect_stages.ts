@@ -7,7 +7,10 @@
  * the host's log, each as ms from spawning the client.
  *
  * Run: `deno run -A scripts/bench/connect_stages.ts [runs]` (default 5;
- * medians). Prints one table; writes nothing.
+ * medians, each stage's on its own, so a noisy run can order them
+ * oddly). `ET_STAGES_USER=name` logs in as that local user,
+ * `ET_STAGES_ARGS="--predict never"` adds client arguments. Prints the
+ * tables; writes nothing.
  *
  * @module
  */
