@@ -168,6 +168,24 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "another et port to the same host is another place: it logs in with ssh",
+  E2E_TEST,
+  async () => {
+    // The first client dials the daemon through the proxy's port; the
+    // second names the daemon's own port: same host, another et port.
+    await withProxiedSession({}, async ({ world }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      const second = await catThroughEt(world, data.path);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.hash, data.hash);
+      assert.equal(logins(world), before + 1, "its own ssh login");
+    });
+  },
+);
+
 Deno.test("another user, host or port never shares a socket", async () => {
   const place = (target: string, port: number) => [
     ["ssh", "-F", "/c"],
