@@ -54,6 +54,11 @@ Connection:
       --port-range A-B      ports a no-root session may listen on, on the
                             address ssh reached (default 2022-2122; the
                             firewall must let them in)
+      --no-reuse            log in with ssh even when another et to the same place
+                            (same ssh command, user, host and port) runs here, and
+                            do not lend this one's connection: by default a new
+                            session starts over a running et's connection to its
+                            host, with no new ssh login
       --over-ssh            carry the session over ssh instead of TCP (only port 22
                             open): every reconnect runs 'ssh host et relay', so ssh
                             must log in without a prompt (a key or ssh-agent);

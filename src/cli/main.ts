@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import type { parseArgs } from "node:util";
 import {
   parseDestination,
   parsePort,
@@ -57,7 +57,19 @@ type OptionSpec = NonNullable<
   NonNullable<Parameters<typeof parseArgs>[0]>["options"]
 >;
 
-function parse(args: string[], options: OptionSpec, help = "et --help") {
+/**
+ * node:util takes ~9 ms to load: loaded only to parse options, never by
+ * the launcher and the host that every ssh bootstrap starts (et itself
+ * gives them their one flag; see {@link internalRole}).
+ */
+let nodeUtil: Promise<typeof import("node:util")> | undefined;
+
+async function parse(
+  args: string[],
+  options: OptionSpec,
+  help = "et --help",
+) {
+  const { parseArgs } = await (nodeUtil ??= import("node:util"));
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
@@ -136,6 +148,7 @@ export const CLIENT_OPTIONS: OptionSpec = {
   resume: { type: "string" },
   "port-range": { type: "string" },
   "no-daemon": { type: "boolean" },
+  "no-reuse": { type: "boolean" },
   "daemon-only": { type: "boolean" },
   "over-ssh": { type: "boolean" },
   "install-remote": { type: "boolean" },
@@ -192,7 +205,7 @@ function splitAtDestination(
 
 async function client(args: string[]): Promise<number> {
   const split = splitAtDestination(args, CLIENT_OPTIONS);
-  const { values } = parse(split.options, CLIENT_OPTIONS);
+  const { values } = await parse(split.options, CLIENT_OPTIONS);
   if (values.help) {
     console.log(CLIENT_HELP);
     return 0;
@@ -392,6 +405,7 @@ async function client(args: string[]): Promise<number> {
     portRange,
     verbosity,
     overSsh: Boolean(values["over-ssh"]),
+    reuse: !values["no-reuse"],
     ship: {
       version: VERSION,
       installRemote: Boolean(values["install-remote"]),
@@ -417,7 +431,7 @@ export const SERVER_OPTIONS: OptionSpec = {
 };
 
 async function server(args: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const { values, positionals } = await parse(
     args,
     SERVER_OPTIONS,
     "et server --help",
@@ -456,27 +470,44 @@ async function server(args: string[]): Promise<number> {
   return 0;
 }
 
-async function terminal(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    host: { type: "boolean" },
-    relay: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, "et terminal --help");
-  if (values.help) {
-    console.log(TERMINAL_HELP);
-    return 0;
+/**
+ * The `et terminal` words et itself passes (none: the launcher; `--host`;
+ * `--relay`), taken without the option parser; null for anything else,
+ * which goes through it (help, errors, suggestions).
+ */
+function internalRole(args: string[]): "" | "--host" | "--relay" | null {
+  if (args.length === 0) return "";
+  if (args.length === 1 && (args[0] === "--host" || args[0] === "--relay")) {
+    return args[0];
   }
-  if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  return null;
+}
+
+async function terminal(args: string[]): Promise<number> {
+  let role = internalRole(args);
+  if (role === null) {
+    const { values, positionals } = await parse(args, {
+      host: { type: "boolean" },
+      relay: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    }, "et terminal --help");
+    if (values.help) {
+      console.log(TERMINAL_HELP);
+      return 0;
+    }
+    if (positionals.length > 0) {
+      throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    }
+    role = values.host ? "--host" : values.relay ? "--relay" : "";
   }
   // The router comes from the environment only: the launcher and the host
   // it starts must agree, and ssh carries no flags here.
   const routerPath = routerPathFromEnv();
-  if (values.host) {
+  if (role === "--host") {
     const { serveHost } = await import("../terminal/user_host.ts");
     return await serveHost({ routerPath });
   }
-  if (values.relay) {
+  if (role === "--relay") {
     // A jump relay (--jumphost): same way in, same router as a session.
     const { serveJumpRelay } = await import("../terminal/jump_relay.ts");
     return await serveJumpRelay({ routerPath });
@@ -488,7 +519,7 @@ async function terminal(args: string[]): Promise<number> {
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */
 async function relay(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = await parse(args, {
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {

@@ -10,7 +10,7 @@ import {
   livenessForKeepalive,
   MAX_KEEPALIVE_MS,
   MIN_KEEPALIVE_MS,
-} from "../transport/mod.ts";
+} from "../transport/timers.ts";
 
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,

@@ -19,6 +19,7 @@ import {
   encodeControl,
   isForwardedEnvName,
   type PortRange,
+  privateRuntimeDir,
   type ReadyReport,
   type ResumeMode,
   type SessionInfo,
@@ -35,6 +36,7 @@ import {
   fromHex,
   generateSessionSecret,
   keepConnected,
+  preloadPacketCrypto,
   PROTOCOL_VERSION,
   ReconnectGaveUpError,
   type ReconnectLoop,
@@ -50,16 +52,24 @@ import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
   PredictiveEcho,
   type PredictMode,
+  preloadScreenModel,
   writeAll,
 } from "./prediction/mod.ts";
 import {
+  type PendingRemoteTerminal,
   RemoteEtMissingError,
   resolveWithSsh,
+  spawnRemoteTerminal,
   splitCommandLine,
   type SshConfig,
-  startRemoteTerminal,
   withSshOptions,
 } from "./ssh.ts";
+import {
+  askSharedSession,
+  type ConnectionSharing,
+  shareConnection,
+  shareSocketPath,
+} from "./session_share.ts";
 import { ensureRemoteEt, REMOTE_ET_COMMAND } from "./ship.ts";
 import {
   type JumpHop,
@@ -69,6 +79,14 @@ import {
 } from "./jump.ts";
 
 const log = logger("client");
+
+/**
+ * Logs (at debug, `-vv`) how far into the process a step of connecting
+ * came, so start to prompt can be split into stages from the log alone.
+ */
+function stage(name: string): void {
+  log.debug(`connect stage ${name} at ${performance.now().toFixed(1)} ms`);
+}
 
 /** A wait (connecting, an outage) is announced once it has lasted this long. */
 const NOTICE_DELAY_MS = 1000;
@@ -209,6 +227,13 @@ export interface ClientOptions {
    * @default {"adaptive"}
    */
   predict?: PredictMode;
+  /**
+   * Session sharing: ask a running `et` to the same place for the new
+   * session instead of logging in with ssh, and share this one's
+   * connection the same way (`--no-reuse`: false).
+   * @default {true}
+   */
+  reuse?: boolean;
 }
 
 /** Connects once with a time limit, explaining failure in one line. */
@@ -225,6 +250,7 @@ async function dialOnce(hostname: string, port: number): Promise<Deno.TcpConn> {
       }),
     ]);
     conn.setNoDelay(true);
+    stage("tcp connected");
     return conn;
   } finally {
     clearTimeout(timer);
@@ -255,7 +281,101 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const target = sshTarget(options.destination);
   const port = options.destination.port ?? DEFAULT_SERVER_PORT;
   const testPort = testDialPort();
+  stage("client loaded");
+  const local = new LocalTerminal();
+  const explicitJumps = options.jumpHosts ?? [];
+  const sshVia = [
+    ...ssh,
+    ...sshJumpOptions(explicitJumps, explicitJumps.length),
+  ];
+  // Session sharing: the ssh command line and the destination (which is
+  // all that decides where ssh lands, as which user), the et port and the
+  // remote command name the socket, so a different user, host, port or
+  // ssh config never shares.
+  const sharePath = options.reuse !== false && explicitJumps.length === 0
+    ? await shareSocketPath(await privateRuntimeDir(), [
+      sshVia,
+      target,
+      port,
+      testPort ?? null,
+      options.terminalPath,
+    ]).catch((error) => {
+      log.info(`no session sharing: ${errorMessage(error)}`);
+      return undefined;
+    })
+    : undefined;
+  // Unless a running client may share its connection, the bootstrap's ssh
+  // starts now: its connect and login overlap ssh -G and the listeners.
+  const early = sharePath !== undefined && await isPresent(sharePath)
+    ? null
+    : spawnRemoteTerminal({
+      ssh: sshVia,
+      target,
+      terminalPath: options.terminalPath,
+    });
+  // The packet cipher loads while ssh logs in (it is needed only to
+  // connect), and so does predictive echo's emulator (the same test as
+  // startPredictiveEcho's). Not when a running client may answer in a few
+  // ms: a load then would only stall that answer, and the emulator loads
+  // anyway while the new shell starts.
+  if (early) {
+    preloadPacketCrypto().catch(() => {});
+    const pty = options.mode.kind === "attach" ||
+      (options.mode.kind === "new" && options.mode.pty &&
+        !options.mode.noTerminal);
+    if (
+      (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
+      local.isOutputTty
+    ) preloadScreenModel();
+  }
+  try {
+    return await resolveAndRun(options, {
+      ssh,
+      sshVia,
+      target,
+      port,
+      testPort,
+      local,
+      sharePath,
+      early,
+    });
+  } finally {
+    early?.cancel(); // unused (a failure before the bootstrap): ends it
+  }
+}
+
+/** Whether a file exists at `path` (of any kind). */
+async function isPresent(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What runClient works out before ssh -G. */
+interface Started {
+  ssh: string[];
+  sshVia: string[];
+  target: string;
+  port: number;
+  testPort: number | undefined;
+  local: LocalTerminal;
+  sharePath: string | undefined;
+  /** The bootstrap's ssh, started before its line was known (or null). */
+  early: PendingRemoteTerminal | null;
+}
+
+/** ssh -G, the listeners, then the bootstrap and the session. */
+async function resolveAndRun(
+  options: ClientOptions,
+  started: Started,
+): Promise<number> {
+  const { ssh, sshVia, target, port, testPort, local } = started;
+  let early = started.early;
   const resolved = await resolveWithSsh(ssh, target);
+  stage("ssh -G done");
   log.info(`${target} resolves to ${resolved.hostname}, et port ${port}`);
   // --jumphost, else the ssh config's ProxyJump: the TCP leg goes through
   // an et relay on each hop. ssh applies ProxyJump itself; -J is added
@@ -267,26 +387,34 @@ export async function runClient(options: ClientOptions): Promise<number> {
   const hopsResolved = await Promise.all(
     jumps.map((hop) => resolveWithSsh(ssh, sshTarget(hop.destination))),
   );
-  const sshVia = [
-    ...ssh,
-    ...sshJumpOptions(explicitJumps, explicitJumps.length),
-  ];
+  // Not through jumphosts (ProxyJump included): their relays need ssh.
+  const sharePath = jumps.length === 0 ? started.sharePath : undefined;
   // How the user named the host, for commands we suggest (port included).
   const shown = port === DEFAULT_SERVER_PORT ? target : `${target}:${port}`;
-  const local = new LocalTerminal();
   // Changed when et was missing there and is now run from ~/.local/bin.
   let terminalPath = options.terminalPath;
   let daemon = options.daemon ?? "auto";
   const bootstrap = async (
     request: () => Parameters<typeof encodeBootstrap>[0],
   ) => {
-    const start = () =>
-      startRemoteTerminal({
-        ssh: sshVia,
-        target,
-        terminalPath,
-        bootstrapLine: encodeBootstrap(request()),
-      });
+    const start = () => {
+      // The early ssh runs the command as first named; after an install
+      // (the path changed) a new one starts.
+      const pending = early && terminalPath === options.terminalPath
+        ? early
+        : spawnRemoteTerminal({ ssh: sshVia, target, terminalPath });
+      if (pending === early) early = null;
+      return pending.finish(encodeBootstrap(request()));
+    };
+    const asked = request();
+    if (sharePath && asked.op === "new" && !asked.killOthers) {
+      const shared = await askSharedSession(sharePath, encodeBootstrap(asked));
+      if (shared) {
+        log.info("new session through a running client's connection");
+        started.early?.cancel(); // not needed after all
+        return shared;
+      }
+    }
     try {
       return await start();
     } catch (error) {
@@ -350,6 +478,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       hopHostnames: hopsResolved.map((hop) => hop.hostname),
       terminalPath: () => terminalPath,
       daemon: () => daemon,
+      sharePath,
     });
   } finally {
     tunnels.close();
@@ -383,6 +512,8 @@ interface Prepared {
   terminalPath: () => string;
   /** How the session is reached (`"never"` once et was shipped). */
   daemon: () => DaemonUse;
+  /** Where this client shares its connection (none: `--no-reuse`). */
+  sharePath?: string;
 }
 
 /**
@@ -455,6 +586,7 @@ async function bootstrapAndRun(
       keepaliveMs: options.connection?.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
     }));
   }
+  stage("ready line");
   if (!("id" in report)) throw new Error("unexpected answer from et terminal");
   const noTerminal = mode.kind === "new" && mode.noTerminal === true;
   const pty = !noTerminal && (mode.kind === "attach" || mode.pty);
@@ -567,6 +699,7 @@ async function bootstrapAndRun(
     typeCommand: mode.kind === "new" ? mode.typeCommand : undefined,
     clientTunnels: tunnels,
     noTerminal,
+    sharePath: prepared.sharePath,
   });
 }
 
@@ -588,6 +721,8 @@ interface SessionRun extends ClientOptions {
   clientTunnels: ClientTunnels;
   /** `-N`: tunnels only. */
   noTerminal: boolean;
+  /** Where to share this connection with later clients (session_share.ts). */
+  sharePath?: string;
 }
 
 /** Connects (retrying) and joins the local side to the session. */
@@ -634,8 +769,19 @@ async function runSession(
     run.where,
   );
   run.clientTunnels.start(connection);
+  // Session sharing (session_share.ts): later clients to the same place
+  // ask the host for their session over this connection.
+  const sharing = run.sharePath === undefined ? null : shareConnection(
+    connection,
+    connection.channel(CONTROL_CHANNEL),
+    run.sharePath,
+  );
   if (run.noTerminal) {
-    return await runTunnelsOnly(connection, run, reconnecting, say);
+    try {
+      return await runTunnelsOnly(connection, run, reconnecting, say, sharing);
+    } finally {
+      await sharing?.close();
+    }
   }
 
   if (run.pty) {
@@ -660,7 +806,8 @@ async function runSession(
     ) await new Promise((resolve) => setTimeout(resolve, 10));
   };
   local.guardSignals(async () => {
-    await detach();
+    // The share socket goes too (no FFI wait may outlive the process).
+    await Promise.all([detach(), sharing?.close()]);
   });
 
   const terminal = connection.channel(TERMINAL_CHANNEL);
@@ -671,7 +818,9 @@ async function runSession(
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
-        else if (message.type.startsWith("tunnel-")) {
+        else if (message.type === "session-answer") {
+          sharing?.answer(message.tag, message.answer);
+        } else if (message.type.startsWith("tunnel-")) {
           run.clientTunnels.handle(message as TunnelMessage);
         }
       }
@@ -772,6 +921,7 @@ async function runSession(
     return 0;
   } finally {
     local.restore();
+    await sharing?.close();
   }
 }
 
@@ -785,6 +935,7 @@ async function runTunnelsOnly(
   run: SessionRun,
   reconnecting: ReconnectLoop,
   say: (text: string) => void,
+  sharing: ConnectionSharing | null,
 ): Promise<number> {
   // No terminal to disturb: say on stderr why a connection failed, as ssh
   // does ("open failed: connect failed").
@@ -796,7 +947,9 @@ async function runTunnelsOnly(
     try {
       for (let data; (data = await control.read()) !== null;) {
         for (const message of decoder.push(data)) {
-          if (message.type.startsWith("tunnel-")) {
+          if (message.type === "session-answer") {
+            sharing?.answer(message.tag, message.answer);
+          } else if (message.type.startsWith("tunnel-")) {
             run.clientTunnels.handle(message as TunnelMessage);
           }
         }
@@ -911,6 +1064,7 @@ function announceWaits(
       clearTimeout(pending);
       pending = undefined;
       if (announced) say(everConnected ? "reconnected" : "connected");
+      if (!everConnected) stage("connected (handshake done)");
       announced = false;
       everConnected = true;
     }

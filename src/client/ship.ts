@@ -16,7 +16,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { logger } from "../log.ts";
 
 const log = logger("ship");
@@ -129,6 +128,8 @@ export async function binaryFor(
 
 /** Hex sha256 of a local file, read in chunks. */
 export async function fileSha256(path: string): Promise<string> {
+  // Loaded here: every client loads this module, few ever install.
+  const { createHash } = await import("node:crypto");
   const hash = createHash("sha256");
   using file = await Deno.open(path);
   const buffer = new Uint8Array(1 << 20);

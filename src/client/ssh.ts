@@ -262,6 +262,53 @@ export interface RemoteTerminalOptions {
 }
 
 /**
+ * An ssh running `<terminal-path> terminal` that has not been given its
+ * bootstrap line yet: ssh connects and logs in meanwhile.
+ */
+export interface PendingRemoteTerminal {
+  /**
+   * Writes the bootstrap line and waits for the launcher's ready line
+   * (see {@link startRemoteTerminal}).
+   */
+  finish(bootstrapLine: string): Promise<ReadyReport>;
+  /** Ends the ssh unless it was given its line (then: nothing). */
+  cancel(): void;
+}
+
+/**
+ * Starts `ssh target '<terminal-path> terminal'` before its bootstrap line
+ * is known, so ssh's connect and login overlap what the client still does
+ * (`ssh -G`, its listeners); {@link PendingRemoteTerminal.finish} then
+ * writes the line.
+ */
+export function spawnRemoteTerminal(
+  options: Omit<RemoteTerminalOptions, "bootstrapLine">,
+): PendingRemoteTerminal {
+  const child = sshCommand(
+    options.ssh,
+    [options.target, `${options.terminalPath} terminal`],
+    { stdin: "piped", stdout: "piped", stderr: "inherit" },
+  ).spawn();
+  let used = false;
+  return {
+    finish: (line) => {
+      used = true;
+      return readReady(child, options, line);
+    },
+    cancel: () => {
+      if (used) return;
+      used = true;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      child.stdin.close().catch(() => {});
+      child.stdout.cancel().catch(() => {});
+      child.status.catch(() => {});
+    },
+  };
+}
+
+/**
  * Runs `ssh target '<terminal-path> terminal'`, writes the bootstrap line
  * to its stdin and waits for the launcher's ready line on its stdout,
  * skipping any noise a login script prints; resolves with its report.
@@ -272,14 +319,17 @@ export interface RemoteTerminalOptions {
 export async function startRemoteTerminal(
   options: RemoteTerminalOptions,
 ): Promise<ReadyReport> {
-  const child = sshCommand(
-    options.ssh,
-    [options.target, `${options.terminalPath} terminal`],
-    { stdin: "piped", stdout: "piped", stderr: "inherit" },
-  ).spawn();
+  return await spawnRemoteTerminal(options).finish(options.bootstrapLine);
+}
+
+async function readReady(
+  child: Deno.ChildProcess,
+  options: Omit<RemoteTerminalOptions, "bootstrapLine">,
+  bootstrapLine: string,
+): Promise<ReadyReport> {
   const writer = child.stdin.getWriter();
   try {
-    await writer.write(new TextEncoder().encode(options.bootstrapLine));
+    await writer.write(new TextEncoder().encode(bootstrapLine));
     await writer.close();
   } catch {
     // ssh exited before reading: its status below explains.
@@ -309,9 +359,15 @@ export async function startRemoteTerminal(
   } finally {
     reader.cancel().catch(() => {});
   }
-  const status = await child.status;
   if (refusal !== null) throw new Error(`${options.target}: ${refusal}`);
-  if (ready) return ready;
+  // The launcher has said all: ssh closes by itself, not in our way.
+  if (ready) {
+    child.status.then((status) =>
+      log.debug(`bootstrap ssh exited ${status.code}`)
+    ).catch(() => {});
+    return ready;
+  }
+  const status = await child.status;
   if (status.code === 255) {
     throw new Error(
       `ssh to ${options.target} failed (see ssh's message above)`,

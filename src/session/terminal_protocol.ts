@@ -85,7 +85,22 @@ export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
   | { type: "detach" }
+  | SessionShareMessage
   | TunnelMessage;
+
+/**
+ * Session sharing (client to host): start another session of this user
+ * from `bootstrap` (a `new` bootstrap line another local client gave this
+ * one), as the launcher would; `tag` pairs it with its answer.
+ * Host to client: `answer` is what the launcher would have printed (a
+ * ready line, a refusal line, or `error: …`).
+ */
+export type SessionShareMessage =
+  | { type: "session-new"; tag: number; bootstrap: string }
+  | { type: "session-answer"; tag: number; answer: string };
+
+/** Longest control line; a longer one is dropped whole. */
+export const CONTROL_LINE_LIMIT = 4096;
 
 const encoder = new TextEncoder();
 
@@ -132,9 +147,6 @@ export class ControlDecoder {
   }
 }
 
-/** Longest control line; a longer one is dropped whole. */
-const CONTROL_LINE_LIMIT = 4096;
-
 function parseControl(line: string): ControlMessage | null {
   try {
     const value = JSON.parse(line);
@@ -147,6 +159,17 @@ function parseControl(line: string): ControlMessage | null {
       return { type: "exit", code: value.code };
     }
     if (value?.type === "detach") return { type: "detach" };
+    if (
+      (value?.type === "session-new" || value?.type === "session-answer") &&
+      Number.isSafeInteger(value.tag) && value.tag >= 0
+    ) {
+      if (value.type === "session-new" && typeof value.bootstrap === "string") {
+        return { type: value.type, tag: value.tag, bootstrap: value.bootstrap };
+      }
+      if (value.type === "session-answer" && typeof value.answer === "string") {
+        return { type: value.type, tag: value.tag, answer: value.answer };
+      }
+    }
     const tunnel = parseTunnelMessage(value);
     if (tunnel) return tunnel;
   } catch {

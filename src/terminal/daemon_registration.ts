@@ -23,7 +23,17 @@ import {
   sendSome,
   WOULD_BLOCK,
 } from "../platform/socket.ts";
-import { SocketPipe } from "../platform/socket_pipe.ts";
+import type { SocketPipe } from "../platform/socket_pipe.ts";
+
+// node:net (under SocketPipe) takes ~12 ms to load: not on the way of a
+// new session's program, which starts before its registration.
+let socketPipeModule:
+  | Promise<typeof import("../platform/socket_pipe.ts")>
+  | undefined;
+
+function loadSocketPipe() {
+  return socketPipeModule ??= import("../platform/socket_pipe.ts");
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -112,6 +122,8 @@ export class DaemonRegistration {
       registration.close();
       throw new Error(`the et server refused the session: ${answer.error}`);
     }
+    // Loads while the client is on its way, not before the program starts.
+    loadSocketPipe().catch(() => {});
     return registration;
   }
 
@@ -138,6 +150,7 @@ export class DaemonRegistration {
         closeSocket(fd);
         continue;
       }
+      const { SocketPipe } = await loadSocketPipe();
       return { pipe: new SocketPipe(fd, notice.hello), peer: notice.peer };
     }
   }

@@ -57,6 +57,15 @@ export interface HostContext {
   connection?: EternalConnectionOptions;
   /** Honour the control socket's `fault` request (tests only). */
   faultsAllowed?: boolean;
+  /**
+   * Session sharing: starts another session from a `new` bootstrap line
+   * that came over a session's authenticated connection, in that
+   * session's login environment; resolves with the launcher's answer line.
+   */
+  newSession?: (
+    bootstrap: string,
+    login: Record<string, string>,
+  ) => Promise<string>;
 }
 
 /** The session's refusal for its client: no way in (no daemon, no port). */
@@ -114,6 +123,8 @@ export class HostedSession {
       noTerminal: request.noTerminal,
       resume: request.resume,
       runtimeDir: context.dir,
+      newSession: context.newSession &&
+        ((bootstrap) => context.newSession!(bootstrap, login)),
     });
     const id8 = host.idHex.slice(0, 8);
     let route: Route;

@@ -103,6 +103,13 @@ export interface SessionHostOptions {
   resume?: ResumeMode;
   /** The user's private runtime directory (`--resume screen`'s log). */
   runtimeDir?: string;
+  /**
+   * Session sharing: starts another session of this user from a `new`
+   * bootstrap line its client passed on (`session-new` on the control
+   * channel), resolving with the launcher's answer line. Without it such
+   * requests are answered with an error.
+   */
+  newSession?: (bootstrap: string) => Promise<string>;
 }
 
 /** A fault a test injects into one session (`injectFault`). */
@@ -124,6 +131,7 @@ export class SessionHost {
   #connection: EternalConnection;
   readonly #tunnels: SessionTunnels;
   readonly #noTerminal: boolean;
+  readonly #newSession?: (bootstrap: string) => Promise<string>;
   // Connections retired by attach, so their clients can be told to stop.
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
@@ -173,6 +181,7 @@ export class SessionHost {
     this.#connection = connection;
     this.#tunnels = tunnels;
     this.#noTerminal = options.noTerminal ?? false;
+    this.#newSession = options.newSession;
     this.#wire(connection);
     this.#schedule();
     program.exited.then((exit) => this.#programExited(exit.code));
@@ -180,11 +189,6 @@ export class SessionHost {
 
   /** Starts the program and the session's first connection state. */
   static async start(options: SessionHostOptions): Promise<SessionHost> {
-    const connection = await EternalConnection.create(
-      options.secret,
-      "server",
-      options.connection,
-    );
     // Loads while the program starts (the emulator's first load takes a
     // moment); null without --resume screen.
     const screenStarting = ScreenResume.startOrNull(
@@ -206,6 +210,9 @@ export class SessionHost {
         toHex(options.secret.id),
         options.reverseTunnels ?? [],
       );
+      // The program before the keys: a login shell's start-up is the
+      // longest wait before the first prompt; the keys are needed only
+      // once the client connects, later.
       program = options.noTerminal ? idleProgram() : await startProgram(
         options.program,
         options.login,
@@ -214,7 +221,20 @@ export class SessionHost {
     } catch (error) {
       (await screenStarting)?.close();
       await tunnels?.close();
-      connection.fail(error as Error);
+      throw error;
+    }
+    let connection: EternalConnection;
+    try {
+      connection = await EternalConnection.create(
+        options.secret,
+        "server",
+        options.connection,
+      );
+    } catch (error) {
+      program.hangup(); // it never had a client: gone with its terminal
+      await program.close();
+      await tunnels.close();
+      (await screenStarting)?.close();
       throw error;
     }
     const screen = await screenStarting;
@@ -420,6 +440,8 @@ export class SessionHost {
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
             connection.detach("client detached");
+          } else if (message.type === "session-new") {
+            this.#answerSessionNew(control, message.tag, message.bootstrap);
           } else if (message.type.startsWith("tunnel-")) {
             this.#tunnels.handle(message as TunnelMessage);
           }
@@ -428,6 +450,24 @@ export class SessionHost {
     } catch {
       // the connection ended; a new one gets its own reader.
     }
+  }
+
+  /**
+   * Session sharing: the client of this (authenticated) connection asks
+   * for another session of the same user; the answer goes back on the
+   * same control channel. Runs beside the control reader, never blocking it.
+   */
+  #answerSessionNew(control: Channel, tag: number, bootstrap: string) {
+    const start = this.#newSession ??
+      (() => Promise.resolve("error: session sharing is not offered here"));
+    start(bootstrap)
+      .catch((error) => `error: ${errorMessage(error)}`)
+      .then((answer) =>
+        control.write(
+          encodeControl({ type: "session-answer", tag, answer }),
+        )
+      )
+      .catch(() => {}); // the connection ended: the client falls back to ssh
   }
 
   /**

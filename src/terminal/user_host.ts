@@ -180,6 +180,7 @@ class UserHost {
       handshake,
       connection: options.connection,
       faultsAllowed: Deno.env.get("ET_TEST_FAULTS") === "1",
+      newSession: (bootstrap, login) => this.#sharedSession(bootstrap, login),
     };
   }
 
@@ -250,6 +251,36 @@ class UserHost {
     }
   }
 
+  /**
+   * Session sharing: a session's client asked, over its authenticated
+   * connection, for another session of this user (no ssh, no launcher).
+   * Only a plain `new` (no `-x`: ending the others is the launcher's).
+   */
+  async #sharedSession(
+    bootstrap: string,
+    login: Record<string, string>,
+  ): Promise<string> {
+    let request;
+    try {
+      request = decodeBootstrap(bootstrap);
+    } catch (error) {
+      return `error: ${errorMessage(error)}`;
+    }
+    if (request.op !== "new" || request.killOthers) {
+      return "error: only a plain new session is shared";
+    }
+    if (this.#closing) return "error: the session host is closing";
+    this.#starting++;
+    try {
+      const answer = await this.#startSession(bootstrap, login);
+      log.info("a new session came over a session's connection (shared)");
+      return answer;
+    } finally {
+      this.#starting--;
+      this.#closeIfIdle();
+    }
+  }
+
   /** Starts a session; returns the launcher's answer line. */
   async #startSession(
     bootstrap: string,
@@ -279,7 +310,12 @@ class UserHost {
       this.#sessions.delete(session.idHex);
       this.#closeIfIdle();
     });
-    return encodeReady({ id: session.idHex, detached: 0, port: session.port });
+    // Counted here for a shared request (the launcher counts its own).
+    const detached =
+      [...this.#sessions.values()].filter((s) =>
+        s.host.info().state === "detached"
+      ).length;
+    return encodeReady({ id: session.idHex, detached, port: session.port });
   }
 
   /**

@@ -11,8 +11,25 @@
  * @module
  */
 
-import { createCipheriv, createDecipheriv } from "node:crypto";
 import type { SessionSecret } from "./session_secret.ts";
+
+// node:crypto costs ~20 ms to load: loaded before the first keys are
+// derived (seal and open need keys), or earlier by preloadPacketCrypto,
+// never on the way of a process that makes no keys (the launcher).
+let createCipheriv: typeof import("node:crypto").createCipheriv;
+let createDecipheriv: typeof import("node:crypto").createDecipheriv;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads the synchronous AES-GCM of node:crypto without waiting (a client
+ * calls it while ssh runs); {@link deriveSessionKeys} waits for it.
+ */
+export function preloadPacketCrypto(): Promise<void> {
+  return loading ??= import("node:crypto").then((module) => {
+    createCipheriv = module.createCipheriv;
+    createDecipheriv = module.createDecipheriv;
+  });
+}
 
 /** Bytes added to every sealed payload by AES-GCM. */
 export const TAG_BYTES = 16;
@@ -68,6 +85,7 @@ export async function deriveSessionKeys(
   secret: SessionSecret,
   role: SessionRole,
 ): Promise<SessionKeys> {
+  await preloadPacketCrypto();
   const base = await crypto.subtle.importKey(
     "raw",
     source(secret.passkey),

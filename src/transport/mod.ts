@@ -28,6 +28,7 @@ export {
 export {
   deriveSessionKeys,
   open,
+  preloadPacketCrypto,
   seal,
   type SessionKeys,
   type SessionRole,

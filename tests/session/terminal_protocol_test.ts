@@ -254,3 +254,29 @@ Deno.test("bootstrap: SetEnv and the keepalive round-trip; bad ones are refused"
     );
   }
 });
+
+Deno.test("session sharing's control messages round-trip; bad tags or fields are dropped", () => {
+  const decoder = new ControlDecoder();
+  const asked = {
+    type: "session-new" as const,
+    tag: 7,
+    bootstrap: '{"op":"new"}',
+  };
+  const answered = {
+    type: "session-answer" as const,
+    tag: 7,
+    answer: 'ET_TERMINAL_READY {"id":"ab","detached":0}',
+  };
+  assert.deepEqual(decoder.push(encodeControl(asked)), [asked]);
+  assert.deepEqual(decoder.push(encodeControl(answered)), [answered]);
+  const bad = [
+    { type: "session-new", tag: -1, bootstrap: "x" },
+    { type: "session-new", tag: 1.5, bootstrap: "x" },
+    { type: "session-new", tag: 1 },
+    { type: "session-new", tag: 1, bootstrap: 5 },
+    { type: "session-answer", tag: "1", answer: "x" },
+    { type: "session-answer", tag: 1, answer: null },
+  ];
+  const text = bad.map((m) => JSON.stringify(m) + "\n").join("");
+  assert.deepEqual(decoder.push(new TextEncoder().encode(text)), []);
+});

@@ -13,7 +13,7 @@ export {
   type PredictMode,
 } from "./echo_predictor.ts";
 export { type LocalWrite, PredictiveEcho } from "./predictive_echo.ts";
-export { ScreenModel } from "./screen_model.ts";
+export { preloadScreenModel, ScreenModel } from "./screen_model.ts";
 export type { CursorPosition, ScreenView } from "./screen_view.ts";
 
 /** The values `--predict` takes. */

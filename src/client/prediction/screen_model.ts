@@ -77,6 +77,15 @@ function loadXterm(): Promise<XtermModule> {
   );
 }
 
+/**
+ * Starts loading the terminal emulator the model is built on, without
+ * waiting: a client calls it while ssh runs (its main thread idle then),
+ * so the load does not stall the first connection later.
+ */
+export function preloadScreenModel(): void {
+  loadXterm().catch(() => {}); // a failure shows when the model is made
+}
+
 const latin1 = new TextDecoder("latin1");
 const encoder = new TextEncoder();
 

@@ -1,0 +1,202 @@
+/**
+ * Session sharing (src/client/session_share.ts): a second `et` to the same
+ * place starts its session over the running client's connection, with no
+ * new ssh login (sshd's own log counts the logins), and its bytes arrive
+ * exactly; `--no-reuse`, a dead sharing client and a different place all
+ * log in with ssh as before.
+ */
+
+import assert from "node:assert/strict";
+import { E2E_TEST, type EtWorld } from "./_world.ts";
+import {
+  PipedClient,
+  sha256,
+  waitUntil,
+  withProxiedSession,
+  withSession,
+} from "./_client.ts";
+import { shareSocketPath } from "../../src/client/session_share.ts";
+
+/** sshd's count of accepted logins so far. */
+function logins(world: EtWorld): number {
+  return world.sshd.log().match(/Accepted publickey for /g)?.length ?? 0;
+}
+
+async function clientLog(world: EtWorld): Promise<string> {
+  return await Deno.readTextFile(`${world.dir}/client.log`).catch(() => "");
+}
+
+/** A data file of text lines, and its sha256. */
+async function dataFile(dir: string): Promise<{ path: string; hash: string }> {
+  const lines: string[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    lines.push(`line ${i} ${"x".repeat(i % 97)}`);
+  }
+  const bytes = new TextEncoder().encode(lines.join("\n") + "\n");
+  const path = `${dir}/share-data.txt`;
+  await Deno.writeFile(path, bytes);
+  return { path, hash: sha256(bytes) };
+}
+
+/** Runs `et host cat <file>` (no pty) and returns its exit code and stdout hash. */
+async function catThroughEt(
+  world: EtWorld,
+  file: string,
+  extra: string[] = [],
+  port?: number,
+): Promise<{ code: number; hash: string; stderr: string }> {
+  const client = startCat(world, file, extra, port);
+  const code = await client.exit(60_000);
+  return { code, hash: sha256(client.bytes()), stderr: client.stderr };
+}
+
+/** Starts `et host cat <file>` (no pty), every stdout byte kept. */
+function startCat(
+  world: EtWorld,
+  file: string,
+  extra: string[] = [],
+  port?: number,
+): PipedClient {
+  return new PipedClient(
+    [...world.client(extra, port ? { port } : {}), `cat ${file}`],
+    true,
+  );
+}
+
+/** Waits until the running client says it shares its connection. */
+async function sharing(world: EtWorld): Promise<void> {
+  await waitUntil(
+    async () => (await clientLog(world)).includes("sharing this connection"),
+    20_000,
+    "the first client to share its connection",
+  );
+}
+
+Deno.test(
+  "a second et to the same host starts over the running client's connection: no ssh login, same bytes",
+  E2E_TEST,
+  async () => {
+    await withSession({}, async ({ world, client }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      const second = await catThroughEt(world, data.path);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.hash, data.hash);
+      assert.equal(logins(world), before, "no new ssh login");
+      assert.ok(
+        (await clientLog(world)).includes(
+          "new session through a running client's connection",
+        ),
+      );
+      // The first session is untouched by it.
+      await client.type("echo FIRST_$((40+2))\n");
+      await client.waitFor("FIRST_42");
+    });
+  },
+);
+
+Deno.test(
+  "--no-reuse logs in with ssh even with a client running",
+  E2E_TEST,
+  async () => {
+    await withSession({}, async ({ world }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      const second = await catThroughEt(world, data.path, ["--no-reuse"]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.hash, data.hash);
+      assert.equal(logins(world), before + 1, "one new ssh login");
+    });
+  },
+);
+
+Deno.test(
+  "a dead sharing client leaves a stale socket: the next et logs in with ssh",
+  E2E_TEST,
+  async () => {
+    await withSession({}, async ({ world, client }) => {
+      await sharing(world);
+      client.kill(); // SIGKILL: its socket file stays behind
+      await client.exit().catch(() => {});
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      const second = await catThroughEt(world, data.path);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.hash, data.hash);
+      assert.equal(logins(world), before + 1, "fell back to an ssh login");
+    });
+  },
+);
+
+Deno.test(
+  "a running client whose connection is down refuses at once: the next et logs in with ssh and gets its bytes once the path is back",
+  E2E_TEST,
+  async () => {
+    await withProxiedSession({}, async ({ world, proxy }) => {
+      await sharing(world);
+      proxy.setRefuse(true);
+      proxy.cut();
+      await waitUntil(
+        async () => (await clientLog(world)).includes("disconnected:"),
+        20_000,
+        "the first client to notice the cut",
+      );
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      // Same destination (the proxy's port): the same share socket.
+      const second = startCat(world, data.path, [], proxy.port);
+      try {
+        await waitUntil(
+          async () => (await clientLog(world)).includes("not connected now"),
+          20_000,
+          "the sharing client to refuse",
+        );
+        await waitUntil(
+          () => logins(world) === before + 1,
+          20_000,
+          "the second client's ssh login",
+        );
+        proxy.setRefuse(false);
+        assert.equal(await second.exit(60_000), 0, second.stderr);
+        assert.equal(sha256(second.bytes()), data.hash);
+      } finally {
+        await second.close();
+      }
+    });
+  },
+);
+
+Deno.test(
+  "another et port to the same host is another place: it logs in with ssh",
+  E2E_TEST,
+  async () => {
+    // The first client dials the daemon through the proxy's port; the
+    // second names the daemon's own port: same host, another et port.
+    await withProxiedSession({}, async ({ world }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      const second = await catThroughEt(world, data.path);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(second.hash, data.hash);
+      assert.equal(logins(world), before + 1, "its own ssh login");
+    });
+  },
+);
+
+Deno.test("another user, host or port never shares a socket", async () => {
+  const place = (target: string, port: number) => [
+    ["ssh", "-F", "/c"],
+    target,
+    port,
+    null,
+    "et",
+  ];
+  const base = await shareSocketPath("/d", place("alice@h", 2022));
+  assert.equal(await shareSocketPath("/d", place("alice@h", 2022)), base);
+  assert.notEqual(await shareSocketPath("/d", place("bob@h", 2022)), base);
+  assert.notEqual(await shareSocketPath("/d", place("alice@g", 2022)), base);
+  assert.notEqual(await shareSocketPath("/d", place("alice@h", 2023)), base);
+});
