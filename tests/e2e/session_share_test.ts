@@ -72,18 +72,29 @@ async function sharing(world: EtWorld): Promise<void> {
   );
 }
 
+/**
+ * Runs `cat` of a fresh data file in a second et, checks its exit and
+ * bytes, and returns how many ssh logins it took.
+ */
+async function secondCatLogins(
+  world: EtWorld,
+  extra: string[] = [],
+): Promise<number> {
+  const data = await dataFile(world.dir);
+  const before = logins(world);
+  const second = await catThroughEt(world, data.path, extra);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.hash, data.hash);
+  return logins(world) - before;
+}
+
 Deno.test(
   "a second et to the same host starts over the running client's connection: no ssh login, same bytes",
   E2E_TEST,
   async () => {
     await withSession({}, async ({ world, client }) => {
       await sharing(world);
-      const data = await dataFile(world.dir);
-      const before = logins(world);
-      const second = await catThroughEt(world, data.path);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(second.hash, data.hash);
-      assert.equal(logins(world), before, "no new ssh login");
+      assert.equal(await secondCatLogins(world), 0, "no new ssh login");
       assert.ok(
         (await clientLog(world)).includes(
           "new session through a running client's connection",
@@ -102,12 +113,11 @@ Deno.test(
   async () => {
     await withSession({}, async ({ world }) => {
       await sharing(world);
-      const data = await dataFile(world.dir);
-      const before = logins(world);
-      const second = await catThroughEt(world, data.path, ["--no-reuse"]);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(second.hash, data.hash);
-      assert.equal(logins(world), before + 1, "one new ssh login");
+      assert.equal(
+        await secondCatLogins(world, ["--no-reuse"]),
+        1,
+        "one new ssh login",
+      );
     });
   },
 );
@@ -120,12 +130,11 @@ Deno.test(
       await sharing(world);
       client.kill(); // SIGKILL: its socket file stays behind
       await client.exit().catch(() => {});
-      const data = await dataFile(world.dir);
-      const before = logins(world);
-      const second = await catThroughEt(world, data.path);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(second.hash, data.hash);
-      assert.equal(logins(world), before + 1, "fell back to an ssh login");
+      assert.equal(
+        await secondCatLogins(world),
+        1,
+        "fell back to an ssh login",
+      );
     });
   },
 );
@@ -176,12 +185,7 @@ Deno.test(
     // second names the daemon's own port: same host, another et port.
     await withProxiedSession({}, async ({ world }) => {
       await sharing(world);
-      const data = await dataFile(world.dir);
-      const before = logins(world);
-      const second = await catThroughEt(world, data.path);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(second.hash, data.hash);
-      assert.equal(logins(world), before + 1, "its own ssh login");
+      assert.equal(await secondCatLogins(world), 1, "its own ssh login");
     });
   },
 );
