@@ -9,19 +9,22 @@
  * aside and parsed once the output has been quiet for 100 ms, off the
  * stream's path. A burst over 2 MiB is not kept at all: the model keeps a
  * summary of what it skipped (its last 64 KiB; whether any escape sequence
- * or charset shift was in it; how many line feeds) and, once quiet, feeds
- * only that tail. That is exact when the skipped bytes held no ESC, SO, SI
- * or C1 control (modes, colors and charsets stayed as the model has them)
- * and at least one screen height of line feeds before and after where the
- * tail starts (right after a carriage return: column 0, bottom row): every
- * visible row then comes from the tail, on the local terminal as in the
- * model. Otherwise the model is marked untrusted until a full clear (RIS, or
+ * or charset shift was in it and how many line feeds, both from one cheap
+ * pass, plain_text.ts) and, once quiet, feeds only the end of that tail,
+ * from the latest carriage return with a screen height of line feeds after
+ * it. That is exact when the skipped bytes held no ESC, SO, SI or C1
+ * control (modes, colors and charsets stayed as the model has them), no
+ * scroll region is set, and at least one screen height of line feeds came
+ * before and after where the tail starts (right after a carriage return:
+ * column 0, bottom row): every visible row then comes from the tail, on
+ * the local terminal as in the model. Otherwise the model is marked untrusted until a full clear (RIS, or
  * cursor home plus erase display). While the model lags or is untrusted,
  * {@linkcode predictable} is false: nothing is predicted.
  *
  * @module
  */
 
+import { exactTailStart, plainLineFeeds, splitC1 } from "./plain_text.ts";
 import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
 
 /** Bytes within {@linkcode BURST_WINDOW_MS} that make a burst. */
@@ -366,23 +369,31 @@ export class ScreenModel implements ScreenView {
   #startSkipping(): void {
     this.#state = "skipping";
     this.#skip = newSkip();
+    // Bytes that end an escape sequence begun before the skip look like
+    // plain text, but they change the pen or a mode: no shortcut then.
+    this.#skip.clean = this.#core._inputHandler._parser.currentState === 0;
     for (const chunk of this.#deferred) this.#summarize(chunk);
     this.#deferred = [];
     this.#deferredBytes = 0;
   }
 
+  /**
+   * Keeps the last {@linkcode TAIL_BYTES} of skipped output; each chunk
+   * that drops out of that window is scanned once, on its way out (the
+   * window itself is scanned when the tail is fed).
+   */
   #summarize(bytes: Uint8Array): void {
     const skip = this.#skip;
     this.skippedBytes += bytes.length;
-    if (skip.clean && !isPlainText(bytes)) skip.clean = false;
-    // Counted only up to what the tail could ever need (see #resyncFromTail).
-    if (skip.clean && skip.lineFeeds < this.rows + TAIL_BYTES) {
-      skip.lineFeeds += countByte(bytes, 0x0a);
-    }
     skip.chunks.push(bytes);
     skip.chunkBytes += bytes.length;
     while (skip.chunkBytes - skip.chunks[0].length >= TAIL_BYTES) {
-      skip.chunkBytes -= skip.chunks.shift()!.length;
+      const out = skip.chunks.shift()!;
+      skip.chunkBytes -= out.length;
+      if (!skip.clean) continue;
+      const lineFeeds = plainLineFeeds(out);
+      if (lineFeeds < 0 || splitC1(out, skip.chunks[0])) skip.clean = false;
+      else skip.lineFeeds += lineFeeds;
     }
   }
 
@@ -391,37 +402,34 @@ export class ScreenModel implements ScreenView {
     const { clean, lineFeeds, chunks, chunkBytes } = this.#skip;
     this.#state = "live";
     this.#skip = newSkip();
-    // The last TAIL_BYTES of what was skipped. lineFeeds saturates at rows
-    // + TAIL_BYTES, so lineFeeds - (line feeds after i) >= rows still means
-    // at least rows line feeds before i.
-    const joined = new Uint8Array(chunkBytes);
+    const window = new Uint8Array(chunkBytes);
     let at = 0;
     for (const chunk of chunks) {
-      joined.set(chunk, at);
+      window.set(chunk, at);
       at += chunk.length;
     }
-    const tail = joined.subarray(Math.max(0, chunkBytes - TAIL_BYTES));
-    const rows = this.rows;
-    let start = -1;
-    if (clean) {
-      let after = countByte(tail, 0x0a);
-      for (let i = 0; i < tail.length; i++) {
-        if (tail[i] === 0x0a) after--;
-        if (tail[i] !== 0x0d) continue;
-        if (after < rows) break;
-        if (lineFeeds - after >= rows) {
-          start = i + 1;
-          break;
-        }
-      }
-    }
+    const start = clean && this.#scrollsWholeScreen()
+      ? exactTailStart(window, lineFeeds, this.rows)
+      : -1;
     if (start < 0) {
       this.#trusted = false;
-      this.#parse(tail); // close, and a clear makes it exact again
+      this.#parse(window); // close, and a clear makes it exact again
       return;
     }
-    this.#parse(encoder.encode("\r" + "\n".repeat(rows)));
-    this.#parse(tail.subarray(start));
+    // Cursor at column 0 of the bottom row, every row scrolled away: where
+    // the local terminal stands at `start`, but for rows the tail replaces.
+    this.#parse(encoder.encode("\r" + "\n".repeat(this.rows)));
+    this.#parse(window.subarray(start));
+  }
+
+  /**
+   * True when line feeds at the bottom scroll the whole screen (no scroll
+   * region): a screen height of them then leaves no row as it was, on the
+   * local terminal as in the model, wherever the cursor stood.
+   */
+  #scrollsWholeScreen(): boolean {
+    const buffer = this.#core.buffer;
+    return buffer.scrollTop === 0 && buffer.scrollBottom === this.rows - 1;
   }
 }
 
@@ -433,37 +441,4 @@ function newSkip() {
     chunks: [] as Uint8Array[],
     chunkBytes: 0,
   };
-}
-
-/**
- * No ESC, SO, SI, or C1 control (as UTF-8 `c2 80`..`c2 9f`; one split
- * between two chunks is missed: that needs a stream that is not text to
- * begin with). Native `indexOf` scans allocate nothing: decoding to a
- * string for one regex pass was faster alone but made garbage enough to
- * cost more in the client.
- */
-function isPlainText(bytes: Uint8Array): boolean {
-  if (bytes.indexOf(0x1b) >= 0) return false;
-  if (bytes.indexOf(0x0e) >= 0 || bytes.indexOf(0x0f) >= 0) return false;
-  for (
-    let at = bytes.indexOf(0xc2);
-    at >= 0;
-    at = bytes.indexOf(0xc2, at + 1)
-  ) {
-    const next = bytes[at + 1];
-    if (next >= 0x80 && next <= 0x9f) return false;
-  }
-  return true;
-}
-
-function countByte(bytes: Uint8Array, value: number): number {
-  let count = 0;
-  for (
-    let at = bytes.indexOf(value);
-    at >= 0;
-    at = bytes.indexOf(value, at + 1)
-  ) {
-    count++;
-  }
-  return count;
 }
