@@ -5,20 +5,20 @@
  * repaint cells exactly as the remote left them.
  *
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
- * model feeds itself lazily: a burst (over 256 KiB within 100 ms) is set
+ * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
- * stream's path. A burst over 2 MiB is not kept at all: the model keeps a
- * summary of what it skipped (its last 64 KiB; whether any escape sequence
- * or charset shift was in it and how many line feeds, both from one cheap
- * pass, plain_text.ts) and, once quiet, feeds only the end of that tail,
- * from the latest carriage return with a screen height of line feeds after
- * it. That is exact when the skipped bytes held no ESC, SO, SI or C1
- * control (modes, colors and charsets stayed as the model has them), no
- * scroll region is set, and at least one screen height of line feeds came
- * before and after where the tail starts (right after a carriage return:
- * column 0, bottom row): every visible row then comes from the tail, on
- * the local terminal as in the model. Otherwise the model is marked untrusted until a full clear (RIS, or
- * cursor home plus erase display). While the model lags or is untrusted,
+ * stream's path. A burst over 2 MiB is not kept at all: the model keeps
+ * its last 64 KiB and, for what fell out of that window, whether any ESC,
+ * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
+ * plain_text.ts). Once quiet it feeds only the last screenful, from where
+ * {@linkcode exactTailStart} says the rest is exact: the bytes before held
+ * no such control (modes, colors and charsets stayed as the model has
+ * them), and a screen height of line feeds came before and after (right
+ * after a carriage return: column 0, bottom row), so every visible row
+ * comes from what is parsed, on the local terminal as in the model. The
+ * burst must not start inside an escape sequence, and no scroll region may
+ * be set. Otherwise the model is marked untrusted until a full clear (RIS,
+ * or cursor home plus erase display). While the model lags or is untrusted,
  * {@linkcode predictable} is false: nothing is predicted.
  *
  * @module
@@ -28,7 +28,9 @@ import { exactTailStart, plainLineFeeds, splitC1 } from "./plain_text.ts";
 import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
 
 /** Bytes within {@linkcode BURST_WINDOW_MS} that make a burst. */
-const BURST_BYTES = 256 * 1024;
+// Small enough that a bulk stream costs little parsing before it is seen
+// as one; a full-screen redraw (vim, top) stays well under it.
+const BURST_BYTES = 64 * 1024;
 const BURST_WINDOW_MS = 100;
 /** Output silence after which set-aside bytes are parsed. */
 const QUIET_MS = 100;
