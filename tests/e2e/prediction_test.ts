@@ -348,6 +348,41 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name:
+    "after a flood the model skipped, typed keys show at once at the right cells (the same screen as ssh's before the echo), and the line ends as ssh's",
+  fn: () =>
+    sideBySide(async (et, ssh, world) => {
+      // ~3.9 MB of plain text, a colored prompt right behind it: the model
+      // sets the flood aside and parses only its last screenful.
+      const flood = "seq -f 'flood line %g' 1 180000";
+      await typeInAll([et, ssh], [{ text: flood }, enter]);
+      await ssh.waitFor(/^flood line 180000$/m, 60_000);
+      await et.waitFor(/^flood line 180000$/m, 60_000);
+      await sameScreens(et, ssh);
+      const log = await Deno.readTextFile(`${world.dir}/client.log`);
+      assert.match(
+        log,
+        /model: .* bytes of output, parsed only the last \d+: exact/,
+      );
+      // The first key after Enter waits for its echo (a new epoch); the
+      // others show before theirs (200 ms away: a key is 70 ms), over the
+      // rows the flood left, exactly where the shell puts them.
+      const line = "echo typed after the flood";
+      await typeInAll([et, ssh], chars(line));
+      const [early, styled] = [await et.capture(), await ssh.capture()];
+      assert.equal(early, styled, "et before the echo vs ssh after it");
+      assert.ok(
+        (await et.captureStyled()).includes("\x1b[4m"),
+        "the last keys were predicted (underlined until their echo)",
+      );
+      await typeInAll([et, ssh], [enter]);
+      await et.waitFor(/^typed after the flood$/m);
+      await sameScreens(et, ssh);
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
     "--predict never: the terminal gets exactly the remote's bytes, no byte before the echo",
   fn: () =>
     withProxiedTerminal({

@@ -26,6 +26,9 @@
 
 import { exactTailStart, plainLineFeeds, splitC1 } from "./plain_text.ts";
 import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
+import { logger } from "../../log.ts";
+
+const log = logger("predict");
 
 /** Bytes within {@linkcode BURST_WINDOW_MS} that make a burst. */
 // Small enough that a bulk stream costs little parsing before it is seen
@@ -36,6 +39,8 @@ const BURST_WINDOW_MS = 100;
 const QUIET_MS = 100;
 /** Set-aside bytes parsed per turn of the event loop. */
 const DRAIN_SLICE = 256 * 1024;
+/** From this many set-aside bytes on, try parsing only the last screenful. */
+const SHORTCUT_BYTES = 256 * 1024;
 /** Past this many set-aside bytes, keep only a tail. */
 const MAX_DEFERRED = 2 * 1024 * 1024;
 /** The tail kept of skipped output. */
@@ -112,6 +117,8 @@ export class ScreenModel implements ScreenView {
   #lastFeedAt = 0;
   #quietTimer: ReturnType<typeof setTimeout> | undefined;
   #draining = false;
+  /** The last screenful of set-aside output was tried alone (once a lull). */
+  #shortcutTried = false;
   #skip = newSkip();
   #clearCarry = "";
   #now: () => number;
@@ -342,6 +349,14 @@ export class ScreenModel implements ScreenView {
         this.#draining = false;
         return;
       }
+      if (this.#deferredBytes >= SHORTCUT_BYTES && !this.#shortcutTried) {
+        this.#shortcutTried = true;
+        if (this.#shortcutDeferred()) {
+          this.#state = "live";
+          this.#draining = false;
+          return;
+        }
+      }
       let budget = DRAIN_SLICE;
       while (budget > 0 && this.#deferred.length > 0) {
         const chunk = this.#deferred.shift()!;
@@ -354,9 +369,49 @@ export class ScreenModel implements ScreenView {
         return;
       }
       this.#state = "live";
+      this.#shortcutTried = false;
       this.#draining = false;
     };
     step();
+  }
+
+  /**
+   * Parses only the last screenful of what was set aside, when that is
+   * exact (see {@linkcode exactTailStart}); false, with nothing changed,
+   * when it is not (then every byte is parsed, as slowly as it must be).
+   * A link with a long round trip brings bulk output in bursts with pauses
+   * between them: without this, each pause would parse all of the last.
+   */
+  #shortcutDeferred(): boolean {
+    if (!this.#atGround() || !this.#scrollsWholeScreen()) return false;
+    const window = concat(this.#deferred, this.#deferredBytes);
+    const start = exactTailStart(window, 0, this.rows);
+    if (start < 0) return false;
+    this.#parseFrom(window, start, "set aside");
+    this.skippedBytes += start;
+    this.#deferred = [];
+    this.#deferredBytes = 0;
+    return true;
+  }
+
+  /**
+   * The model as the terminal is at `window[start]`, for the rows the rest
+   * replaces: cursor at column 0 of the bottom row, every row scrolled
+   * away. Then the rest, parsed in full.
+   */
+  #parseFrom(window: Uint8Array, start: number, what: string): void {
+    log.info(
+      `model: ${what} ${window.length} bytes of output, parsed only the last ${
+        window.length - start
+      }: exact`,
+    );
+    this.#parse(encoder.encode("\r" + "\n".repeat(this.rows)));
+    this.#parse(window.subarray(start));
+  }
+
+  /** True when the parser is between sequences (not inside one). */
+  #atGround(): boolean {
+    return this.#core._inputHandler._parser.currentState === 0;
   }
 
   #catchUpNow(): void {
@@ -373,7 +428,7 @@ export class ScreenModel implements ScreenView {
     this.#skip = newSkip();
     // Bytes that end an escape sequence begun before the skip look like
     // plain text, but they change the pen or a mode: no shortcut then.
-    this.#skip.clean = this.#core._inputHandler._parser.currentState === 0;
+    this.#skip.clean = this.#atGround();
     for (const chunk of this.#deferred) this.#summarize(chunk);
     this.#deferred = [];
     this.#deferredBytes = 0;
@@ -387,6 +442,7 @@ export class ScreenModel implements ScreenView {
   #summarize(bytes: Uint8Array): void {
     const skip = this.#skip;
     this.skippedBytes += bytes.length;
+    skip.bytes += bytes.length;
     skip.chunks.push(bytes);
     skip.chunkBytes += bytes.length;
     while (skip.chunkBytes - skip.chunks[0].length >= TAIL_BYTES) {
@@ -401,27 +457,22 @@ export class ScreenModel implements ScreenView {
 
   /** Feeds only the tail of skipped output (see the module's comment). */
   #resyncFromTail(): void {
-    const { clean, lineFeeds, chunks, chunkBytes } = this.#skip;
+    const { clean, lineFeeds, chunks, chunkBytes, bytes } = this.#skip;
     this.#state = "live";
     this.#skip = newSkip();
-    const window = new Uint8Array(chunkBytes);
-    let at = 0;
-    for (const chunk of chunks) {
-      window.set(chunk, at);
-      at += chunk.length;
-    }
+    const window = concat(chunks, chunkBytes);
     const start = clean && this.#scrollsWholeScreen()
       ? exactTailStart(window, lineFeeds, this.rows)
       : -1;
     if (start < 0) {
+      log.info(
+        `model: skipped ${bytes} bytes of output: untrusted until the screen is cleared`,
+      );
       this.#trusted = false;
       this.#parse(window); // close, and a clear makes it exact again
       return;
     }
-    // Cursor at column 0 of the bottom row, every row scrolled away: where
-    // the local terminal stands at `start`, but for rows the tail replaces.
-    this.#parse(encoder.encode("\r" + "\n".repeat(this.rows)));
-    this.#parse(window.subarray(start));
+    this.#parseFrom(window, start, `skipped ${bytes - window.length} and kept`);
   }
 
   /**
@@ -438,9 +489,24 @@ export class ScreenModel implements ScreenView {
 /** A fresh summary of skipped output. */
 function newSkip() {
   return {
+    /** Bytes skipped in all. */
+    bytes: 0,
+    /** No ESC, SO, SI or C1 before the kept chunks. */
     clean: true,
+    /** Line feeds before the kept chunks. */
     lineFeeds: 0,
     chunks: [] as Uint8Array[],
     chunkBytes: 0,
   };
+}
+
+/** `chunks` (`bytes` in all) in one array. */
+function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
+  const joined = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
+  }
+  return joined;
 }
