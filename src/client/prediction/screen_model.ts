@@ -7,8 +7,9 @@
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
  * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
- * stream's path. A burst over 2 MiB is not kept at all: the model keeps
- * its last 64 KiB and, for what fell out of that window, whether any ESC,
+ * stream's path (only its last screenful when that is exact, as below).
+ * A burst over 2 MiB is not kept at all: the model keeps its last 64 KiB
+ * and, for what fell out of that window, whether any ESC,
  * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
  * plain_text.ts). Once quiet it feeds only the last screenful, from where
  * {@linkcode exactTailStart} says the rest is exact: the bytes before held
@@ -39,8 +40,6 @@ const BURST_WINDOW_MS = 100;
 const QUIET_MS = 100;
 /** Set-aside bytes parsed per turn of the event loop. */
 const DRAIN_SLICE = 256 * 1024;
-/** From this many set-aside bytes on, try parsing only the last screenful. */
-const SHORTCUT_BYTES = 256 * 1024;
 /** Past this many set-aside bytes, keep only a tail. */
 const MAX_DEFERRED = 2 * 1024 * 1024;
 /** The tail kept of skipped output. */
@@ -349,7 +348,7 @@ export class ScreenModel implements ScreenView {
         this.#draining = false;
         return;
       }
-      if (this.#deferredBytes >= SHORTCUT_BYTES && !this.#shortcutTried) {
+      if (!this.#shortcutTried) {
         this.#shortcutTried = true;
         if (this.#shortcutDeferred()) {
           this.#state = "live";
