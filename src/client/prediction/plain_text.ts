@@ -1,16 +1,21 @@
 /**
- * One pass over skipped output that tells whether it was plain text (no
- * byte that can change a terminal's modes, pen or charsets) and counts
- * its line feeds: what the model needs to know of bytes it does not parse.
+ * What the model needs to know of output it does not parse: whether it was
+ * plain text (no byte that can change a terminal's modes, pen or
+ * charsets), how many line feeds it held, and where in what it kept it can
+ * start parsing and still end exactly as the terminal.
  *
- * The pass is the model's whole cost during bulk output, so it reads four
+ * The scans are the model's whole cost while bulk output streams by.
+ * {@linkcode isPlainText} goes 16 bytes at a time (WebAssembly SIMD,
+ * wasm_scan.ts); {@linkcode plainLineFeeds}, which also counts, reads four
  * bytes at a time: a word with no byte below 0x20 and none from 0x80 up
- * (most words of ASCII text) is passed over with one test; only the others
- * are looked at byte by byte. Four native `indexOf` scans cost 3–4 times
- * as much, and decoding to a string for a regex makes garbage.
+ * (most words of ASCII text) is passed over with one test, the others are
+ * looked at byte by byte. Four native `indexOf` scans cost 3–4 times as
+ * much as the latter, and decoding to a string for a regex makes garbage.
  *
  * @module
  */
+
+import { blockScanner, SCAN_PIECE_BYTES } from "./wasm_scan.ts";
 
 /** What a byte is to the scan: see {@linkcode plainLineFeeds}. */
 const OTHER = 0;
@@ -79,6 +84,44 @@ export function plainLineFeeds(bytes: Uint8Array): number {
     else if (kind === CONTROL || isC1Trail(bytes[at + 1])) return -1;
   }
   return lineFeeds;
+}
+
+/**
+ * True when `bytes` hold no ESC, SO, SI or C1 control (as
+ * {@linkcode plainLineFeeds}, without counting line feeds): 16 bytes at a
+ * time where WebAssembly SIMD runs (wasm_scan.ts), a word at a time where
+ * it does not.
+ *
+ * @example
+ * ```ts
+ * isPlainText(new TextEncoder().encode("a\r\nb")); // true
+ * isPlainText(new TextEncoder().encode("\x1b[1mb")); // false
+ * ```
+ */
+export function isPlainText(bytes: Uint8Array): boolean {
+  if (blockScanner === null) return plainLineFeeds(bytes) >= 0;
+  const { memory, find } = blockScanner;
+  for (let from = 0; from < bytes.length; from += SCAN_PIECE_BYTES) {
+    const piece = bytes.subarray(from, from + SCAN_PIECE_BYTES);
+    memory.set(piece, 0);
+    const blocks = piece.length & ~15;
+    for (let at = find(0, blocks); at < blocks; at = find(at + 16, blocks)) {
+      if (!plainBytes(bytes, from + at, from + at + 16)) return false;
+    }
+    if (!plainBytes(bytes, from + blocks, from + piece.length)) return false;
+  }
+  return true;
+}
+
+/** No ESC, SO, SI or C1 control in `bytes[start..end)` (the next byte read). */
+function plainBytes(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let at = start; at < end; at++) {
+    const kind = KIND[bytes[at]];
+    if (kind === CONTROL || (kind === C1_LEAD && isC1Trail(bytes[at + 1]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /**

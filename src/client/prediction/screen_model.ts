@@ -25,7 +25,12 @@
  * @module
  */
 
-import { exactTailStart, plainLineFeeds, splitC1 } from "./plain_text.ts";
+import {
+  exactTailStart,
+  isPlainText,
+  plainLineFeeds,
+  splitC1,
+} from "./plain_text.ts";
 import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
 import { logger } from "../../log.ts";
 
@@ -448,9 +453,15 @@ export class ScreenModel implements ScreenView {
       const out = skip.chunks.shift()!;
       skip.chunkBytes -= out.length;
       if (!skip.clean) continue;
-      const lineFeeds = plainLineFeeds(out);
-      if (lineFeeds < 0 || splitC1(out, skip.chunks[0])) skip.clean = false;
-      else skip.lineFeeds += lineFeeds;
+      if (splitC1(out, skip.chunks[0])) skip.clean = false;
+      else if (skip.lineFeeds >= this.rows) {
+        // Enough line feeds counted (see exactTailStart): the faster scan.
+        skip.clean = isPlainText(out);
+      } else {
+        const lineFeeds = plainLineFeeds(out);
+        if (lineFeeds < 0) skip.clean = false;
+        else skip.lineFeeds += lineFeeds;
+      }
     }
   }
 
@@ -492,7 +503,7 @@ function newSkip() {
     bytes: 0,
     /** No ESC, SO, SI or C1 before the kept chunks. */
     clean: true,
-    /** Line feeds before the kept chunks. */
+    /** Line feeds before the kept chunks (counted up to a screen height). */
     lineFeeds: 0,
     chunks: [] as Uint8Array[],
     chunkBytes: 0,
