@@ -351,7 +351,7 @@ Deno.test({
     "after a flood the model skipped, typed keys show at once at the right cells (the same screen as ssh's before the echo), and the line ends as ssh's",
   fn: () =>
     sideBySide(async (et, ssh, world) => {
-      // ~3.9 MB of plain text, a colored prompt right behind it: the model
+      // ~3.9 MB of plain text, the prompt right behind it: the model
       // sets the flood aside and parses only its last screenful.
       const flood = "seq -f 'flood line %g' 1 180000";
       await typeInAll([et, ssh], [{ text: flood }, enter]);
@@ -368,8 +368,8 @@ Deno.test({
       // rows the flood left, exactly where the shell puts them.
       const line = "echo typed after the flood";
       await typeInAll([et, ssh], chars(line));
-      const [early, styled] = [await et.capture(), await ssh.capture()];
-      assert.equal(early, styled, "et before the echo vs ssh after it");
+      const [etEarly, sshEchoed] = [await et.capture(), await ssh.capture()];
+      assert.equal(etEarly, sshEchoed, "et before the echo vs ssh after it");
       assert.ok(
         (await et.captureStyled()).includes("\x1b[4m"),
         "the last keys were predicted (underlined until their echo)",
