@@ -121,7 +121,7 @@ export class ScreenModel implements ScreenView {
   #lastFeedAt = 0;
   #quietTimer: ReturnType<typeof setTimeout> | undefined;
   #draining = false;
-  /** The last screenful of set-aside output was tried alone (once a lull). */
+  /** This burst's last screenful was tried alone (once per burst). */
   #shortcutTried = false;
   #skip = newSkip();
   #clearCarry = "";
@@ -184,6 +184,7 @@ export class ScreenModel implements ScreenView {
     this.#windowBytes += bytes.length;
     if (this.#state === "live" && this.#windowBytes > BURST_BYTES) {
       this.#state = "deferred";
+      this.#shortcutTried = false;
     }
     if (this.#state === "live") {
       this.#parse(bytes);
@@ -373,7 +374,6 @@ export class ScreenModel implements ScreenView {
         return;
       }
       this.#state = "live";
-      this.#shortcutTried = false;
       this.#draining = false;
     };
     step();
