@@ -231,7 +231,12 @@ async function sameScreens(
  * ssh session side by side in tmux, both at a cleared shell prompt.
  */
 async function sideBySide(
-  body: (et: TmuxTerminal, ssh: TmuxTerminal, world: EtWorld) => Promise<void>,
+  body: (
+    et: TmuxTerminal,
+    ssh: TmuxTerminal,
+    world: EtWorld,
+    proxy: FaultProxy,
+  ) => Promise<void>,
 ): Promise<void> {
   await withWorld({}, async (world) => {
     const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
@@ -249,7 +254,7 @@ async function sideBySide(
       await typeInAll([et, ssh], [...chars("true"), enter]);
       await typeInAll([et, ssh], [...chars("clear"), enter]);
       await sameScreens(et, ssh);
-      await body(et, ssh, world);
+      await body(et, ssh, world, proxy);
     } finally {
       await et.kill();
       await ssh.kill();
@@ -342,6 +347,66 @@ Deno.test({
       await et.waitFor("typing in vim feels local, and ends right");
       await sameScreens(et, ssh);
       await typeInAll([et, ssh], [...chars(":q!"), enter]);
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "after floods the model skipped, typed keys show at once at the right cells (the same screen as ssh's before the echo), and the line ends as ssh's",
+  fn: () =>
+    sideBySide(async (et, ssh, world, proxy) => {
+      // ~3.9 MB of plain text each, the prompt right behind it. On a fast
+      // link a flood tends to come without a lull (past 2 MiB the model
+      // keeps only a summary and its last 64 KiB), on the slow one in bursts
+      // a round trip apart (each lull parses only the last screen); which
+      // one depends on timing, and either must leave the model exact.
+      const shortcuts = async () =>
+        (await Deno.readTextFile(`${world.dir}/client.log`)).match(
+          /model: .* bytes of output, parsed only the last \d+: exact/g,
+        )?.length ?? 0;
+      const floodAt = async (delayMs: number, last: number) => {
+        proxy.setDelay(delayMs);
+        const before = await shortcuts();
+        await typeInAll([et, ssh], [
+          { text: `seq -f 'flood line %g' ${last - 179_999} ${last}` },
+          enter,
+        ]);
+        const end = new RegExp(`^flood line ${last}$`, "m");
+        await ssh.waitFor(end, 60_000);
+        await et.waitFor(end, 60_000);
+        await sameScreens(et, ssh);
+        await waitUntil(
+          async () => await shortcuts() > before,
+          5000,
+          "the model parsing only the flood's last screenful",
+        );
+      };
+      await floodAt(0, 180_000);
+      await floodAt(DELAY_MS, 360_000);
+      // Echoes at the slow link again before typing (adaptive: shown while
+      // the echo is slow).
+      await typeInAll([et, ssh], [...chars("true"), enter]);
+      await typeInAll([et, ssh], [...chars("true"), enter]);
+      // The first key after Enter waits for its echo (a new epoch); the
+      // others show before theirs (200 ms away: a key is 70 ms), over the
+      // rows the flood left, exactly where the shell puts them.
+      const line = "echo typed after the flood";
+      await typeInAll([et, ssh], chars(line));
+      const [etEarly, etStyled] = [
+        await et.capture(),
+        await et.captureStyled(),
+      ];
+      assert.ok(
+        etStyled.includes("\x1b[4m"),
+        `the last keys were predicted (underlined until their echo):\n${etStyled}`,
+      );
+      // ssh's echo is local, but on a loaded machine it may lag a little.
+      await ssh.waitFor(line);
+      assert.equal(etEarly, await ssh.capture(), "et before the echo vs ssh");
+      await typeInAll([et, ssh], [enter]);
+      await et.waitFor(/^typed after the flood$/m);
+      await sameScreens(et, ssh);
     }),
 });
 

@@ -214,9 +214,11 @@ export class PredictiveEcho {
       isEmpty(this.#shown) && !this.#predictor.pending &&
       !this.#awaitingReport
     ) {
-      // Nothing shown, nothing to judge: the bytes go out as they are.
+      // Nothing shown, nothing to judge: the bytes go out as they are,
+      // before the model spends any time on them.
+      const written = this.#enqueue(bytes);
       this.#model.feed(bytes);
-      return this.#enqueue(bytes);
+      return written;
     }
     const parts: string[] = [];
     const erase = this.#erase();

@@ -5,27 +5,41 @@
  * repaint cells exactly as the remote left them.
  *
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
- * model feeds itself lazily: a burst (over 256 KiB within 100 ms) is set
+ * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
- * stream's path. A burst over 2 MiB is not kept at all: the model keeps a
- * summary of what it skipped (its last 64 KiB; whether any escape sequence
- * or charset shift was in it; how many line feeds) and, once quiet, feeds
- * only that tail. That is exact when the skipped bytes held no ESC, SO, SI
- * or C1 control (modes, colors and charsets stayed as the model has them)
- * and at least one screen height of line feeds before and after where the
- * tail starts (right after a carriage return: column 0, bottom row): every
- * visible row then comes from the tail, on the local terminal as in the
- * model. Otherwise the model is marked untrusted until a full clear (RIS, or
- * cursor home plus erase display). While the model lags or is untrusted,
+ * stream's path (only its last screenful when that is exact, as below).
+ * A burst over 2 MiB is not kept at all: the model keeps its last 64 KiB
+ * and, for what fell out of that window, whether any ESC,
+ * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
+ * plain_text.ts). Once quiet it feeds only the last screenful, from where
+ * {@linkcode exactTailStart} says the rest is exact: the bytes before held
+ * no such control (modes, colors and charsets stayed as the model has
+ * them), and a screen height of line feeds came before and after (right
+ * after a carriage return: column 0, bottom row), so every visible row
+ * comes from what is parsed, on the local terminal as in the model. The
+ * burst must not start inside an escape sequence, and no scroll region may
+ * be set. Otherwise the model is marked untrusted until a full clear (RIS,
+ * or cursor home plus erase display). While the model lags or is untrusted,
  * {@linkcode predictable} is false: nothing is predicted.
  *
  * @module
  */
 
+import {
+  exactTailStart,
+  isPlainText,
+  plainLineFeeds,
+  splitC1,
+} from "./plain_text.ts";
 import { type CursorPosition, type ScreenView, unref } from "./screen_view.ts";
+import { logger } from "../../log.ts";
+
+const log = logger("predict");
 
 /** Bytes within {@linkcode BURST_WINDOW_MS} that make a burst. */
-const BURST_BYTES = 256 * 1024;
+// Small enough that a bulk stream costs little parsing before it is seen
+// as one; a full-screen redraw (vim, top) stays well under it.
+const BURST_BYTES = 64 * 1024;
 const BURST_WINDOW_MS = 100;
 /** Output silence after which set-aside bytes are parsed. */
 const QUIET_MS = 100;
@@ -116,6 +130,8 @@ export class ScreenModel implements ScreenView {
   #lastFeedAt = 0;
   #quietTimer: ReturnType<typeof setTimeout> | undefined;
   #draining = false;
+  /** This burst's last screenful was tried alone (once per burst). */
+  #shortcutTried = false;
   #skip = newSkip();
   #clearCarry = "";
   #now: () => number;
@@ -177,6 +193,7 @@ export class ScreenModel implements ScreenView {
     this.#windowBytes += bytes.length;
     if (this.#state === "live" && this.#windowBytes > BURST_BYTES) {
       this.#state = "deferred";
+      this.#shortcutTried = false;
     }
     if (this.#state === "live") {
       this.#parse(bytes);
@@ -346,6 +363,14 @@ export class ScreenModel implements ScreenView {
         this.#draining = false;
         return;
       }
+      if (!this.#shortcutTried) {
+        this.#shortcutTried = true;
+        if (this.#shortcutDeferred()) {
+          this.#state = "live";
+          this.#draining = false;
+          return;
+        }
+      }
       let budget = DRAIN_SLICE;
       while (budget > 0 && this.#deferred.length > 0) {
         const chunk = this.#deferred.shift()!;
@@ -363,6 +388,45 @@ export class ScreenModel implements ScreenView {
     step();
   }
 
+  /**
+   * Parses only the last screenful of what was set aside, when that is
+   * exact (see {@linkcode exactTailStart}); false, with nothing changed,
+   * when it is not (then every byte is parsed, as slowly as it must be).
+   * A link with a long round trip brings bulk output in bursts with pauses
+   * between them: without this, each pause would parse all of the last.
+   */
+  #shortcutDeferred(): boolean {
+    if (!this.#atGround() || !this.#scrollsWholeScreen()) return false;
+    const window = concat(this.#deferred, this.#deferredBytes);
+    const start = exactTailStart(window, 0, this.rows);
+    if (start < 0) return false;
+    this.#parseFrom(window, start, "set aside");
+    this.skippedBytes += start;
+    this.#deferred = [];
+    this.#deferredBytes = 0;
+    return true;
+  }
+
+  /**
+   * The model as the terminal is at `window[start]`, for the rows the rest
+   * replaces: cursor at column 0 of the bottom row, every row scrolled
+   * away. Then the rest, parsed in full.
+   */
+  #parseFrom(window: Uint8Array, start: number, what: string): void {
+    log.info(
+      `model: ${what} ${window.length} bytes of output, parsed only the last ${
+        window.length - start
+      }: exact`,
+    );
+    this.#parse(encoder.encode("\r" + "\n".repeat(this.rows)));
+    this.#parse(window.subarray(start));
+  }
+
+  /** True when the parser is between sequences (not inside one). */
+  #atGround(): boolean {
+    return this.#core._inputHandler._parser.currentState === 0;
+  }
+
   #catchUpNow(): void {
     if (this.#state === "held") return; // only placeAt ends a hold
     if (this.#state === "skipping") this.#resyncFromTail();
@@ -375,104 +439,93 @@ export class ScreenModel implements ScreenView {
   #startSkipping(): void {
     this.#state = "skipping";
     this.#skip = newSkip();
+    // Bytes that end an escape sequence begun before the skip look like
+    // plain text, but they change the pen or a mode: no shortcut then.
+    this.#skip.clean = this.#atGround();
     for (const chunk of this.#deferred) this.#summarize(chunk);
     this.#deferred = [];
     this.#deferredBytes = 0;
   }
 
+  /**
+   * Keeps the last {@linkcode TAIL_BYTES} of skipped output; each chunk
+   * that drops out of that window is scanned once, on its way out (the
+   * window itself is scanned when the tail is fed).
+   */
   #summarize(bytes: Uint8Array): void {
     const skip = this.#skip;
     this.skippedBytes += bytes.length;
-    if (skip.clean && !isPlainText(bytes)) skip.clean = false;
-    // Counted only up to what the tail could ever need (see #resyncFromTail).
-    if (skip.clean && skip.lineFeeds < this.rows + TAIL_BYTES) {
-      skip.lineFeeds += countByte(bytes, 0x0a);
-    }
+    skip.bytes += bytes.length;
     skip.chunks.push(bytes);
     skip.chunkBytes += bytes.length;
     while (skip.chunkBytes - skip.chunks[0].length >= TAIL_BYTES) {
-      skip.chunkBytes -= skip.chunks.shift()!.length;
+      const out = skip.chunks.shift()!;
+      skip.chunkBytes -= out.length;
+      if (!skip.clean) continue;
+      if (splitC1(out, skip.chunks[0])) skip.clean = false;
+      else if (skip.lineFeeds >= this.rows) {
+        // Enough line feeds counted (see exactTailStart): the faster scan.
+        skip.clean = isPlainText(out);
+      } else {
+        const lineFeeds = plainLineFeeds(out);
+        if (lineFeeds < 0) skip.clean = false;
+        else skip.lineFeeds += lineFeeds;
+      }
     }
   }
 
   /** Feeds only the tail of skipped output (see the module's comment). */
   #resyncFromTail(): void {
-    const { clean, lineFeeds, chunks, chunkBytes } = this.#skip;
+    const { clean, lineFeeds, chunks, chunkBytes, bytes } = this.#skip;
     this.#state = "live";
     this.#skip = newSkip();
-    // The last TAIL_BYTES of what was skipped. lineFeeds saturates at rows
-    // + TAIL_BYTES, so lineFeeds - (line feeds after i) >= rows still means
-    // at least rows line feeds before i.
-    const joined = new Uint8Array(chunkBytes);
-    let at = 0;
-    for (const chunk of chunks) {
-      joined.set(chunk, at);
-      at += chunk.length;
-    }
-    const tail = joined.subarray(Math.max(0, chunkBytes - TAIL_BYTES));
-    const rows = this.rows;
-    let start = -1;
-    if (clean) {
-      let after = countByte(tail, 0x0a);
-      for (let i = 0; i < tail.length; i++) {
-        if (tail[i] === 0x0a) after--;
-        if (tail[i] !== 0x0d) continue;
-        if (after < rows) break;
-        if (lineFeeds - after >= rows) {
-          start = i + 1;
-          break;
-        }
-      }
-    }
+    const window = concat(chunks, chunkBytes);
+    const start = clean && this.#scrollsWholeScreen()
+      ? exactTailStart(window, lineFeeds, this.rows)
+      : -1;
     if (start < 0) {
+      log.info(
+        `model: skipped ${bytes} bytes of output: untrusted until the screen is cleared`,
+      );
       this.#trusted = false;
-      this.#parse(tail); // close, and a clear makes it exact again
+      this.#parse(window); // close, and a clear makes it exact again
       return;
     }
-    this.#parse(encoder.encode("\r" + "\n".repeat(rows)));
-    this.#parse(tail.subarray(start));
+    this.#parseFrom(window, start, `skipped ${bytes - window.length} and kept`);
+  }
+
+  /**
+   * True when line feeds at the bottom scroll the whole screen (no scroll
+   * region): a screen height of them then leaves no row as it was, on the
+   * local terminal as in the model, wherever the cursor stood.
+   */
+  #scrollsWholeScreen(): boolean {
+    const buffer = this.#core.buffer;
+    return buffer.scrollTop === 0 && buffer.scrollBottom === this.rows - 1;
   }
 }
 
 /** A fresh summary of skipped output. */
 function newSkip() {
   return {
+    /** Bytes skipped in all. */
+    bytes: 0,
+    /** No ESC, SO, SI or C1 before the kept chunks. */
     clean: true,
+    /** Line feeds before the kept chunks (counted up to a screen height). */
     lineFeeds: 0,
     chunks: [] as Uint8Array[],
     chunkBytes: 0,
   };
 }
 
-/**
- * No ESC, SO, SI, or C1 control (as UTF-8 `c2 80`..`c2 9f`; one split
- * between two chunks is missed: that needs a stream that is not text to
- * begin with). Native `indexOf` scans allocate nothing: decoding to a
- * string for one regex pass was faster alone but made garbage enough to
- * cost more in the client.
- */
-function isPlainText(bytes: Uint8Array): boolean {
-  if (bytes.indexOf(0x1b) >= 0) return false;
-  if (bytes.indexOf(0x0e) >= 0 || bytes.indexOf(0x0f) >= 0) return false;
-  for (
-    let at = bytes.indexOf(0xc2);
-    at >= 0;
-    at = bytes.indexOf(0xc2, at + 1)
-  ) {
-    const next = bytes[at + 1];
-    if (next >= 0x80 && next <= 0x9f) return false;
+/** `chunks` (`bytes` in all) in one array. */
+function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
+  const joined = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
   }
-  return true;
-}
-
-function countByte(bytes: Uint8Array, value: number): number {
-  let count = 0;
-  for (
-    let at = bytes.indexOf(value);
-    at >= 0;
-    at = bytes.indexOf(value, at + 1)
-  ) {
-    count++;
-  }
-  return count;
+  return joined;
 }

@@ -42,7 +42,8 @@ Deno.test("small output is parsed at once", async () => {
 Deno.test("a burst is set aside (no prediction meanwhile) and parsed once the output is quiet", async () => {
   const clock = { t: 0 };
   const model = await ScreenModel.create(20, 4, () => clock.t);
-  const burst = bytes(lines(1, 40_000)); // ~0.4 MB within one window
+  // ~0.6 MB within one window, colored: no shortcut, every byte parsed.
+  const burst = bytes(lines(1, 40_000).replaceAll("line", "\x1b[32mline"));
   for (let at = 0; at < burst.length; at += 16384) {
     model.feed(burst.subarray(at, at + 16384));
   }
@@ -106,5 +107,131 @@ Deno.test("a resize leaves the model untrusted until a full clear; insert mode a
   assert.equal(model.predictable(), false, "line-drawing charset");
   model.feed(bytes("\x1b(B"));
   assert.equal(model.predictable(), true);
+  model.close();
+});
+
+/** Every cell (characters, width, colors, bold) and the cursor. */
+function snapshot(model: ScreenModel): string {
+  const cells = [];
+  for (let row = 0; row < model.rows; row++) {
+    for (let col = 0; col < model.cols; col++) {
+      const cell = model.cell(row, col)!;
+      const a = cell.attributes;
+      cells.push(
+        `${cell.chars}/${cell.width}/${a.getFgColor()}/${a.getBgColor()}/${a.isBold()}`,
+      );
+    }
+  }
+  return JSON.stringify({ cursor: model.cursor(), cells });
+}
+
+/** Lines of text a program might print, from a seed: long, wide, tabbed. */
+function plainLines(count: number, seed: number): string {
+  let state = seed;
+  const next = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  const pieces = ["word ", "\t", "漢字", "é", "x", "\r", "ab\x08c", "  "];
+  let text = "";
+  for (let i = 0; i < count; i++) {
+    const length = Math.floor(next() * 40);
+    for (let j = 0; j < length; j++) {
+      text += pieces[Math.floor(next() * pieces.length)];
+    }
+    text += `${i}\r\n`;
+  }
+  return text;
+}
+
+for (
+  const [what, count] of [
+    ["a skipped burst", 120_000], // ~7 MB: only a summary kept
+    ["a burst set aside", 15_000], // ~0.9 MB: kept whole until the lull
+  ] as const
+) {
+  Deno.test(`${what} of plain text leaves the model exactly as parsing every byte would, and parses only the last screenful`, async () => {
+    await exactAfterPlainBurst(count);
+  });
+}
+
+async function exactAfterPlainBurst(count: number) {
+  const clock = { t: 0 };
+  const model = await ScreenModel.create(30, 6, () => clock.t);
+  // The reference's clock moves a second per chunk: it never sees a burst.
+  const slow = { t: 0 };
+  const reference = await ScreenModel.create(30, 6, () => slow.t += 1000);
+  // A pen set before the burst colors all of it (and the blank lines).
+  const before = bytes("$ cat big\r\n\x1b[1;33;44m");
+  const huge = bytes(plainLines(count, 0xbeef)); // lines that wrap
+  const after = bytes("\x1b[0m$ ");
+  for (const part of [before, huge, after]) {
+    for (let at = 0; at < part.length; at += 65536) {
+      const chunk = part.subarray(at, at + 65536);
+      model.feed(chunk);
+      reference.feed(chunk);
+    }
+  }
+  assert.ok(!model.current, "the model lags during the burst");
+  clock.t += 5000;
+  await quiet();
+  assert.ok(model.current, "plain text: trusted again");
+  assert.equal(reference.skippedBytes, 0);
+  assert.ok(
+    model.skippedBytes > huge.length - 80 * 1024,
+    `skipped ${model.skippedBytes}`,
+  );
+  assert.ok(
+    model.parsedBytes < 64 * 1024 + 16 * 1024,
+    `parsed ${model.parsedBytes} bytes: more than the first window and a screenful`,
+  );
+  assert.equal(snapshot(model), snapshot(reference));
+  model.close();
+  reference.close();
+}
+
+Deno.test("a skipped burst under a scroll region, or with a C1 control split between chunks, leaves the model untrusted", async () => {
+  for (
+    const [name, prefix, split] of [
+      ["scroll region", "\x1b[2;5r", false],
+      ["split C1", "", true],
+    ] as const
+  ) {
+    const clock = { t: 0 };
+    const model = await ScreenModel.create(20, 6, () => clock.t);
+    model.feed(bytes(prefix));
+    const huge = bytes(lines(1, 300_000));
+    const cut = 65536;
+    if (split) {
+      // "\xc2" ends one chunk, "\x9b" (CSI as a C1 control) starts the next.
+      huge[10 * cut - 1] = 0xc2;
+      huge[10 * cut] = 0x9b;
+    }
+    for (let at = 0; at < huge.length; at += cut) {
+      model.feed(huge.subarray(at, at + cut));
+    }
+    clock.t = 1000;
+    await quiet();
+    assert.ok(model.skippedBytes > 2_000_000, name);
+    assert.equal(model.current, false, `${name}: untrusted`);
+    model.close();
+  }
+});
+
+Deno.test("a burst that starts inside an escape sequence is not taken for plain text", async () => {
+  const clock = { t: 0 };
+  const model = await ScreenModel.create(20, 6, () => clock.t);
+  model.feed(bytes("\x1b[3")); // the rest, "1m", comes with the burst
+  const huge = bytes("1m" + lines(1, 300_000));
+  model.feed(huge.subarray(0, 300 * 1024)); // a burst from its first byte
+  for (let at = 300 * 1024; at < huge.length; at += 65536) {
+    model.feed(huge.subarray(at, at + 65536));
+  }
+  clock.t = 1000;
+  await quiet();
+  assert.ok(model.skippedBytes > 2_000_000);
+  assert.equal(model.current, false, "the pen changed unseen: untrusted");
   model.close();
 });

@@ -1,0 +1,180 @@
+/**
+ * What the model needs to know of output it does not parse: whether it was
+ * plain text (no byte that can change a terminal's modes, pen or
+ * charsets), how many line feeds it held, and where in what it kept it can
+ * start parsing and still end exactly as the terminal.
+ *
+ * The scans are the model's whole cost while bulk output streams by.
+ * {@linkcode isPlainText} goes 16 bytes at a time (WebAssembly SIMD,
+ * wasm_scan.ts); {@linkcode plainLineFeeds}, which also counts, reads four
+ * bytes at a time: a word with no byte below 0x20 and none from 0x80 up
+ * (most words of ASCII text) is passed over with one test, the others are
+ * looked at byte by byte. Four native `indexOf` scans cost 3–4 times as
+ * much as the latter, and decoding to a string for a regex makes garbage.
+ *
+ * @module
+ */
+
+import { blockScanner, SCAN_PIECE_BYTES } from "./wasm_scan.ts";
+
+/** What a byte is to the scan: see {@linkcode plainLineFeeds}. */
+const OTHER = 0;
+const LINE_FEED = 1;
+const CONTROL = 2;
+/** 0xc2: the lead byte of C1 controls (U+0080..U+009F) in UTF-8. */
+const C1_LEAD = 3;
+
+const KIND = new Uint8Array(256);
+KIND[0x0a] = LINE_FEED;
+KIND[0x0e] = CONTROL; // SO: shift to G1
+KIND[0x0f] = CONTROL; // SI: shift to G0
+KIND[0x1b] = CONTROL; // ESC: every sequence starts here
+KIND[0xc2] = C1_LEAD;
+
+/** True for the second byte of a C1 control in UTF-8 (after 0xc2). */
+function isC1Trail(byte: number): boolean {
+  return byte >= 0x80 && byte <= 0x9f;
+}
+
+/**
+ * The number of line feeds in `bytes`, or -1 when they hold an ESC, SO,
+ * SI or a C1 control (`c2 80`..`c2 9f`; a pair split between two chunks
+ * is the caller's to check, with {@linkcode splitC1}).
+ *
+ * @example
+ * ```ts
+ * plainLineFeeds(new TextEncoder().encode("a\r\nb\n")); // 2
+ * plainLineFeeds(new TextEncoder().encode("\x1b[1mb")); // -1
+ * ```
+ */
+export function plainLineFeeds(bytes: Uint8Array): number {
+  const length = bytes.length;
+  // Words must be aligned: bytes before the first boundary go one by one.
+  const lead = Math.min(length, (4 - (bytes.byteOffset & 3)) & 3);
+  const words = (length - lead) >>> 2;
+  let lineFeeds = 0;
+  let at = 0;
+  for (; at < lead; at++) {
+    const kind = KIND[bytes[at]];
+    if (kind === OTHER) continue;
+    if (kind === LINE_FEED) lineFeeds++;
+    else if (kind === CONTROL || isC1Trail(bytes[at + 1])) return -1;
+  }
+  // (No view when there is no whole word: its start may not be aligned.)
+  const view = words === 0
+    ? new Int32Array(0)
+    : new Int32Array(bytes.buffer, bytes.byteOffset + lead, words);
+  for (let word = 0; word < words; word++) {
+    const value = view[word];
+    // A byte below 0x20 borrows into its top bit when 0x20 is taken from
+    // it; a byte from 0x80 up has it already. Borrows between bytes only
+    // add false alarms, which the byte-by-byte look settles.
+    if ((((value - 0x20202020) | value) & 0x80808080) === 0) continue;
+    for (let i = lead + word * 4, end = i + 4; i < end; i++) {
+      const kind = KIND[bytes[i]];
+      if (kind === OTHER) continue;
+      if (kind === LINE_FEED) lineFeeds++;
+      else if (kind === CONTROL || isC1Trail(bytes[i + 1])) return -1;
+    }
+  }
+  for (at = lead + words * 4; at < length; at++) {
+    const kind = KIND[bytes[at]];
+    if (kind === OTHER) continue;
+    if (kind === LINE_FEED) lineFeeds++;
+    else if (kind === CONTROL || isC1Trail(bytes[at + 1])) return -1;
+  }
+  return lineFeeds;
+}
+
+/**
+ * True when `bytes` hold no ESC, SO, SI or C1 control (as
+ * {@linkcode plainLineFeeds}, without counting line feeds): 16 bytes at a
+ * time where WebAssembly SIMD runs (wasm_scan.ts), a word at a time where
+ * it does not.
+ *
+ * @example
+ * ```ts
+ * isPlainText(new TextEncoder().encode("a\r\nb")); // true
+ * isPlainText(new TextEncoder().encode("\x1b[1mb")); // false
+ * ```
+ */
+export function isPlainText(bytes: Uint8Array): boolean {
+  if (blockScanner === null) return plainLineFeeds(bytes) >= 0;
+  const { memory, find } = blockScanner;
+  for (let from = 0; from < bytes.length; from += SCAN_PIECE_BYTES) {
+    const piece = bytes.subarray(from, from + SCAN_PIECE_BYTES);
+    memory.set(piece, 0);
+    const blocks = piece.length & ~15;
+    for (let at = find(0, blocks); at < blocks; at = find(at + 16, blocks)) {
+      if (!plainBytes(bytes, from + at, from + at + 16)) return false;
+    }
+    if (!plainBytes(bytes, from + blocks, from + piece.length)) return false;
+  }
+  return true;
+}
+
+/** No ESC, SO, SI or C1 control in `bytes[start..end)` (the next byte read). */
+function plainBytes(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let at = start; at < end; at++) {
+    const kind = KIND[bytes[at]];
+    if (kind === CONTROL || (kind === C1_LEAD && isC1Trail(bytes[at + 1]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * True when a C1 control's two UTF-8 bytes fall on either side of a chunk
+ * boundary: `before` ends with 0xc2 and `after` starts with 0x80..0x9f.
+ */
+export function splitC1(before: Uint8Array, after: Uint8Array): boolean {
+  return before.length > 0 && after.length > 0 &&
+    before[before.length - 1] === 0xc2 && isC1Trail(after[0]);
+}
+
+/**
+ * Where the model can start parsing the kept `window` of skipped output
+ * and end exactly as the terminal that got every byte, or -1 if nowhere:
+ * right after the latest carriage return such that
+ * - every byte before it is plain text (those of the window are checked
+ *   here; `lineFeedsBefore` counts the line feeds before the window, all
+ *   of it plain text),
+ * - at least `rows` line feeds came before it (the cursor stands on the
+ *   bottom row, at column 0 after the carriage return), and
+ * - at least `rows` line feeds follow it before any byte that is not plain
+ *   text: each scrolls in a blank row at the bottom, so every visible row
+ *   then comes from after it, whatever the screen held before.
+ * From there on the model parses what the terminal did, from the same
+ * state. The caller makes sure the whole screen scrolls (no scroll region).
+ *
+ * @example
+ * ```ts
+ * const text = new TextEncoder().encode("1\r\n2\r\n3\r\n4\r\n");
+ * exactTailStart(text, 100, 2); // 8: after the "\r" of "2\r\n"
+ * ```
+ */
+export function exactTailStart(
+  window: Uint8Array,
+  lineFeedsBefore: number,
+  rows: number,
+): number {
+  let end = window.length;
+  for (let at = 0; at < window.length; at++) {
+    const kind = KIND[window[at]];
+    if (kind === CONTROL || (kind === C1_LEAD && isC1Trail(window[at + 1]))) {
+      end = at;
+      break;
+    }
+  }
+  let after = 0;
+  for (let at = end - 1; at >= 0; at--) {
+    const byte = window[at];
+    if (byte === 0x0a) after++;
+    else if (byte === 0x0d && after >= rows) {
+      const before = lineFeedsBefore + plainLineFeeds(window.subarray(0, at));
+      return before >= rows ? at + 1 : -1;
+    }
+  }
+  return -1;
+}

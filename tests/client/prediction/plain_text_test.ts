@@ -1,0 +1,151 @@
+/**
+ * The skipped-output scan against a byte-by-byte reference, at every
+ * alignment: it must never call text plain that holds a byte which changes
+ * the terminal's state, and must count every line feed.
+ */
+
+import assert from "node:assert/strict";
+import {
+  isPlainText,
+  plainLineFeeds,
+  splitC1,
+} from "../../../src/client/prediction/plain_text.ts";
+import {
+  blockScanner,
+  SCAN_PIECE_BYTES,
+} from "../../../src/client/prediction/wasm_scan.ts";
+
+/** The obvious definition, one byte at a time. */
+function reference(bytes: Uint8Array): number {
+  let lineFeeds = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (byte === 0x1b || byte === 0x0e || byte === 0x0f) return -1;
+    if (byte === 0xc2 && bytes[i + 1] >= 0x80 && bytes[i + 1] <= 0x9f) {
+      return -1;
+    }
+    if (byte === 0x0a) lineFeeds++;
+  }
+  return lineFeeds;
+}
+
+/** A deterministic pseudo-random source (xorshift32). */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+Deno.test("plain text: line feeds counted at every alignment and length, UTF-8 and controls that change nothing included", () => {
+  const text = encode(
+    "ab\r\ncd\tef\x08\x07 é漢字\n\nline\rover\x0b\x0c\xa0end\n",
+  );
+  const buffer = new Uint8Array(text.length + 8);
+  for (let offset = 0; offset < 8; offset++) {
+    buffer.set(text, offset);
+    for (let length = 0; length <= text.length; length++) {
+      const bytes = buffer.subarray(offset, offset + length);
+      assert.equal(
+        plainLineFeeds(bytes),
+        reference(bytes),
+        `offset ${offset} length ${length}`,
+      );
+    }
+  }
+  assert.equal(plainLineFeeds(text), 4);
+});
+
+Deno.test("plain text: ESC, SO, SI and UTF-8 C1 controls are found wherever they sit in a word", () => {
+  const controls = [[0x1b], [0x0e], [0x0f], [0xc2, 0x80], [0xc2, 0x9b], [
+    0xc2,
+    0x9f,
+  ]];
+  for (const control of controls) {
+    for (let at = 0; at < 12; at++) {
+      for (let offset = 0; offset < 4; offset++) {
+        const buffer = new Uint8Array(offset + 24).fill(0x61);
+        buffer.set(control, offset + at);
+        const bytes = buffer.subarray(offset);
+        assert.equal(
+          plainLineFeeds(bytes),
+          -1,
+          `${control} at ${at}, offset ${offset}`,
+        );
+      }
+    }
+  }
+  // Harmless neighbours of the C1 range: U+00A0 and U+007F.
+  assert.equal(plainLineFeeds(Uint8Array.of(0xc2, 0xa0, 0x7f, 0x0a)), 1);
+});
+
+Deno.test("plain text: random bytes agree with the byte-by-byte reference", () => {
+  const next = random(0x5eed);
+  // Mostly ASCII text, with every byte value now and then.
+  for (let round = 0; round < 2000; round++) {
+    const bytes = new Uint8Array(1 + Math.floor(next() * 300));
+    for (let i = 0; i < bytes.length; i++) {
+      const roll = next();
+      bytes[i] = roll < 0.96
+        ? 0x20 + Math.floor(next() * 95)
+        : roll < 0.98
+        ? 0x0a
+        : Math.floor(next() * 256);
+    }
+    const offset = Math.floor(next() * 4);
+    const view = bytes.subarray(offset);
+    assert.equal(plainLineFeeds(view), reference(view), `round ${round}`);
+  }
+});
+
+Deno.test("a C1 control split between two chunks is seen", () => {
+  assert.equal(splitC1(Uint8Array.of(0x61, 0xc2), Uint8Array.of(0x9b)), true);
+  assert.equal(splitC1(Uint8Array.of(0x61, 0xc2), Uint8Array.of(0xa9)), false);
+  assert.equal(splitC1(Uint8Array.of(0x61), Uint8Array.of(0x9b)), false);
+  assert.equal(splitC1(new Uint8Array(0), Uint8Array.of(0x9b)), false);
+});
+
+Deno.test("the SIMD scan runs here, and says what the byte-by-byte reference says: every control at every place and alignment, pieces and their seams", () => {
+  assert.ok(blockScanner !== null, "WebAssembly SIMD is available in Deno");
+  const controls = [[0x1b], [0x0e], [0x0f], [0xc2, 0x85], [0xc2, 0x9f]];
+  for (const control of controls) {
+    for (let at = 0; at < 40; at++) {
+      for (let offset = 0; offset < 4; offset++) {
+        const buffer = new Uint8Array(offset + 48).fill(0x61);
+        buffer.set(control, offset + at);
+        assert.equal(isPlainText(buffer.subarray(offset)), false);
+      }
+    }
+  }
+  // Bytes next to the ones searched for, in every lane of a block.
+  const near = Uint8Array.of(0x1a, 0x1c, 0x0d, 0x0c, 0x10, 0xc3, 0x9b, 0xc2);
+  assert.equal(isPlainText(near), true, "0xc2 last, nothing after it");
+  assert.equal(isPlainText(Uint8Array.of(0xc2, 0xa0, ...near, 0x41)), true);
+  // A C1 control split at the seam between two pieces of the scan.
+  const long = new Uint8Array(SCAN_PIECE_BYTES * 2 + 100).fill(0x61);
+  assert.equal(isPlainText(long), true);
+  long[SCAN_PIECE_BYTES - 1] = 0xc2;
+  assert.equal(isPlainText(long), true, "0xc2 then 'a': plain");
+  long[SCAN_PIECE_BYTES] = 0x9b;
+  assert.equal(isPlainText(long), false, "0xc2 0x9b across the seam");
+  long[SCAN_PIECE_BYTES] = 0x61;
+  long[long.length - 1] = 0x1b;
+  assert.equal(isPlainText(long), false, "ESC as the very last byte");
+  // Random text, with every byte value now and then.
+  const next = random(0xfeed);
+  for (let round = 0; round < 300; round++) {
+    const bytes = new Uint8Array(1 + Math.floor(next() * 5000));
+    for (let i = 0; i < bytes.length; i++) {
+      bytes[i] = next() < 0.999
+        ? 0x20 + Math.floor(next() * 95)
+        : Math.floor(next() * 256);
+    }
+    const view = bytes.subarray(Math.floor(next() * 4));
+    assert.equal(isPlainText(view), reference(view) >= 0, `round ${round}`);
+  }
+});
