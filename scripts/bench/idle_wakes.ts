@@ -3,8 +3,11 @@
  * `ssh -tt` session, waits, then reads for each process (client, per-user
  * host, daemon; ssh and its sshd processes) the CPU time of all its threads
  * in nanoseconds (/proc/<pid>/task/<tid>/schedstat) and its context
- * switches over `seconds` (a wake is roughly one voluntary switch).
- * Usage: `deno run -A scripts/bench/idle_wakes.ts [seconds]`.
+ * switches over `seconds` (a wake is roughly one voluntary switch), after
+ * `settle` seconds of idleness. The world's runtime directory is private,
+ * so other runs on the machine listing their sessions do not wake this
+ * one's host. Usage:
+ * `deno run -A scripts/bench/idle_wakes.ts [seconds] [settle]`.
  *
  * @module
  */
@@ -43,11 +46,12 @@ async function threadStats(
 }
 
 const seconds = Number(Deno.args[0] ?? 10);
-const world = await startWorld();
+const settle = Number(Deno.args[1] ?? 2);
+const world = await startWorld({ privateRuntime: true });
 try {
   const et = await startSession(world, "et");
   const ssh = await startSession(world, "ssh");
-  await sleep(2000);
+  await sleep(settle * 1000);
   const daemon = await daemonPid(world);
   const hosts = await terminalPids(world);
   const roles: Array<[string, number]> = [
