@@ -525,6 +525,8 @@ async function endToEndSections(plan: Plan): Promise<void> {
       return `harness ${fixed(run.harness * per, 2)} clients ${
         fixed(run.clients * per, 2)
       } server ${fixed(run.servers * per, 2)} rest ${fixed(rest * per, 2)} s, ${
+        fixed(run.clientWakes * per / 100, 0)
+      } client wakes per MB, ${
         fixed(100 * run.machine / run.seconds / navigator.hardwareConcurrency)
       } % of the machine busy`;
     };

@@ -279,6 +279,22 @@ export interface AggregateRun {
   servers: number;
   /** Busy CPU seconds of the whole machine (shells, cats, kernel, others). */
   machine: number;
+  /** Times the clients' main threads blocked and woke again (summed). */
+  clientWakes: number;
+}
+
+/** Voluntary context switches of the main thread of each of `pids`, summed. */
+async function wakesOf(pids: number[]): Promise<number> {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      const status = await Deno.readTextFile(`/proc/${pid}/status`);
+      sum += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return sum;
 }
 
 /** Busy CPU seconds of the whole machine so far (all cores, /proc/stat). */
@@ -318,6 +334,7 @@ export async function aggregateThroughput(
       clients: await cpuSeconds(pids),
       servers: await cpuSeconds(servers),
       machine: await machineBusySeconds(),
+      wakes: await wakesOf(pids),
       at: performance.now(),
     };
     const spans = await Promise.all(
@@ -328,6 +345,7 @@ export async function aggregateThroughput(
       clients: await cpuSeconds(pids),
       servers: await cpuSeconds(servers),
       machine: await machineBusySeconds(),
+      wakes: await wakesOf(pids),
       at: performance.now(),
     };
     const first = Math.min(...spans.map((s) => s.first));
@@ -339,6 +357,7 @@ export async function aggregateThroughput(
       clients: after.clients - before.clients,
       servers: after.servers - before.servers,
       machine: after.machine - before.machine,
+      clientWakes: after.wakes - before.wakes,
     };
   } finally {
     await Promise.allSettled(clients.map(endSession));
