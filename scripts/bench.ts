@@ -506,18 +506,38 @@ async function endToEndSections(plan: Plan): Promise<void> {
   }
 
   await measure("aggregate", async () => {
+    const n = plan.aggregateSessions;
     const one = await aggregateThroughput(world, 1, plan.aggregateBytes);
-    const many = await aggregateThroughput(
-      world,
-      plan.aggregateSessions,
-      plan.aggregateBytes,
-    );
-    figures.aggregate = { one, many, sessions: plan.aggregateSessions };
-    return `et ${fixed(many)} MB/s with ${plan.aggregateSessions} sessions, ${
-      fixed(one)
-    } MB/s with one, ratio ${fixed(many / one, 2)} (each cats ${
-      fixed(plan.aggregateBytes / 1e6, 0)
-    } MB, byte counts checked)`;
+    const many = await aggregateThroughput(world, n, plan.aggregateBytes);
+    const ssh = await aggregateThroughput(world, n, plan.aggregateBytes, "ssh");
+    figures.aggregate = {
+      one: one.mbPerSecond,
+      many: many.mbPerSecond,
+      sessions: n,
+      ssh: ssh.mbPerSecond,
+    };
+    // Where the CPU went, per 100 MB moved: the harness (this process
+    // reads every client's terminal), the clients, the server side, and
+    // the rest of the machine (shells, cats, ptys, kernel, other work).
+    const split = (run: typeof one) => {
+      const per = 100e6 / (plan.aggregateBytes * (run === one ? 1 : n));
+      const rest = run.machine - run.harness - run.clients - run.servers;
+      return `harness ${fixed(run.harness * per, 2)} clients ${
+        fixed(run.clients * per, 2)
+      } server ${fixed(run.servers * per, 2)} rest ${fixed(rest * per, 2)} s, ${
+        fixed(run.clientWakes * per / 100, 0)
+      } client wakes per MB, ${
+        fixed(100 * run.machine / run.seconds / navigator.hardwareConcurrency)
+      } % of the machine busy`;
+    };
+    return `et ${fixed(many.mbPerSecond)} MB/s with ${n} sessions, ${
+      fixed(one.mbPerSecond)
+    } MB/s with one, ratio ${fixed(many.mbPerSecond / one.mbPerSecond, 2)}; ` +
+      `ssh ${fixed(ssh.mbPerSecond)} MB/s with ${n} (each cats ${
+        fixed(plan.aggregateBytes / 1e6, 0)
+      } MB, byte counts checked). CPU per 100 MB: one et: ${
+        split(one)
+      }; ${n} et: ${split(many)}; ${n} ssh: ${split(ssh)}`;
   });
   await predictionSection(plan, world, file);
 

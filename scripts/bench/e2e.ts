@@ -23,6 +23,7 @@ import {
   sleep,
 } from "./util.ts";
 import { type Hit, WatchedProcess } from "./watched.ts";
+import { cpuSeconds, cpuSecondsOf, serverPids } from "./footprint.ts";
 
 /** Which client a measurement is about; "et-cpp" is ET 7.0 (C++). */
 export type ClientKind = "et" | "ssh" | "et-cpp";
@@ -264,29 +265,100 @@ async function bulkSpan(
   return { first: first.at, last: last.at };
 }
 
+/** One aggregate run: the rate, and where the CPU went meanwhile. */
+export interface AggregateRun {
+  /** MB/s of all sessions together, first start marker to last end marker. */
+  mbPerSecond: number;
+  /** Wall seconds of the run. */
+  seconds: number;
+  /** CPU seconds of this benchmark process (it reads every client's terminal). */
+  harness: number;
+  /** CPU seconds of the client processes. */
+  clients: number;
+  /** CPU seconds of the server side (et: host and daemon; ssh: sshd). */
+  servers: number;
+  /** Busy CPU seconds of the whole machine (shells, cats, kernel, others). */
+  machine: number;
+  /** Times the clients' main threads blocked and woke again (summed). */
+  clientWakes: number;
+}
+
+/** Voluntary context switches of the main thread of each of `pids`, summed. */
+async function wakesOf(pids: number[]): Promise<number> {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      const status = await Deno.readTextFile(`/proc/${pid}/status`);
+      sum += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return sum;
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores, /proc/stat). */
+async function machineBusySeconds(): Promise<number> {
+  const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0];
+  const ticks = line.split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: all but idle and iowait.
+  const busy = ticks.slice(0, 8).reduce((sum, t) => sum + t, 0) - ticks[3] -
+    ticks[4];
+  return busy / 100;
+}
+
 /**
- * Aggregate MB/s of `sessions` et sessions that each `cat` a `bytes`-byte
- * file at the same time, from the first start marker to the last end
- * marker; every session's byte count is checked.
+ * Aggregate MB/s of `sessions` sessions of `kind` that each `cat` a
+ * `bytes`-byte file at the same time, from the first start marker to the
+ * last end marker; every session's byte count is checked. Also the CPU
+ * seconds each party spent meanwhile, to tell a saturated harness from a
+ * saturated server.
  */
 export async function aggregateThroughput(
   world: BenchWorld,
   sessions: number,
   bytes: number,
-): Promise<number> {
+  kind: ClientKind = "et",
+): Promise<AggregateRun> {
   const dir = await Deno.makeTempDir({ prefix: "et-bench-aggregate-" });
   const clients: WatchedProcess[] = [];
   try {
     const file = await makeDataFile(dir, bytes);
     for (let i = 0; i < sessions; i++) {
-      clients.push(await startSession(world, "et"));
+      clients.push(await startSession(world, kind));
     }
+    const servers = await serverPids(world, kind);
+    const pids = clients.map((client) => client.pid);
+    const before = {
+      harness: await cpuSecondsOf(Deno.pid),
+      clients: await cpuSeconds(pids),
+      servers: await cpuSeconds(servers),
+      machine: await machineBusySeconds(),
+      wakes: await wakesOf(pids),
+      at: performance.now(),
+    };
     const spans = await Promise.all(
       clients.map((client) => bulkSpan(client, file, bytes)),
     );
+    const after = {
+      harness: await cpuSecondsOf(Deno.pid),
+      clients: await cpuSeconds(pids),
+      servers: await cpuSeconds(servers),
+      machine: await machineBusySeconds(),
+      wakes: await wakesOf(pids),
+      at: performance.now(),
+    };
     const first = Math.min(...spans.map((s) => s.first));
     const last = Math.max(...spans.map((s) => s.last));
-    return mbPerSecond(bytes * sessions, last - first);
+    return {
+      mbPerSecond: mbPerSecond(bytes * sessions, last - first),
+      seconds: (after.at - before.at) / 1000,
+      harness: after.harness - before.harness,
+      clients: after.clients - before.clients,
+      servers: after.servers - before.servers,
+      machine: after.machine - before.machine,
+      clientWakes: after.wakes - before.wakes,
+    };
   } finally {
     await Promise.allSettled(clients.map(endSession));
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -28,7 +28,7 @@ export interface Figures {
   memoryMany: PerKind;
   manySessions?: number;
   daemonIdleMb?: number;
-  aggregate?: { one: number; many: number; sessions: number };
+  aggregate?: { one: number; many: number; sessions: number; ssh?: number };
   resume?: { refused: number; blackholed: number; cut: number };
   /** Keystroke to glyph at 100 ms each way, by client ("et", …). */
   seen?: Record<string, { p50: number; p99: number }>;
@@ -252,7 +252,13 @@ export function markdownTable(f: Figures, kinds: ClientKind[]): string {
         fixed(f.aggregate.many)
       } MB/s together, one alone ${fixed(f.aggregate.one)} MB/s (${
         fixed(ratio, 2)
-      }×; goal ≥ 0.8×: ${verdict(ratio >= 0.8)}).`,
+      }×; goal ≥ 0.8×: ${verdict(ratio >= 0.8)})${
+        f.aggregate.ssh === undefined
+          ? ""
+          : `; ${f.aggregate.sessions} ssh sessions: ${
+            fixed(f.aggregate.ssh)
+          } MB/s together`
+      }.`,
     );
   }
   if (f.seen) {

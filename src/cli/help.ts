@@ -34,9 +34,11 @@ Connection:
   -p, --port PORT           et server TCP port on the remote (default 2022)
       --ssh-option OPT      give ssh '-o OPT' (repeat for more), for every ssh
                             et runs, 'ssh -G' included
-  -k, --keepalive SECONDS   keepalive interval (default 1); a connection is
-                            dead after 6 silent intervals (at least 6 s); both
-                            ends of the session follow it
+  -k, --keepalive SECONDS   keepalive interval (default 1; it backs off to 15 s
+                            while the session is idle); a connection is dead
+                            after 6 unanswered intervals (at least 6 s), or 2 s
+                            after typing into it unacknowledged; both ends of
+                            the session follow it
       --jumphost HOST       reach host through a jumphost: [user@]jump[:port], or a
                             chain a,b (nearest first). ssh goes through it with -J;
                             the TCP leg through a relay on each hop, which passes

@@ -36,7 +36,6 @@ import type { SessionSecret } from "./session_secret.ts";
 import {
   ACK_DELAY_MS,
   ACK_EVERY_PACKETS,
-  CLIENT_CHECK_MS,
   DEAD_AFTER_MS,
   HANDSHAKE_TIMEOUT_MS,
   KEEPALIVE_MS,
@@ -172,6 +171,8 @@ export class EternalConnection {
   #timers: Liveness;
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
   #liveness: ReturnType<typeof setTimeout> | null = null;
+  // When the armed liveness timer fires (monotonic ms).
+  #livenessAt = Infinity;
 
   #listeners: Array<(event: ConnectionEvent) => void> = [];
   #end: SessionEnd | null = null;
@@ -225,21 +226,42 @@ export class EternalConnection {
   #runLiveness(on: boolean) {
     if (this.#liveness !== null) clearTimeout(this.#liveness);
     this.#liveness = null;
+    this.#livenessAt = Infinity;
     if (on) this.#armLiveness(0);
   }
 
   /**
+   * Data just went out: it must be answered within the suspect bound, so
+   * an idle end whose timer sleeps through a long keepalive interval
+   * re-arms it for that deadline (a client's 500 ms check is soon enough).
+   */
+  #watchForAnswer(checkNow: boolean) {
+    if (this.#liveness === null) return;
+    const wait = checkNow ? 0 : this.#timers.nextCheckInMs(this.#checkLimit());
+    if (performance.now() + wait >= this.#livenessAt) return;
+    clearTimeout(this.#liveness);
+    this.#armLiveness(wait);
+  }
+
+  /** Longest wait between two checks of this end (see #armLiveness). */
+  #checkLimit(): number {
+    return this.role === "client" ? this.#timers.clientCheckMs() : Infinity;
+  }
+
+  /**
    * Arms the one liveness timer: in `delayMs`, else when the next verdict
-   * can be due. A client checks at least every CLIENT_CHECK_MS, so a wake
-   * from sleep is noticed soon; a server, which has no network to lose by
-   * sleeping, wakes for its keepalives only.
+   * can be due. A client checks at least every CLIENT_CHECK_MS while data
+   * flows (CLIENT_IDLE_CHECK_MS once idle, and at once at the first data
+   * after that), so a wake from sleep is noticed soon; a server, which has
+   * no network to lose by sleeping, wakes for its keepalives and deadlines
+   * only.
    */
   #armLiveness(delayMs?: number) {
-    const wait = delayMs ?? this.#timers.nextCheckInMs(
-      this.role === "client" ? CLIENT_CHECK_MS : this.options.keepaliveMs,
-    );
+    const wait = delayMs ?? this.#timers.nextCheckInMs(this.#checkLimit());
+    this.#livenessAt = performance.now() + wait;
     this.#liveness = setTimeout(() => {
       this.#liveness = null;
+      this.#livenessAt = Infinity;
       this.#checkLiveness();
       if (this.#pipe !== null && !this.#end) this.#armLiveness();
     }, wait);
@@ -506,11 +528,18 @@ export class EternalConnection {
     return run;
   }
 
-  /** Seals and queues an ack/keepalive (never resent, own nonce space). */
-  #sendControl(): Promise<void> {
+  /**
+   * Seals and queues an ack/keepalive (never resent, own nonce space). An
+   * `answer` to the peer's keepalive takes an odd counter, everything else
+   * an even one (skipping one when needed): the peer never answers an
+   * answer (PROTOCOL.md section 7).
+   */
+  #sendControl(answer = false): Promise<void> {
     const run = this.#controlChain.then(async () => {
       if (!this.#pipe) return;
-      const counter = this.#controlCounter++;
+      let counter = this.#controlCounter;
+      if ((counter % 2 === 1) !== answer) counter++;
+      this.#controlCounter = counter + 1;
       const ack = this.#stream.received;
       this.#controlOut.push(
         await sealPacket(this.keys.send, FrameType.Control, counter, u64(ack)),
@@ -541,11 +570,13 @@ export class EternalConnection {
           batch.push(frame);
           size += frame.length;
         }
+        let data = false;
         while (size < COALESCE_BYTES) {
           const frame = this.#stream.nextFrame();
           if (frame === null) break;
           batch.push(frame);
           size += frame.length;
+          data = true;
         }
         if (batch.length === 0) {
           // Never cleared after waking: a replaced pump resuming late must
@@ -553,7 +584,8 @@ export class EternalConnection {
           await new Promise<void>((resolve) => this.#wakePump = resolve);
           continue;
         }
-        this.#timers.sent();
+        const afterIdle = this.#timers.sent(data);
+        if (data) this.#watchForAnswer(afterIdle);
         // Small frames (keystrokes, acks) are joined into one write; big
         // ones go as they are, since copying them costs more than a syscall.
         if (batch.length === 1 || size > COALESCE_BYTES) {
@@ -573,11 +605,20 @@ export class EternalConnection {
         const body = await frames.next();
         if (generation !== this.#generation) return;
         if (body === null) throw new Error("peer closed the connection");
-        this.#timers.received();
+        const answer = this.#timers.received(
+          body[0] === FrameType.Data
+            ? "data"
+            : packetCounter(body) % 2 === 1
+            ? "answer"
+            : "control",
+        );
         if (body[0] === FrameType.Data) {
           await this.#receiveData(body, generation);
         } else if (body[0] === FrameType.Control) {
           await this.#receiveControl(body, generation);
+          // The peer's keepalive, found with nothing owed: answered at
+          // once, so its end may back off its interval (timers.ts).
+          if (answer) this.#sendControl(true).catch(() => {});
         } else {
           throw new ProtocolError(`unexpected frame type ${body[0]}`);
         }
@@ -610,7 +651,9 @@ export class EternalConnection {
     // the count now, so this packet must not be counted here.
     if (generation !== this.#generation) return;
     const message = decodeMessage(plain);
+    const acked = this.#stream.acknowledged;
     if (!this.#stream.receive(seq, message.ack)) return; // counted meanwhile
+    this.#ackProgress(acked);
     this.#wakeAckWaiters();
     this.#dispatch(message.type, message.channel, message.body);
     this.#scheduleAck();
@@ -625,9 +668,11 @@ export class EternalConnection {
     }
     if (generation !== this.#generation) return;
     this.#controlFilter.record(counter);
+    const acked = this.#stream.acknowledged;
     this.#stream.acknowledge(
       readU64(new DataView(plain.buffer, plain.byteOffset, 8), 0),
     );
+    this.#ackProgress(acked);
     this.#wakeAckWaiters();
   }
 
@@ -648,6 +693,12 @@ export class EternalConnection {
     while (this.#stream.heldBytes > 0 && !this.#failure) {
       await new Promise<void>((resolve) => this.#ackWaiters.push(resolve));
     }
+  }
+
+  /** Tells the liveness policy when an ack moved the mark past `before`. */
+  #ackProgress(before: number) {
+    const now = this.#stream.acknowledged;
+    if (now > before) this.#timers.acknowledged(now >= this.#stream.sendCursor);
   }
 
   #wakeAckWaiters() {
