@@ -386,8 +386,17 @@ Deno.test({
       await floodAt(DELAY_MS, 360_000);
       // Echoes at the slow link again before typing (adaptive: shown while
       // the echo is slow).
+      // Each line's prompt back before the next key: a key typed ahead is
+      // echoed by ssh's tty before the prompt ("troot@..."), a race that
+      // says nothing about prediction.
+      const prompted = async (lines: RegExp) => {
+        await ssh.waitFor(lines, 10_000);
+        await et.waitFor(lines, 10_000);
+      };
       await typeInAll([et, ssh], [...chars("true"), enter]);
+      await prompted(/# true\n[^\n]*#\s*$/);
       await typeInAll([et, ssh], [...chars("true"), enter]);
+      await prompted(/# true\n[^\n]*# true\n[^\n]*#\s*$/);
       // The first key after Enter waits for its echo (a new epoch); the
       // others show before theirs (200 ms away: a key is 70 ms), over the
       // rows the flood left, exactly where the shell puts them.
