@@ -25,6 +25,13 @@ export const ET = [Deno.execPath(), "run", "-A", `${ROOT}/main.ts`];
  */
 export const E2E_TEST = { sanitizeResources: false, sanitizeOps: false };
 
+/**
+ * True under `deno task test:long` (`ET_LONG=1`): tests with a long
+ * variant run it (a 60 s outage, chaos with 10 s blackholes) instead of
+ * the bounded one the suite runs within its 15 minutes.
+ */
+export const LONG_VARIANT = Deno.env.get("ET_LONG") === "1";
+
 /** Options of {@linkcode startWorld}. */
 export interface WorldOptions {
   /**
