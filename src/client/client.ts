@@ -721,7 +721,7 @@ async function runSession(
       }
     })();
 
-    const outputs = [copyOut(terminal, echo?.sink ?? Deno.stdout)];
+    const outputs = [copyOut(terminal, echo?.sink ?? local)];
     if (!run.pty) {
       outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
     }
@@ -845,7 +845,7 @@ async function startPredictiveEcho(
     mode,
     cols,
     rows,
-    (bytes) => writeAll(Deno.stdout, bytes),
+    (bytes) => writeAll(local, bytes),
   );
   echo.locate().catch(() => {});
   return echo;
