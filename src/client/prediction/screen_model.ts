@@ -438,22 +438,46 @@ function newSkip() {
 /**
  * No ESC, SO, SI, or C1 control (as UTF-8 `c2 80`..`c2 9f`; one split
  * between two chunks is missed: that needs a stream that is not text to
- * begin with). Native `indexOf` scans allocate nothing: decoding to a
- * string for one regex pass was faster alone but made garbage enough to
- * cost more in the client.
+ * begin with). Exported for tests.
+ *
+ * One pass over 4-byte words: a word whose bytes are all in 0x20..0x7f
+ * (no high bit, none below 0x20) cannot hold any of them, and only the
+ * other words (a line feed every ~19 words of ordinary text) are looked at
+ * byte by byte. About 4x cheaper than four native `indexOf` scans, which
+ * were most of the model's cost while a bulk stream is skipped; it
+ * allocates nothing either.
  */
-function isPlainText(bytes: Uint8Array): boolean {
-  if (bytes.indexOf(0x1b) >= 0) return false;
-  if (bytes.indexOf(0x0e) >= 0 || bytes.indexOf(0x0f) >= 0) return false;
-  for (
-    let at = bytes.indexOf(0xc2);
-    at >= 0;
-    at = bytes.indexOf(0xc2, at + 1)
-  ) {
-    const next = bytes[at + 1];
-    if (next >= 0x80 && next <= 0x9f) return false;
+export function isPlainText(bytes: Uint8Array): boolean {
+  const end = bytes.length;
+  let at = 0;
+  // Bytes before the first 4-byte boundary, then words, then the rest.
+  const head = Math.min(end, (4 - (bytes.byteOffset & 3)) & 3);
+  for (; at < head; at++) if (special(bytes, at)) return false;
+  const words = (end - at) >> 2;
+  if (words > 0) {
+    const view = new Int32Array(bytes.buffer, bytes.byteOffset + at, words);
+    for (let i = 0; i < words; i++) {
+      const w = view[i];
+      // High bit set in some byte, or some byte below 0x20.
+      if (((w | ((w - 0x20202020) & ~w)) & 0x80808080) === 0) continue;
+      const from = at + (i << 2);
+      for (let j = from; j < from + 4; j++) {
+        if (special(bytes, j)) return false;
+      }
+    }
+    at += words << 2;
   }
+  for (; at < end; at++) if (special(bytes, at)) return false;
   return true;
+}
+
+/** ESC, SO, SI, or the start of a UTF-8 C1 control, at `at`. */
+function special(bytes: Uint8Array, at: number): boolean {
+  const b = bytes[at];
+  if (b === 0x1b || b === 0x0e || b === 0x0f) return true;
+  if (b !== 0xc2) return false;
+  const next = bytes[at + 1];
+  return next >= 0x80 && next <= 0x9f;
 }
 
 function countByte(bytes: Uint8Array, value: number): number {

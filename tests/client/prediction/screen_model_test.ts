@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { ScreenModel } from "../../../src/client/prediction/mod.ts";
+import { isPlainText } from "../../../src/client/prediction/screen_model.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -107,4 +108,28 @@ Deno.test("a resize leaves the model untrusted until a full clear; insert mode a
   model.feed(bytes("\x1b(B"));
   assert.equal(model.predictable(), true);
   model.close();
+});
+
+Deno.test("isPlainText's word-at-a-time scan agrees with the byte-by-byte definition", () => {
+  // The definition: no ESC, SO, SI, and no C2 followed by 80..9F.
+  const plain = (bytes: Uint8Array) =>
+    bytes.every((b, i) =>
+      b !== 0x1b && b !== 0x0e && b !== 0x0f &&
+      !(b === 0xc2 && bytes[i + 1] >= 0x80 && bytes[i + 1] <= 0x9f)
+    );
+  const rare = [0x1b, 0x0e, 0x0f, 0xc2, 0x80, 0x9f, 0xa0, 0x1f, 0x0a, 0xff, 0];
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  const backing = new Uint8Array(64);
+  for (let run = 0; run < 50_000; run++) {
+    for (let i = 0; i < backing.length; i++) {
+      backing[i] = random() % 10 === 0
+        ? rare[random() % rare.length]
+        : 0x20 + random() % 95;
+    }
+    // Every alignment and length, words and the bytes around them.
+    const from = random() % 8;
+    const bytes = backing.subarray(from, from + random() % 50);
+    assert.equal(isPlainText(bytes), plain(bytes), `${Array.from(bytes)}`);
+  }
 });
