@@ -35,7 +35,11 @@ export const NONCE_SPACE_CONTROL = 1;
 export interface PacketKey {
   crypto: CryptoKey;
   raw: Uint8Array;
-  /** The key scheduled in OpenSSL; absent or null where there is none. */
+  /**
+   * The key scheduled in OpenSSL: set on the key's first packet (so that
+   * opening the library stays off the handshake's path and out of
+   * processes that never send one); null where there is none.
+   */
   gcm?: GcmKey | null;
 }
 
@@ -99,7 +103,7 @@ export async function deriveSessionKeys(
       false,
       ["encrypt", "decrypt"],
     );
-    return { crypto: key, raw, gcm: openSslGcm(raw) };
+    return { crypto: key, raw };
   };
   const [auth, clientToServer, serverToClient] = await Promise.all([
     crypto.subtle.deriveKey(
@@ -138,7 +142,8 @@ export async function seal(
   plaintext: Uint8Array,
 ): Promise<Uint8Array> {
   const iv = nonce(space, counter);
-  if (key.gcm) return key.gcm.seal(iv, header, plaintext);
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) return gcm.seal(iv, header, plaintext);
   if (plaintext.length <= SYNC_CRYPTO_MAX_BYTES) {
     const cipher = createCipheriv("aes-256-gcm", key.raw, iv);
     cipher.setAAD(header);
@@ -165,7 +170,8 @@ export async function open(
 ): Promise<Uint8Array | null> {
   const iv = nonce(space, counter);
   if (sealed.length < TAG_BYTES) return null;
-  if (key.gcm) return key.gcm.open(iv, header, sealed);
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) return gcm.open(iv, header, sealed);
   try {
     if (sealed.length - TAG_BYTES <= SYNC_CRYPTO_MAX_BYTES) {
       const decipher = createDecipheriv("aes-256-gcm", key.raw, iv);

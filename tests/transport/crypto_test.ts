@@ -101,8 +101,12 @@ Deno.test("OpenSSL's sealing is the same AES-GCM as WebCrypto's and node:crypto'
   const secret = generateSessionSecret();
   const client = await deriveSessionKeys(secret, "client");
   const server = await deriveSessionKeys(secret, "server");
-  // This machine has OpenSSL 3: the fast path must be the one under test.
+  // This machine has OpenSSL 3: the fast path must be the one under test
+  // (opened on a key's first packet).
+  await seal(client.send, 1, 0, header, message);
+  await open(server.receive, 1, 0, header, new Uint8Array(16));
   assert.ok(client.send.gcm, "libcrypto.so.3 opened");
+  assert.ok(server.receive.gcm, "libcrypto.so.3 opened");
   // The same keys without OpenSSL: the node:crypto and WebCrypto paths.
   const plainSend = { ...client.send, gcm: null };
   const plainReceive = { ...server.receive, gcm: null };
