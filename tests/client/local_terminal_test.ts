@@ -289,9 +289,10 @@ Deno.test("a terminal that stops reading never stalls the event loop, and every 
         .map((b) => b.toString(16).padStart(2, "0")).join("");
     // Deno itself may clear its progress line on a terminal at start.
     const start = received.length - expected.length;
-    assert.match(
-      new TextDecoder("latin1").decode(received.subarray(0, start)),
-      /^(\x1b\[0G\x1b\[2K\x1b\[J)*$/,
+    assert.equal(
+      new TextDecoder("latin1").decode(received.subarray(0, start))
+        .replaceAll("\x1b[0G\x1b[2K\x1b[J", ""),
+      "",
     );
     assert.equal(
       await digest(received.slice(start)),
