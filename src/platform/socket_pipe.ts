@@ -121,9 +121,12 @@ export class SocketPipe {
       return Promise.reject(new Deno.errors.BadResource("socket is closed"));
     }
     let rest = data;
+    // Never once node:net is tearing the socket down: it closes the
+    // descriptor, and its number may then belong to another file.
     if (
       this.#direct && this.#nodeWrites === 0 &&
-      this.#socket.writableLength === 0
+      this.#socket.writableLength === 0 && !this.#socket.destroyed &&
+      this.#error === null && !this.#ended
     ) {
       const n = this.#writeNow(data);
       if (n === data.length) return Promise.resolve(n);
