@@ -878,7 +878,7 @@ async function runSession(
       }
     })();
 
-    const outputs = [copyOut(terminal, echo?.sink ?? Deno.stdout)];
+    const outputs = [copyOut(terminal, echo?.sink ?? local)];
     if (!run.pty) {
       outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
     }
@@ -1006,7 +1006,7 @@ async function startPredictiveEcho(
     mode,
     cols,
     rows,
-    (bytes) => writeAll(Deno.stdout, bytes),
+    (bytes) => writeAll(local, bytes),
   );
   echo.locate().catch(() => {});
   return echo;

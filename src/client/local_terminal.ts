@@ -12,7 +12,13 @@
  * @module
  */
 
-import { getTermios, makeRaw, setTermios, TCSADRAIN } from "../pty/mod.ts";
+import {
+  getTermios,
+  makeRaw,
+  setTermios,
+  TCSADRAIN,
+  TtyWriter,
+} from "../pty/mod.ts";
 
 const STDIN_FD = 0;
 
@@ -171,6 +177,10 @@ export class LocalTerminal {
   #os: typeof Deno.build.os;
   #rawMode: RawMode;
   #raw = false;
+  // Opened on the first write, when stdout is a terminal (Linux).
+  #direct: TtyWriter | null | undefined;
+  // A write handed to Deno.stdout that has not finished yet.
+  #slow: Promise<unknown> | null = null;
 
   /** The local terminal of this process; see {@linkcode LocalTerminalOptions}. */
   constructor(options: LocalTerminalOptions = {}) {
@@ -327,6 +337,37 @@ export class LocalTerminal {
     const onSignal = () => listener(this.size());
     Deno.addSignalListener("SIGWINCH", onSignal);
     return () => Deno.removeSignalListener("SIGWINCH", onSignal);
+  }
+
+  /**
+   * Writes some of `bytes` to stdout and resolves with how many (callers
+   * loop, as with `Deno.stdout.write`). On a terminal on Linux the bytes go
+   * out synchronously through a non-blocking description of our own
+   * ({@linkcode TtyWriter}): no thread hop on a keystroke's echo. What the
+   * terminal does not take at once (its buffer is full: a slow terminal,
+   * or output stopped with Ctrl-S) goes through `Deno.stdout.write`, whose
+   * wait is on a pool thread, so the event loop, and with it the network
+   * side of the session, never waits for the terminal. Writes never
+   * overtake one another.
+   */
+  async write(bytes: Uint8Array): Promise<number> {
+    if (this.#direct === undefined) {
+      this.#direct = this.#isOutputTty && this.#os !== "windows"
+        ? TtyWriter.open(1)
+        : null;
+    }
+    if (this.#slow !== null) await this.#slow;
+    if (this.#direct !== null) {
+      const n = this.#direct.tryWrite(bytes);
+      if (n > 0) return n;
+    }
+    const slow = Deno.stdout.write(bytes);
+    this.#slow = slow;
+    try {
+      return await slow;
+    } finally {
+      if (this.#slow === slow) this.#slow = null;
+    }
   }
 
   /** Reads keystrokes (or piped input); null at end of input. */

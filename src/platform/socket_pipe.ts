@@ -7,10 +7,19 @@
  * docs/ARCHITECTURE.md), where FFI reads and writes waiting in `poll` on a
  * worker thread cost a thread hop per wait.
  *
+ * A write first goes straight to the descriptor with `write()` (it is
+ * non-blocking: EAGAIN, never a wait) when node:net has nothing queued:
+ * node's stream machinery costs ~0.1 ms per write the first time after the
+ * process slept (a keystroke's echo) and a few times a syscall's CPU in
+ * bulk. What the kernel does not take at once goes through node:net, which
+ * waits for room on the event loop; later writes queue behind it, so bytes
+ * never overtake one another.
+ *
  * @module
  */
 
 import net from "node:net";
+import { EINTR, errno, F_GETFL, F_SETFL, libc, O_NONBLOCK } from "./libc.ts";
 
 /**
  * Bytes queued from the socket before it is paused until the reader
@@ -39,10 +48,17 @@ export class SocketPipe {
   #closed = false;
   #error: Error | null = null;
   #wake: (() => void) | null = null;
+  #fd: number;
+  // Writes handed to node:net whose callback has not come yet.
+  #nodeWrites = 0;
+  // True once the descriptor is known non-blocking: direct writes allowed.
+  #direct: boolean;
 
   /** Wraps `fd`; `prefix` is delivered before anything read from it. */
   constructor(fd: number, prefix: Uint8Array = new Uint8Array(0)) {
     this.#prefix = prefix;
+    this.#fd = fd;
+    this.#direct = setNonBlocking(fd);
     this.#socket = new net.Socket({ fd, readable: true, writable: true });
     this.#socket.setNoDelay(true);
     this.#socket.on("data", (chunk: Uint8Array) => {
@@ -104,12 +120,40 @@ export class SocketPipe {
     if (this.#closed) {
       return Promise.reject(new Deno.errors.BadResource("socket is closed"));
     }
+    let rest = data;
+    // Never once node:net is tearing the socket down: it closes the
+    // descriptor, and its number may then belong to another file.
+    if (
+      this.#direct && this.#nodeWrites === 0 &&
+      this.#socket.writableLength === 0 && !this.#socket.destroyed &&
+      this.#error === null && !this.#ended
+    ) {
+      const n = this.#writeNow(data);
+      if (n === data.length) return Promise.resolve(n);
+      rest = data.subarray(n);
+    }
+    this.#nodeWrites++;
     return new Promise((resolve, reject) => {
-      this.#socket.write(
-        data,
-        (error) => error ? reject(error) : resolve(data.length),
-      );
+      this.#socket.write(rest, (error) => {
+        this.#nodeWrites--;
+        error ? reject(error) : resolve(data.length);
+      });
     });
+  }
+
+  /** `write()` now, non-blocking: the bytes the kernel took (0: none). */
+  #writeNow(data: Uint8Array): number {
+    const c = libc();
+    while (true) {
+      const n = Number(c.write(this.#fd, data, BigInt(data.length)));
+      if (n >= 0) return n;
+      const code = errno();
+      if (code === EINTR) continue;
+      // EAGAIN: no room now. Anything else (EPIPE, ECONNRESET): node:net
+      // meets it on the same bytes and reports it its own way. (Deno, as
+      // any Rust program, ignores SIGPIPE: a closed peer is only an error.)
+      return 0;
+    }
   }
 
   /** Closes the socket (both directions); safe to call more than once. */
@@ -124,5 +168,22 @@ export class SocketPipe {
     const wake = this.#wake;
     this.#wake = null;
     wake?.();
+  }
+}
+
+/**
+ * Makes `fd` non-blocking (node:net's own I/O wants it so too); true when
+ * it is, so that a `write()` on it can never wait. False where the flag
+ * cannot be read or set: writes then all go through node:net.
+ */
+function setNonBlocking(fd: number): boolean {
+  try {
+    const c = libc();
+    const flags = c.fcntl(fd, F_GETFL, 0);
+    if (flags < 0) return false;
+    if ((flags & O_NONBLOCK) !== 0) return true;
+    return c.fcntl(fd, F_SETFL, flags | O_NONBLOCK) === 0;
+  } catch {
+    return false; // no fcntl binding on this system
   }
 }

@@ -27,3 +27,4 @@ export {
   type TermiosPlatform,
   termiosPlatform,
 } from "./termios.ts";
+export { TtyWriter } from "./tty_writer.ts";

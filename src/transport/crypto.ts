@@ -1,5 +1,8 @@
 /**
- * Keys, sealing and proofs, all through WebCrypto.
+ * Keys, sealing and proofs: keys and proofs through WebCrypto; packets
+ * through the system's OpenSSL where it can be opened (`openssl_gcm.ts`:
+ * synchronous, no thread hop, 4 GB/s), else node:crypto for small packets
+ * and WebCrypto for large ones. All three are the same AES-256-GCM.
  *
  * Every key is derived with HKDF-SHA256 from the passkey, salted with the
  * session id, under a distinct label: one HMAC key for the handshake proofs
@@ -11,6 +14,7 @@
  * @module
  */
 
+import { type GcmKey, openSslGcm } from "./openssl_gcm.ts";
 import type { SessionSecret } from "./session_secret.ts";
 
 // node:crypto costs ~20 ms to load: loaded before the first keys are
@@ -40,13 +44,20 @@ export const NONCE_SPACE_DATA = 0;
 export const NONCE_SPACE_CONTROL = 1;
 
 /**
- * An AES-256-GCM key usable two ways: through WebCrypto (fastest for bulk
- * data, but every call is an async op) and synchronously through
- * node:crypto (microseconds for a keystroke-sized packet).
+ * An AES-256-GCM key usable three ways: through OpenSSL when the system
+ * has it (`gcm`, synchronous and fastest at every size), through WebCrypto
+ * (fast for bulk data, but every call is an async op) and synchronously
+ * through node:crypto (microseconds for a keystroke-sized packet).
  */
 export interface PacketKey {
   crypto: CryptoKey;
   raw: Uint8Array;
+  /**
+   * The key scheduled in OpenSSL: set on the key's first packet (so that
+   * opening the library stays off the handshake's path and out of
+   * processes that never send one); null where there is none.
+   */
+  gcm?: GcmKey | null;
 }
 
 /** The keys of one session, as seen from one side. */
@@ -149,6 +160,8 @@ export async function seal(
   plaintext: Uint8Array,
 ): Promise<Uint8Array> {
   const iv = nonce(space, counter);
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) return gcm.seal(iv, header, plaintext);
   if (plaintext.length <= SYNC_CRYPTO_MAX_BYTES) {
     const cipher = createCipheriv("aes-256-gcm", key.raw, iv);
     cipher.setAAD(header);
@@ -175,6 +188,8 @@ export async function open(
 ): Promise<Uint8Array | null> {
   const iv = nonce(space, counter);
   if (sealed.length < TAG_BYTES) return null;
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) return gcm.open(iv, header, sealed);
   try {
     if (sealed.length - TAG_BYTES <= SYNC_CRYPTO_MAX_BYTES) {
       const decipher = createDecipheriv("aes-256-gcm", key.raw, iv);

@@ -224,3 +224,83 @@ Deno.test("without a terminal, enterRaw, restore and resetModes do nothing", asy
     await Deno.remove(script);
   }
 });
+
+Deno.test("a terminal that stops reading never stalls the event loop, and every byte still arrives in order", async () => {
+  const { Pty } = await import("../../src/pty/pty.ts");
+  const dir = await Deno.makeTempDir({ prefix: "et-local-terminal-" });
+  const script = `${dir}/script.js`;
+  const ticks = `${dir}/ticks`;
+  // 4 MiB: far more than a pty's buffer, so writes must wait for the reader.
+  await Deno.writeTextFile(
+    script,
+    `
+    import { LocalTerminal } from ${JSON.stringify(MODULE)};
+    const local = new LocalTerminal();
+    local.enterRaw();
+    const data = new Uint8Array(4 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 12)) & 0xff;
+    let count = 0;
+    const timer = setInterval(
+      () => Deno.writeTextFileSync(${JSON.stringify(ticks)}, String(++count)),
+      10,
+    );
+    for (let at = 0; at < data.length;) at += await local.write(data.subarray(at));
+    clearInterval(timer);
+    local.restore();
+    `,
+  );
+  const pty = Pty.spawn({
+    command: Deno.execPath(),
+    args: ["run", "-A", script],
+    cols: 80,
+    rows: 24,
+  });
+  try {
+    const tick = () => Number(Deno.readTextFileSync(ticks));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      try {
+        if (tick() > 0) break;
+      } catch { /* not yet written */ }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Nobody reads the terminal: its buffer is full and the writer waits,
+    // but its timers still run.
+    let exited = false;
+    pty.exited.then(() => exited = true);
+    const before = tick();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.ok(!exited, "the writer waits for the terminal");
+    assert.ok(tick() >= before + 5, `timers ran: ${before} -> ${tick()}`);
+    const chunks: Uint8Array[] = [];
+    for (let chunk; (chunk = await pty.read()) !== null;) chunks.push(chunk);
+    const received = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      received.set(chunk, at);
+      at += chunk.length;
+    }
+    const expected = new Uint8Array(4 << 20);
+    for (let i = 0; i < expected.length; i++) {
+      expected[i] = (i * 7 + (i >> 12)) & 0xff;
+    }
+    const digest = async (bytes: Uint8Array<ArrayBuffer>) =>
+      Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+    // Deno itself may clear its progress line on a terminal at start.
+    const start = received.length - expected.length;
+    assert.equal(
+      new TextDecoder("latin1").decode(received.subarray(0, start))
+        .replaceAll("\x1b[0G\x1b[2K\x1b[J", ""),
+      "",
+    );
+    assert.equal(
+      await digest(received.slice(start)),
+      await digest(expected),
+    );
+    assert.deepEqual(await pty.exited, { code: 0, signal: null });
+  } finally {
+    await pty.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

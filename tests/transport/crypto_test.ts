@@ -96,3 +96,32 @@ Deno.test("small packets sealed synchronously are byte-identical to WebCrypto's"
     assert.deepEqual(await open(server.receive, 0, size, header, sealed), big);
   }
 });
+
+Deno.test("OpenSSL's sealing is the same AES-GCM as WebCrypto's and node:crypto's, both ways, at every size", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const server = await deriveSessionKeys(secret, "server");
+  // This machine has OpenSSL 3: the fast path must be the one under test
+  // (opened on a key's first packet).
+  await seal(client.send, 1, 0, header, message);
+  await open(server.receive, 1, 0, header, new Uint8Array(16));
+  assert.ok(client.send.gcm, "libcrypto.so.3 opened");
+  assert.ok(server.receive.gcm, "libcrypto.so.3 opened");
+  // The same keys without OpenSSL: the node:crypto and WebCrypto paths.
+  const plainSend = { ...client.send, gcm: null };
+  const plainReceive = { ...server.receive, gcm: null };
+  for (const size of [0, 1, 15, 16, 17, 4096, 4097, 65536, 128 * 1024]) {
+    const data = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
+    const body = size > 65536
+      ? new Uint8Array([...data, ...data]).subarray(0, size)
+      : data;
+    const fast = await seal(client.send, 0, size, header, body);
+    const slow = await seal(plainSend, 0, size, header, body);
+    assert.deepEqual(fast, slow, `sealed alike at ${size} bytes`);
+    assert.deepEqual(await open(plainReceive, 0, size, header, fast), body);
+    assert.deepEqual(await open(server.receive, 0, size, header, slow), body);
+    const bad = fast.slice();
+    bad[bad.length - 1] ^= 1;
+    assert.equal(await open(server.receive, 0, size, header, bad), null);
+  }
+});
