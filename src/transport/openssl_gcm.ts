@@ -22,6 +22,8 @@ const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 /** The 16-byte GCM tag. */
 const TAG = 16;
+/** GCM's default IV length: OpenSSL reads exactly this many bytes of `iv`. */
+const IV = 12;
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
@@ -118,6 +120,7 @@ export function openSslGcm(raw: Uint8Array): GcmKey | null {
   const scratch = new Uint8Array(TAG);
   const gcm: GcmKey = {
     seal(iv, aad, plaintext) {
+      if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);
       const out = new Uint8Array(plaintext.length + TAG);
       if (
         c.EVP_EncryptInit_ex(encrypt, null, null, null, iv) !== 1 ||
@@ -144,6 +147,7 @@ export function openSslGcm(raw: Uint8Array): GcmKey | null {
       return out;
     },
     open(iv, aad, sealed) {
+      if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);
       if (sealed.length < TAG) return null;
       const size = sealed.length - TAG;
       const out = new Uint8Array(size);
