@@ -167,7 +167,7 @@ function rows(f: Figures): Row[] {
       command: BENCH,
     },
     {
-      what: "idle CPU (client + server, one session)",
+      what: "idle CPU (client + server, one session, 30 s after 20 s quiet)",
       unit: "%",
       values: f.idleCpu,
       digits: 2,
