@@ -226,13 +226,20 @@ Deno.test("FFI is opened only behind the OS switch, and never while modules load
   assert.equal(dlopens, 2, "one dlopen per supported system");
 });
 
-Deno.test("the client's graph reaches only the libc binding and its tables in src/platform", async () => {
+Deno.test("the client's graph reaches in src/platform only the libc binding, its tables and the share socket's modules", async () => {
   const modules = await moduleGraph("src/client/mod.ts");
   const platform = modules.map((m) => relative(ROOT, m.local!))
     .filter((file) => file.startsWith("src/platform/")).sort();
+  // The socket modules come in (imported lazily) only for session
+  // sharing's Unix socket: its accept loop and the caller's uid
+  // (SO_PEERCRED), src/client/session_share.ts.
   assert.deepEqual(platform, [
+    "src/platform/accept_loop.ts",
     "src/platform/libc.ts",
     "src/platform/libc_constants.ts",
+    "src/platform/reactor.ts",
+    "src/platform/socket.ts",
+    "src/platform/socket_pipe.ts",
     "src/platform/termios_layout.ts",
   ]);
 });

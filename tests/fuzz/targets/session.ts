@@ -147,6 +147,8 @@ export function randomBootstrap(r: Random): BootstrapRequest {
       // Always present too: absent decodes to [] and false.
       reverseTunnels: Array.from({ length: r.int(4) }, () => randomEndpoint(r)),
       noTerminal: r.chance(0.2),
+      // Present too: absent decodes to "bytes" (and "bytes" is not sent).
+      resume: r.pick(["bytes", "screen"] as const),
     };
   }
   if (op === 1) {
@@ -458,6 +460,16 @@ function modelControl(line: string): ControlMessage | null {
     return { type: "exit", code: value.code };
   }
   if (value?.type === "detach") return { type: "detach" };
+  // Section 13's session sharing: a tag, then the line it carries.
+  const tag = value?.tag;
+  if (Number.isSafeInteger(tag) && tag >= 0) {
+    if (value.type === "session-new" && typeof value.bootstrap === "string") {
+      return { type: "session-new", tag, bootstrap: value.bootstrap };
+    }
+    if (value.type === "session-answer" && typeof value.answer === "string") {
+      return { type: "session-answer", tag, answer: value.answer };
+    }
+  }
   return modelTunnel(value);
 }
 
@@ -514,7 +526,21 @@ function randomEndpoint(r: Random): TunnelEndpoint {
 }
 
 function randomControl(r: Random): ControlMessage {
-  const kind = r.int(7);
+  const kind = r.int(9);
+  if (kind === 7) {
+    return {
+      type: "session-new",
+      tag: r.int(2 ** 31),
+      bootstrap: encodeBootstrap(randomBootstrap(r)),
+    };
+  }
+  if (kind === 8) {
+    return {
+      type: "session-answer",
+      tag: r.int(2 ** 31),
+      answer: r.pick(["ETREADY 1 0123abcd 2022", "error: no such user", ""]),
+    };
+  }
   if (kind === 0) {
     return { type: "resize", cols: 1 + r.int(9998), rows: 1 + r.int(9998) };
   }
