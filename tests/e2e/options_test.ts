@@ -2,7 +2,8 @@
  * The client's ET-style options end to end: `-u` and `--ssh-option` reach
  * every ssh the client runs (a config whose User and Port are wrong works
  * only through them), SetEnv given with `--ssh-option` is in the remote
- * shell, `-k` sets the liveness of both ends (new and attached sessions),
+ * shell, `-k` sets the keepalive interval of both ends (new and attached
+ * sessions: counted on the wire),
  * and `--silent` keeps notices off the terminal.
  */
 
@@ -15,6 +16,7 @@ import {
 } from "./_client.ts";
 import { clientWithConfig, serverSettings } from "./_ssh_config.ts";
 import { E2E_TEST, withWorld } from "./_world.ts";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
 
 Deno.test({
   ...E2E_TEST,
@@ -69,33 +71,54 @@ async function disconnects(dir: string): Promise<string[]> {
 Deno.test({
   ...E2E_TEST,
   name:
-    "-k 8: both ends keep a quiet session (a 6 s dead-after would drop it), for a new session and on attach; an attach without -k goes back to the default",
+    "-k 8: neither end sends a keepalive in 6 s of quiet, for a new session and on attach; an attach without -k brings back 1 s keepalives",
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
-      const quietly = async (client: PipedClient, ms: number, what: string) => {
-        await sleep(ms);
-        assert.deepEqual(await disconnects(world.dir), [], what);
+      // Every chunk between client and daemon crosses the proxy: a quiet
+      // window shows which keepalive interval each end really uses. (Since
+      // keepalives are answered, a quiet session no longer drops for a
+      // mismatched interval; only the packets tell.)
+      const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+      const clients: PipedClient[] = [];
+      const start = async (extra: string[]) => {
+        const client = new PipedClient(
+          world.client(extra, { port: proxy.port }),
+        );
+        clients.push(client);
         await shellAnswers(client);
+        return client;
       };
-      // New session, -k 8: keepalives every 8 s each way. Were the
-      // session's end still at 1 s / 6 s, it would drop the client's pipe.
-      const first = new PipedClient(world.client(["-k", "8"]));
-      await shellAnswers(first);
-      await quietly(first, 14_000, "new session with -k 8");
-      await first.close();
+      /** Chunks each way in 6 s of quiet from 0.5 s after the last answer. */
+      const quietChunks = async () => {
+        await sleep(500); // the last output's ack
+        const seen = { up: 0, down: 0 };
+        proxy.setTap((up) => up ? seen.up++ : seen.down++);
+        await sleep(6000);
+        proxy.setTap(null);
+        assert.deepEqual(await disconnects(world.dir), [], "no drop");
+        return seen;
+      };
+      try {
+        // New session, -k 8: the first keepalive of either end is 8 s away.
+        const first = await start(["-k", "8"]);
+        assert.deepEqual(await quietChunks(), { up: 0, down: 0 }, "-k 8");
+        await first.close();
 
-      // Attach without -k: the session goes back to 1 s keepalives, or
-      // this client (dead after 6 s) would drop it.
-      const second = new PipedClient(world.client(["--attach"]));
-      await shellAnswers(second);
-      await quietly(second, 10_000, "attach with the default keepalive");
-      await second.close();
+        // Attach without -k: the session's end is back at 1 s (doubling
+        // while idle: at about 1 and 3 s), and so is the client's.
+        const second = await start(["--attach"]);
+        const plain = await quietChunks();
+        assert.ok(plain.down >= 2 && plain.up >= 2, JSON.stringify(plain));
+        await second.close();
 
-      // Attach with -k 8 to the session now at the default.
-      const third = new PipedClient(world.client(["--attach", "-k", "8"]));
-      await shellAnswers(third);
-      await quietly(third, 14_000, "attach with -k 8");
-      await third.close();
+        // Attach with -k 8 to the session now at the default.
+        const third = await start(["--attach", "-k", "8"]);
+        assert.deepEqual(await quietChunks(), { up: 0, down: 0 }, "attach");
+        await third.close();
+      } finally {
+        for (const client of clients) await client.close();
+        await proxy.close();
+      }
     }),
 });
 
