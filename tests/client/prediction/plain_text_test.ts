@@ -144,3 +144,28 @@ Deno.test("isPlainText says what the byte-by-byte reference says: every control 
     assert.equal(isPlainText(view), reference(view) >= 0, `round ${round}`);
   }
 });
+
+Deno.test("isPlainText agrees with the reference on text dense with line feeds, tabs, UTF-8 and bytes next to the controls", () => {
+  // Bytes that fail the first word test but are plain, and the controls.
+  const near = [0x0a, 0x0d, 0x09, 0x0c, 0x10, 0x1a, 0x1c, 0x1f, 0x7f];
+  const high = [0x80, 0x9b, 0x9f, 0xa0, 0xc2, 0xc3, 0xe2, 0xff];
+  const controls = [0x1b, 0x0e, 0x0f];
+  const next = random(0xbead);
+  const pick = (list: number[]) => list[Math.floor(next() * list.length)];
+  for (let round = 0; round < 3000; round++) {
+    const bytes = new Uint8Array(1 + Math.floor(next() * 200));
+    const controlRate = next() < 0.5 ? 0 : 0.005;
+    for (let i = 0; i < bytes.length; i++) {
+      const roll = next();
+      bytes[i] = roll < controlRate
+        ? pick(controls)
+        : roll < 0.8
+        ? 0x20 + Math.floor(next() * 95)
+        : roll < 0.9
+        ? pick(near)
+        : pick(high);
+    }
+    const view = bytes.subarray(Math.floor(next() * 4));
+    assert.equal(isPlainText(view), reference(view) >= 0, `round ${round}`);
+  }
+});
