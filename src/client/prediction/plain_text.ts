@@ -104,12 +104,26 @@ export function plainLineFeeds(bytes: Uint8Array): number {
  * ```
  */
 export function isPlainText(bytes: Uint8Array): boolean {
+  return firstControl(bytes) < 0;
+}
+
+/**
+ * Where the first ESC, SO, SI or C1 control of `bytes` is (for a C1
+ * control, its 0xc2), or -1 when they hold none: the scan
+ * {@linkcode isPlainText} describes.
+ *
+ * @example
+ * ```ts
+ * firstControl(new TextEncoder().encode("ab\x1b[m")); // 2
+ * ```
+ */
+export function firstControl(bytes: Uint8Array): number {
   const length = bytes.length;
   // Words must be aligned: bytes before the first boundary go one by one.
   const lead = Math.min(length, (4 - (bytes.byteOffset & 3)) & 3);
   const words = (length - lead) >>> 2;
   for (let at = 0; at < lead; at++) {
-    if (isControlAt(bytes, at)) return false;
+    if (isControlAt(bytes, at)) return at;
   }
   // (No view when there is no whole word: its start may not be aligned.)
   const view = words === 0
@@ -125,20 +139,22 @@ export function isPlainText(bytes: Uint8Array): boolean {
         (d - 0x20202020) | d) & 0x80808080) === 0
     ) continue;
     const at = lead + word * 4;
-    if (mayHoldControl(a) && controlInWord(bytes, at)) return false;
-    if (mayHoldControl(b) && controlInWord(bytes, at + 4)) return false;
-    if (mayHoldControl(c) && controlInWord(bytes, at + 8)) return false;
-    if (mayHoldControl(d) && controlInWord(bytes, at + 12)) return false;
+    let found = -1;
+    if (mayHoldControl(a)) found = controlInWord(bytes, at);
+    if (found < 0 && mayHoldControl(b)) found = controlInWord(bytes, at + 4);
+    if (found < 0 && mayHoldControl(c)) found = controlInWord(bytes, at + 8);
+    if (found < 0 && mayHoldControl(d)) found = controlInWord(bytes, at + 12);
+    if (found >= 0) return found;
   }
   for (; word < words; word++) {
-    if (mayHoldControl(view[word]) && controlInWord(bytes, lead + word * 4)) {
-      return false;
-    }
+    if (!mayHoldControl(view[word])) continue;
+    const found = controlInWord(bytes, lead + word * 4);
+    if (found >= 0) return found;
   }
   for (let at = lead + words * 4; at < length; at++) {
-    if (isControlAt(bytes, at)) return false;
+    if (isControlAt(bytes, at)) return at;
   }
-  return true;
+  return -1;
 }
 
 /**
@@ -155,10 +171,10 @@ function mayHoldControl(word: number): boolean {
     word) & 0x80808080) !== 0;
 }
 
-/** True when one of the four bytes from `at` is ESC, SO, SI or starts C1. */
-function controlInWord(bytes: Uint8Array, at: number): boolean {
-  return isControlAt(bytes, at) || isControlAt(bytes, at + 1) ||
-    isControlAt(bytes, at + 2) || isControlAt(bytes, at + 3);
+/** The first of the four bytes from `at` that is ESC, SO, SI or starts C1; -1 if none. */
+function controlInWord(bytes: Uint8Array, at: number): number {
+  for (let i = at; i < at + 4; i++) if (isControlAt(bytes, i)) return i;
+  return -1;
 }
 
 /** True when `bytes[at]` is ESC, SO, SI, or 0xc2 with a C1 trail after it. */
@@ -202,22 +218,25 @@ export function exactTailStart(
   lineFeedsBefore: number,
   rows: number,
 ): number {
-  let end = window.length;
-  for (let at = 0; at < window.length; at++) {
-    const kind = KIND[window[at]];
-    if (kind === CONTROL || (kind === C1_LEAD && isC1Trail(window[at + 1]))) {
-      end = at;
-      break;
-    }
-  }
+  const first = firstControl(window);
+  const end = first < 0 ? window.length : first;
+  // Back from the end to the rows-th line feed: a carriage return before
+  // it has at least `rows` after it, one after it fewer.
   let after = 0;
-  for (let at = end - 1; at >= 0; at--) {
-    const byte = window[at];
-    if (byte === 0x0a) after++;
-    else if (byte === 0x0d && after >= rows) {
-      const before = lineFeedsBefore + plainLineFeeds(window.subarray(0, at));
-      return before >= rows ? at + 1 : -1;
-    }
+  let at = end;
+  while (after < rows) {
+    at = at === 0 ? -1 : window.lastIndexOf(0x0a, at - 1);
+    if (at < 0) return -1;
+    after++;
   }
-  return -1;
+  const carriageReturn = at === 0 ? -1 : window.lastIndexOf(0x0d, at - 1);
+  if (carriageReturn < 0) return -1;
+  // All plain before it (it is before `end`): are there `rows` line feeds?
+  let before = lineFeedsBefore;
+  for (let from = 0; before < rows; before++) {
+    const lineFeed = window.indexOf(0x0a, from);
+    if (lineFeed < 0 || lineFeed >= carriageReturn) return -1;
+    from = lineFeed + 1;
+  }
+  return carriageReturn + 1;
 }
