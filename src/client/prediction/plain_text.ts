@@ -5,14 +5,17 @@
  * start parsing and still end exactly as the terminal.
  *
  * The scans are the model's whole cost while bulk output streams by, so
- * {@linkcode plainLineFeeds} reads four bytes at a time: a word with no
- * byte below 0x20 and none from 0x80 up
- * (most words of ASCII text) is passed over with one test, the others are
- * looked at byte by byte. Four native `indexOf` scans cost 3–4 times as
- * much, and decoding to a string for a regex makes garbage. (A WebAssembly
- * SIMD scan, 16 bytes at a time, was measured at 0.1 against 0.35 ms/MB:
- * about 1 % of the client's CPU at bulk rates, not worth hand-assembled
- * bytecode.)
+ * they read whole words: {@linkcode plainLineFeeds} (used only until a
+ * screen height of line feeds is counted) four bytes a turn, passing over a
+ * word with no byte below 0x20 and none from 0x80 up with one test;
+ * {@linkcode firstControl} and {@linkcode isPlainText} (every other byte)
+ * sixteen a turn, with a second word test that lets line feeds, tabs and
+ * carriage returns pass too, so only a word that may hold ESC, SO, SI or a
+ * byte from 0x80 up is looked at byte by byte. Four native `indexOf` scans
+ * cost 3–4 times as much, and decoding to a string for a regex makes
+ * garbage. (The sixteen-byte word scan runs at ~0.2 ms/MB on base64 lines,
+ * against 0.4–0.5 for the four-byte one; a WebAssembly SIMD scan was once
+ * measured at 0.1, too little more to carry hand-assembled bytecode.)
  *
  * @module
  */
@@ -93,9 +96,9 @@ export function plainLineFeeds(bytes: Uint8Array): number {
  * one test passes over four words whose bytes all lie in 0x20..0x7f; a
  * word that fails it (a line feed, a tab, UTF-8) gets a second test that
  * looks only for ESC, SO, SI or a byte from 0x80 up, and only a word that
- * fails both is looked at byte by byte. Line feeds, common in every
- * block, so pass after two word tests (about twice as fast as
- * {@linkcode plainLineFeeds} on text with a line feed every 80 bytes).
+ * fails both is looked at byte by byte. A line feed, found in every few
+ * blocks of text, so costs two word tests, not four byte looks (about
+ * twice as fast as {@linkcode plainLineFeeds} on 80-column lines).
  *
  * @example
  * ```ts
