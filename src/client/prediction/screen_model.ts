@@ -7,7 +7,8 @@
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
  * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
- * stream's path (only its last screenful when that is exact, as below).
+ * stream's path (only its last screenful when that is exact, as below,
+ * looked for in the last {@linkcode TAIL_BYTES} of its plain text).
  * A burst over 2 MiB is not kept at all: the model keeps its last 64 KiB
  * and, for what fell out of that window, whether any ESC,
  * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
