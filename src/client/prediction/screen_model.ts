@@ -7,7 +7,8 @@
  * Parsing costs ~60 MB/s here, slower than a bulk stream arrives, so the
  * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
- * stream's path (only its last screenful when that is exact, as below).
+ * stream's path (only its last screenful when that is exact, as below,
+ * looked for in the last {@linkcode TAIL_BYTES} of its plain text).
  * A burst over 2 MiB is not kept at all: the model keeps its last 64 KiB
  * and, for what fell out of that window, whether any ESC,
  * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
@@ -27,6 +28,7 @@
 
 import {
   exactTailStart,
+  firstControl,
   isPlainText,
   plainLineFeeds,
   splitC1,
@@ -397,29 +399,67 @@ export class ScreenModel implements ScreenView {
    */
   #shortcutDeferred(): boolean {
     if (!this.#atGround() || !this.#scrollsWholeScreen()) return false;
-    const window = concat(this.#deferred, this.#deferredBytes);
-    const start = exactTailStart(window, 0, this.rows);
+    const chunks = this.#deferred;
+    const total = this.#deferredBytes;
+    // Everything before the first control is plain text (chunk by chunk,
+    // and a C1 control split between two chunks counts too).
+    let plainEnd = total;
+    let offset = 0;
+    let previous: Uint8Array | undefined;
+    for (const chunk of chunks) {
+      if (previous !== undefined && splitC1(previous, chunk)) {
+        plainEnd = offset - 1;
+        break;
+      }
+      const at = firstControl(chunk);
+      if (at >= 0) {
+        plainEnd = offset + at;
+        break;
+      }
+      if (chunk.length > 0) previous = chunk;
+      offset += chunk.length;
+    }
+    // Only the last TAIL_BYTES of the plain text are joined and searched
+    // (no copy of up to MAX_DEFERRED at each lull); of the rest only line
+    // feeds are counted, up to a screen height. A tail too short to hold
+    // the start means no shortcut: every byte is parsed then, still exact.
+    const tailFrom = Math.max(0, plainEnd - TAIL_BYTES);
+    const tail = join(chunks, tailFrom, plainEnd);
+    const lineFeedsBefore = countLineFeeds(chunks, tailFrom, this.rows);
+    const start = exactTailStart(tail, lineFeedsBefore, this.rows);
     if (start < 0) return false;
-    this.#parseFrom(window, start, "set aside");
-    this.skippedBytes += start;
+    this.#parseFrom(
+      tail.subarray(start),
+      join(chunks, plainEnd, total),
+      total,
+      "set aside",
+    );
+    this.skippedBytes += tailFrom + start;
     this.#deferred = [];
     this.#deferredBytes = 0;
     return true;
   }
 
   /**
-   * The model as the terminal is at `window[start]`, for the rows the rest
-   * replaces: cursor at column 0 of the bottom row, every row scrolled
-   * away. Then the rest, parsed in full.
+   * The model as the terminal is where `kept` starts (see
+   * {@linkcode exactTailStart}), for the rows the rest replaces: cursor at
+   * column 0 of the bottom row, every row scrolled away. Then `kept` and
+   * `rest`, parsed in full (`total` bytes came in all).
    */
-  #parseFrom(window: Uint8Array, start: number, what: string): void {
+  #parseFrom(
+    kept: Uint8Array,
+    rest: Uint8Array,
+    total: number,
+    what: string,
+  ): void {
     log.info(
-      `model: ${what} ${window.length} bytes of output, parsed only the last ${
-        window.length - start
+      `model: ${what} ${total} bytes of output, parsed only the last ${
+        kept.length + rest.length
       }: exact`,
     );
     this.#parse(encoder.encode("\r" + "\n".repeat(this.rows)));
-    this.#parse(window.subarray(start));
+    this.#parse(kept);
+    if (rest.length > 0) this.#parse(rest);
   }
 
   /** True when the parser is between sequences (not inside one). */
@@ -491,7 +531,12 @@ export class ScreenModel implements ScreenView {
       this.#parse(window); // close, and a clear makes it exact again
       return;
     }
-    this.#parseFrom(window, start, `skipped ${bytes - window.length} and kept`);
+    this.#parseFrom(
+      window.subarray(start),
+      EMPTY,
+      window.length,
+      `skipped ${bytes - window.length} and kept`,
+    );
   }
 
   /**
@@ -517,6 +562,43 @@ function newSkip() {
     chunks: [] as Uint8Array[],
     chunkBytes: 0,
   };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Bytes `from` to `to` of `chunks` (offsets into all of them), in one array. */
+function join(chunks: Uint8Array[], from: number, to: number): Uint8Array {
+  const joined = new Uint8Array(Math.max(0, to - from));
+  let offset = 0;
+  for (const chunk of chunks) {
+    const end = offset + chunk.length;
+    if (end > from && offset < to) {
+      const piece = chunk.subarray(
+        Math.max(0, from - offset),
+        Math.min(chunk.length, to - offset),
+      );
+      joined.set(piece, Math.max(0, offset - from));
+    }
+    offset = end;
+    if (offset >= to) break;
+  }
+  return joined;
+}
+
+/** Line feeds in the first `to` bytes of `chunks`, counted up to `cap`. */
+function countLineFeeds(chunks: Uint8Array[], to: number, cap: number): number {
+  let count = 0;
+  let offset = 0;
+  for (const chunk of chunks) {
+    if (offset >= to || count >= cap) break;
+    const end = Math.min(chunk.length, to - offset);
+    for (let at = chunk.indexOf(0x0a); at >= 0 && at < end;) {
+      if (++count >= cap) return count;
+      at = chunk.indexOf(0x0a, at + 1);
+    }
+    offset += chunk.length;
+  }
+  return count;
 }
 
 /** `chunks` (`bytes` in all) in one array. */

@@ -6,6 +6,8 @@
 
 import assert from "node:assert/strict";
 import {
+  exactTailStart,
+  firstControl,
   isPlainText,
   plainLineFeeds,
   splitC1,
@@ -143,4 +145,97 @@ Deno.test("isPlainText says what the byte-by-byte reference says: every control 
     const view = bytes.subarray(Math.floor(next() * 4));
     assert.equal(isPlainText(view), reference(view) >= 0, `round ${round}`);
   }
+});
+
+Deno.test("isPlainText agrees with the reference on text dense with line feeds, tabs, UTF-8 and bytes next to the controls", () => {
+  // Bytes that fail the first word test but are plain, and the controls.
+  const near = [0x0a, 0x0d, 0x09, 0x0c, 0x10, 0x1a, 0x1c, 0x1f, 0x7f];
+  const high = [0x80, 0x9b, 0x9f, 0xa0, 0xc2, 0xc3, 0xe2, 0xff];
+  const controls = [0x1b, 0x0e, 0x0f];
+  const next = random(0xbead);
+  const pick = (list: number[]) => list[Math.floor(next() * list.length)];
+  for (let round = 0; round < 3000; round++) {
+    const bytes = new Uint8Array(1 + Math.floor(next() * 200));
+    const controlRate = next() < 0.5 ? 0 : 0.005;
+    for (let i = 0; i < bytes.length; i++) {
+      const roll = next();
+      bytes[i] = roll < controlRate
+        ? pick(controls)
+        : roll < 0.8
+        ? 0x20 + Math.floor(next() * 95)
+        : roll < 0.9
+        ? pick(near)
+        : pick(high);
+    }
+    const view = bytes.subarray(Math.floor(next() * 4));
+    assert.equal(isPlainText(view), reference(view) >= 0, `round ${round}`);
+  }
+});
+
+/** True when `bytes[at]` is ESC, SO, SI, or 0xc2 starting a C1 control. */
+function controlAt(bytes: Uint8Array, at: number): boolean {
+  const byte = bytes[at];
+  return byte === 0x1b || byte === 0x0e || byte === 0x0f ||
+    (byte === 0xc2 && bytes[at + 1] >= 0x80 && bytes[at + 1] <= 0x9f);
+}
+
+/** exactTailStart as first written, byte by byte: the reference. */
+function referenceTailStart(
+  window: Uint8Array,
+  lineFeedsBefore: number,
+  rows: number,
+): number {
+  let end = window.length;
+  for (let at = 0; at < window.length; at++) {
+    if (controlAt(window, at)) {
+      end = at;
+      break;
+    }
+  }
+  let after = 0;
+  for (let at = end - 1; at >= 0; at--) {
+    if (window[at] === 0x0a) after++;
+    else if (window[at] === 0x0d && after >= rows) {
+      const before = lineFeedsBefore + reference(window.subarray(0, at));
+      return before >= rows ? at + 1 : -1;
+    }
+  }
+  return -1;
+}
+
+Deno.test("exactTailStart and firstControl agree with byte-by-byte references on random text with line ends and controls", () => {
+  const next = random(0x7a11);
+  const pick = (list: number[]) => list[Math.floor(next() * list.length)];
+  let found = 0;
+  for (let round = 0; round < 4000; round++) {
+    const bytes = new Uint8Array(Math.floor(next() * 400));
+    const controlRate = next() < 0.5 ? 0 : 0.003;
+    for (let i = 0; i < bytes.length; i++) {
+      const roll = next();
+      bytes[i] = roll < controlRate
+        ? pick([0x1b, 0x0e, 0x0f, 0xc2])
+        : roll < 0.85
+        ? 0x20 + Math.floor(next() * 95)
+        : roll < 0.93
+        ? pick([0x0a, 0x0d])
+        : pick([0x09, 0x1a, 0x80, 0x9b, 0xc2, 0xc3]);
+    }
+    const view = bytes.subarray(Math.floor(next() * 4));
+    const rows = 1 + Math.floor(next() * 6);
+    const before = Math.floor(next() * 8);
+    const start = exactTailStart(view, before, rows);
+    assert.equal(
+      start,
+      referenceTailStart(view, before, rows),
+      `round ${round}`,
+    );
+    if (start >= 0) found++;
+    let first = -1;
+    for (let at = 0; at < view.length && first < 0; at++) {
+      if (controlAt(view, at)) first = at;
+    }
+    assert.equal(firstControl(view), first, `round ${round}`);
+  }
+  // Both answers happen often: the comparison is not only of -1s.
+  assert.ok(found > 400 && found < 3600, `${found} starts found`);
 });

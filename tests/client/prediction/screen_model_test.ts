@@ -235,3 +235,59 @@ Deno.test("a burst that starts inside an escape sequence is not taken for plain 
   assert.equal(model.current, false, "the pen changed unseen: untrusted");
   model.close();
 });
+
+Deno.test("a set-aside burst ends exactly as parsing every byte would: controls mid-way, a C1 control split between chunks, small chunks, lines longer than the kept tail", async () => {
+  const cases: [string, Uint8Array, number, boolean][] = [];
+  const plain = bytes(plainLines(12_000, 0x5eed)); // ~0.7 MB
+  const mid = Math.floor(plain.length / 2);
+  // Colors change half-way: only what comes before them can be skipped.
+  const colored = new Uint8Array([
+    ...plain.subarray(0, mid),
+    ...bytes("\x1b[1;32m"),
+    ...plain.subarray(mid),
+  ]);
+  cases.push(["a color change half-way", colored, 65536, true]);
+  // A C1 CSI (0xc2 0x9b, "1m" after it) split between two chunks.
+  const split = new Uint8Array([
+    ...plain.subarray(0, 4096 * 40 - 1),
+    0xc2,
+    0x9b,
+    ...bytes("1m"),
+    ...plain.subarray(4096 * 40 - 1),
+  ]);
+  cases.push(["a C1 control split between chunks", split, 4096, true]);
+  cases.push(["1000-byte chunks", plain, 1000, true]);
+  // Lines of ~100 KiB: no start in the kept tail, so every byte is parsed.
+  const long = bytes(
+    Array.from({ length: 8 }, (_, i) => `${i}`.repeat(100_000) + "\r\n")
+      .join(""),
+  );
+  cases.push(["lines longer than the kept tail", long, 65536, false]);
+  for (const [name, burst, cut, shortcut] of cases) {
+    const clock = { t: 0 };
+    const model = await ScreenModel.create(30, 6, () => clock.t);
+    const slow = { t: 0 };
+    const reference = await ScreenModel.create(30, 6, () => slow.t += 1000);
+    const all = [bytes("$ cat big\r\n\x1b[33m"), burst, bytes("\x1b[0m$ ")];
+    for (const part of all) {
+      for (let at = 0; at < part.length; at += cut) {
+        const chunk = part.subarray(at, at + cut);
+        model.feed(chunk);
+        reference.feed(chunk);
+      }
+    }
+    assert.ok(!model.current, `${name}: set aside`);
+    clock.t += 5000;
+    await quiet();
+    assert.ok(model.current, `${name}: trusted again`);
+    assert.equal(reference.skippedBytes, 0);
+    assert.equal(
+      model.skippedBytes > 0,
+      shortcut,
+      `${name}: skipped ${model.skippedBytes}`,
+    );
+    assert.equal(snapshot(model), snapshot(reference), name);
+    model.close();
+    reference.close();
+  }
+});
