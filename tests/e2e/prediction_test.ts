@@ -476,11 +476,21 @@ async function scriptedSection(
   type: (key: string) => Promise<void>,
   output: () => string,
 ): Promise<string> {
+  const prompts = (text: string) => text.split("$ ").length - 1;
   for (const key of SCRIPTED) {
+    // The prompt after this line's output, not the one before it (the
+    // echo is 200 ms away: typing on at once let keys land before the
+    // output, at another place in each run). The line's own echo may
+    // hold "$ " too.
+    const wanted = prompts(output()) + prompts(key) + 1;
     await type(key);
     await sleep(KEY_GAP_MS);
     if (key.endsWith("\r")) {
-      await waitUntil(() => output().endsWith("$ "), 10_000, "the prompt");
+      await waitUntil(
+        () => prompts(output()) >= wanted && output().endsWith("$ "),
+        10_000,
+        "the prompt",
+      );
     }
   }
   await waitUntil(() => output().includes("<<DONE>>"), 10_000, "DONE");
