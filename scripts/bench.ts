@@ -27,7 +27,7 @@
  */
 
 import { configureLog } from "../src/log.ts";
-import { type EtWorld, startWorld } from "../tests/e2e/_world.ts";
+import { type EtWorld, startWorld, stockRcUser } from "../tests/e2e/_world.ts";
 import {
   aggregateThroughput,
   type BenchWorld,
@@ -157,6 +157,7 @@ const ORDER = [
   "bulk",
   "echo latency",
   "connect",
+  "connect, stock rc files",
   "connect with a session open",
   "cpu per 100 MB",
   "idle cpu",
@@ -308,6 +309,33 @@ async function endToEndSections(plan: Plan): Promise<void> {
     }
     for (const k of kinds) figures.connectFirst[k] = median(times.get(k)!);
     return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`);
+  });
+
+  // The same as a user with the distribution's stock rc files: this
+  // machine's root ~/.bashrc runs pyenv, which bash sources for every
+  // command run over ssh, so a bootstrap command pays it once more than
+  // ssh's login does; a stock .bashrc returns at once when not interactive.
+  await measure("connect, stock rc files", async () => {
+    if (Deno.uid() !== 0) {
+      throw new Error("creating the stock-rc user needs root");
+    }
+    const user = await stockRcUser();
+    // Untimed: the user's first `et` run fills their own Deno cache.
+    await connectTime(world, "et", user);
+    const times = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+    for (let i = 0; i < plan.connectRuns; i++) {
+      for (const kind of kinds) {
+        times.get(kind)!.push(await connectTime(world, kind, user));
+      }
+      progress(
+        `connect (${user}) run ${i + 1}: ${
+          perKind(kinds, (k) => `${fixed(times.get(k)![i], 0)} ms`)
+        }`,
+      );
+    }
+    for (const k of kinds) figures.connectStockRc[k] = median(times.get(k)!);
+    return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`) +
+      ` (as ${user}, /etc/skel's .bashrc and .profile)`;
   });
 
   // One interactive session of each for echo, bulk and memory, so the
