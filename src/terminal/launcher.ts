@@ -47,8 +47,9 @@ import {
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
-import { requestFromHost } from "./host_socket.ts";
+import { abandonHost, requestFromHost, startHostEarly } from "./host_socket.ts";
 import {
+  type DetachedLines,
   LOGIN_ENV_NAMES,
   readStdinLine,
   spawnDetachedRole,
@@ -71,6 +72,12 @@ export async function launchTerminal(
   options: LauncherOptions,
 ): Promise<number> {
   let report: ReadyReport;
+  // The user's host starts (if none runs) while the request is read: the
+  // two Deno start-ups overlap. Let go unless the request is `new`.
+  const early = privateRuntimeDir()
+    .then((dir) => startHostEarly(dir, options.routerPath))
+    .catch(() => null);
+  let hostWanted = false;
   try {
     const line = await readStdinLine(30_000);
     const mismatch = protocolMismatch(
@@ -116,8 +123,9 @@ export async function launchTerminal(
         // The others are counted while the host (maybe starting) starts
         // the session: a new session is "starting", never "detached". The
         // count is only a notice: failing to count is no reason to fail.
+        hostWanted = true;
         const [started, others] = await Promise.all([
-          startSession(dir, options.routerPath, line),
+          startSession(dir, options.routerPath, line, early),
           request.killOthers ? [] : findSessions(dir).catch(() => []),
         ]);
         report = {
@@ -131,6 +139,7 @@ export async function launchTerminal(
         break;
     }
   } catch (error) {
+    if (!hostWanted) abandonHost(early);
     if (error instanceof RefusedError) {
       console.log(`\n${encodeRefusal(error.message)}`);
     } else {
@@ -138,6 +147,7 @@ export async function launchTerminal(
     }
     return 1;
   }
+  if (!hostWanted) abandonHost(early);
   // A fresh line first: a login script may have left a partial line.
   console.log(`\n${encodeReady(report)}`);
   return 0;
@@ -152,6 +162,7 @@ async function startSession(
   dir: string,
   routerPath: string,
   line: string,
+  early: Promise<DetachedLines | null>,
 ): Promise<{ id: string; port?: number }> {
   // The login environment ssh set up: the session's program starts in it.
   const env: Record<string, string> = {};
@@ -163,7 +174,7 @@ async function startSession(
     op: "new",
     bootstrap: line,
     env,
-  });
+  }, early);
   return readyOrThrow(answer);
 }
 
