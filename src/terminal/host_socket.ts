@@ -24,11 +24,7 @@
  * host hands it its request on the host's stdin instead of over the
  * socket (one connection and one round trip less on a first session): the
  * host prints {@link HOST_READY} once it listens, then its answer to that
- * request, the same line the socket would carry. The launcher starts the
- * host that way before it has even read its own request
- * ({@link startHostEarly}), so the two Deno start-ups overlap; a launcher
- * whose request is not `new` closes the host's stdin, and a host whose
- * stdin ends with no request and no session closes at once.
+ * request, the same line the socket would carry.
  *
  * @module
  */
@@ -131,65 +127,19 @@ function hostWentAway(error: unknown): boolean {
 }
 
 /**
- * The launcher's first move, before it has read its request: when no host
- * answers at `routerPath`'s socket, starts one under the host lock
- * (race-free, as {@link requestFromHost} does) and resolves once it
- * listens, with its stdin and stdout: the request goes to it with
- * {@link requestFromHost}, or {@link abandonHost} lets it go. Resolves
- * with null when a host runs already, or on any failure (the request then
- * finds or starts a host the ordinary way).
- */
-export async function startHostEarly(
-  dir: string,
-  routerPath: string,
-): Promise<DetachedLines | null> {
-  try {
-    const paths = await hostPaths(dir, routerPath);
-    try {
-      (await Deno.connect({ transport: "unix", path: paths.socket })).close();
-      return null;
-    } catch (error) {
-      if (!noListener(error)) return null;
-    }
-    return await launchHost(paths, performance.now() + HOST_START_TIMEOUT_MS);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Lets a host from {@link startHostEarly} go without a request: its stdin
- * ends, and with no session it closes at once.
- */
-export function abandonHost(early: Promise<DetachedLines | null>): void {
-  early.then((host) => host?.release()).catch(() => {});
-}
-
-/**
  * The launcher's `new`: sends `request` to the user's host of
- * `routerPath` (the one `early` started, if any), starting that host
- * first if none runs. Resolves with the host's answer line (never
- * {@link HOST_CLOSING}: a closing host's answer is retried on a fresh
- * one).
+ * `routerPath`, starting that host first if none runs. Resolves with the
+ * host's answer line (never {@link HOST_CLOSING}: a closing host's answer
+ * is retried on a fresh one).
  */
 export async function requestFromHost(
   dir: string,
   routerPath: string,
   request: Record<string, unknown>,
-  early: Promise<DetachedLines | null> = Promise.resolve(null),
 ): Promise<string> {
   const paths = await hostPaths(dir, routerPath);
   const deadline = performance.now() + HOST_START_TIMEOUT_MS;
   let lastError: unknown = null;
-  const started = await early;
-  if (started) {
-    try {
-      const answer = await askStartedHost(started, request);
-      if (answer !== HOST_CLOSING) return answer;
-    } catch (error) {
-      lastError = error; // gone: the socket (or a new host) it is
-    }
-  }
   while (performance.now() < deadline) {
     try {
       const answer = await hostRequest(paths.socket, request);
@@ -202,10 +152,8 @@ export async function requestFromHost(
       if (!noListener(error)) throw error;
     }
     try {
-      const host = await launchHost(paths, deadline);
-      if (host === null) continue; // another launcher's: the socket
-      const answer = await askStartedHost(host, request);
-      if (answer !== HOST_CLOSING) return answer;
+      const answer = await startHost(paths, deadline, request);
+      if (answer !== null && answer !== HOST_CLOSING) return answer;
     } catch (error) {
       lastError = error;
       if (!hostWentAway(error)) await sleep(50);
@@ -220,20 +168,22 @@ export async function requestFromHost(
 
 /**
  * Under the host lock: if still no host answers, starts `et terminal
- * --host` detached (it replaces a stale socket) and waits until it
- * listens, then releases the lock. Resolves with the host's stdin and
- * stdout (its request goes there), or null when another launcher started
- * a host meanwhile (the request goes over the socket then).
+ * --host` detached with `request` on its stdin (it replaces a stale
+ * socket), and waits until it listens; then, the lock released, resolves
+ * with its answer to `request`. Resolves with null when another launcher
+ * started a host meanwhile (the request goes over the socket then).
  */
-async function launchHost(
+async function startHost(
   paths: { socket: string; lock: string },
   deadline: number,
-): Promise<DetachedLines | null> {
+  request: Record<string, unknown>,
+): Promise<string | null> {
   const lock = await Deno.open(paths.lock, {
     create: true,
     write: true,
     mode: 0o600,
   });
+  let host: DetachedLines;
   try {
     await withDeadline(
       lock.lock(true),
@@ -252,15 +202,33 @@ async function launchHost(
       if (!noListener(error)) throw error;
     }
     // A socket nobody listens on is a dead host's: the new host replaces it.
-    return await spawnHost(deadline);
+    host = await spawnHost(deadline, request);
   } finally {
     lock.close(); // releases the lock
   }
+  try {
+    const answer = await host.next(
+      NEW_SESSION_TIMEOUT_MS,
+      "the session host did not answer in time",
+    );
+    if (answer === null) {
+      throw new HostGoneError("the session host exited without an answer");
+    }
+    return answer;
+  } finally {
+    host.release();
+  }
 }
 
-/** Starts the host detached from ssh; resolves once it says it listens. */
-async function spawnHost(deadline: number): Promise<DetachedLines> {
-  const host = spawnDetachedLines("--host");
+/**
+ * Starts the host detached from ssh with `request` on its stdin; resolves
+ * once it says it listens, with its stdout (the answer comes next).
+ */
+async function spawnHost(
+  deadline: number,
+  request: Record<string, unknown>,
+): Promise<DetachedLines> {
+  const host = await spawnDetachedLines("--host", JSON.stringify(request));
   let line: string | null;
   try {
     line = await host.next(
@@ -276,27 +244,4 @@ async function spawnHost(deadline: number): Promise<DetachedLines> {
     throw new Error(line?.replace(/^error: /, "") || "the host exited");
   }
   return host;
-}
-
-/**
- * Sends `request` to a host this launcher started, on its stdin; resolves
- * with its answer line (the same the socket would carry).
- */
-async function askStartedHost(
-  host: DetachedLines,
-  request: Record<string, unknown>,
-): Promise<string> {
-  try {
-    await host.send(JSON.stringify(request));
-    const answer = await host.next(
-      NEW_SESSION_TIMEOUT_MS,
-      "the session host did not answer in time",
-    );
-    if (answer === null) {
-      throw new HostGoneError("the session host exited without an answer");
-    }
-    return answer;
-  } finally {
-    host.release();
-  }
 }

@@ -47,9 +47,8 @@ import {
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
-import { abandonHost, requestFromHost, startHostEarly } from "./host_socket.ts";
+import { requestFromHost } from "./host_socket.ts";
 import {
-  type DetachedLines,
   LOGIN_ENV_NAMES,
   readStdinLine,
   spawnDetachedRole,
@@ -72,12 +71,6 @@ export async function launchTerminal(
   options: LauncherOptions,
 ): Promise<number> {
   let report: ReadyReport;
-  // The user's host starts (if none runs) while the request is read: the
-  // two Deno start-ups overlap. Let go unless the request is `new`.
-  const early = privateRuntimeDir()
-    .then((dir) => startHostEarly(dir, options.routerPath))
-    .catch(() => null);
-  let hostWanted = false;
   try {
     const line = await readStdinLine(30_000);
     const mismatch = protocolMismatch(
@@ -123,9 +116,8 @@ export async function launchTerminal(
         // The others are counted while the host (maybe starting) starts
         // the session: a new session is "starting", never "detached". The
         // count is only a notice: failing to count is no reason to fail.
-        hostWanted = true;
         const [started, others] = await Promise.all([
-          startSession(dir, options.routerPath, line, early),
+          startSession(dir, options.routerPath, line),
           request.killOthers ? [] : findSessions(dir).catch(() => []),
         ]);
         report = {
@@ -139,7 +131,6 @@ export async function launchTerminal(
         break;
     }
   } catch (error) {
-    if (!hostWanted) abandonHost(early);
     if (error instanceof RefusedError) {
       console.log(`\n${encodeRefusal(error.message)}`);
     } else {
@@ -147,7 +138,6 @@ export async function launchTerminal(
     }
     return 1;
   }
-  if (!hostWanted) abandonHost(early);
   // A fresh line first: a login script may have left a partial line.
   console.log(`\n${encodeReady(report)}`);
   return 0;
@@ -162,7 +152,6 @@ async function startSession(
   dir: string,
   routerPath: string,
   line: string,
-  early: Promise<DetachedLines | null>,
 ): Promise<{ id: string; port?: number }> {
   // The login environment ssh set up: the session's program starts in it.
   const env: Record<string, string> = {};
@@ -174,7 +163,7 @@ async function startSession(
     op: "new",
     bootstrap: line,
     env,
-  }, early);
+  });
   return readyOrThrow(answer);
 }
 

@@ -73,9 +73,8 @@ export async function spawnDetachedRole(
   timeoutMs: number,
   what: string,
 ): Promise<string | null> {
-  const child = spawnDetachedLines(role);
+  const child = await spawnDetachedLines(role, input);
   try {
-    await child.send(input);
     return await child.next(timeoutMs, what);
   } finally {
     child.release();
@@ -89,50 +88,43 @@ export interface DetachedLines {
    * `what` after `timeoutMs` (and stops reading).
    */
   next(timeoutMs: number, what: string): Promise<string | null>;
-  /**
-   * Writes `line` (if not null) to its stdin, then closes stdin. Called
-   * once; rejects when the process is gone.
-   */
-  send(line: string | null): Promise<void>;
-  /** Stops reading (and closes stdin); the process lives on by itself. */
+  /** Stops reading; the process lives on by itself. */
   release(): void;
 }
 
 /**
  * Starts this program again as `et terminal <role>`, detached from ssh,
- * like {@link spawnDetachedRole}, and hands back its stdin and its stdout
- * line by line (a role that answers more than once, and may be started
- * before its input is known: the host prints that it listens, then its
- * answer to the request it is sent).
+ * like {@link spawnDetachedRole}, and hands back its stdout line by line
+ * (a role that answers more than once: the host prints that it listens,
+ * then its answer to `input`).
  */
-export function spawnDetachedLines(role: string): DetachedLines {
+export async function spawnDetachedLines(
+  role: string,
+  input: string | null,
+): Promise<DetachedLines> {
   const [program, ...args] = selfCommand();
   const child = new Deno.Command(program, {
     args: [...args, "terminal", role],
-    stdin: "piped",
+    stdin: input === null ? "null" : "piped",
     stdout: "piped",
     stderr: "null",
     detached: true,
   }).spawn();
   const reader = child.stdout.getReader();
-  const writer = child.stdin.getWriter();
-  let sent = false;
-  const send = async (line: string | null) => {
-    if (sent) return;
-    sent = true;
-    try {
-      if (line !== null) {
-        await writer.write(new TextEncoder().encode(line + "\n"));
-      }
-    } finally {
-      await writer.close().catch(() => {});
-    }
-  };
   const release = () => {
-    send(null).catch(() => {});
     reader.cancel().catch(() => {});
     child.unref();
   };
+  if (input !== null) {
+    try {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(input + "\n"));
+      await writer.close();
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
   // What a chunk held beyond the reader's buffer, for its next read.
   let rest: Uint8Array = new Uint8Array(0);
   const source = {
@@ -157,7 +149,6 @@ export function spawnDetachedLines(role: string): DetachedLines {
         what,
         () => reader.cancel().catch(() => {}),
       ),
-    send,
     release,
   };
 }

@@ -64,12 +64,6 @@ const FIRST_SESSION_GRACE_MS = 30_000;
 /** Longest wait for a launcher's request line. */
 const REQUEST_TIMEOUT_MS = 5000;
 
-/**
- * Longest wait for the request on stdin: the launcher that started us
- * sends it once it has read its own (it waits up to 30 s for that).
- */
-const STDIN_REQUEST_TIMEOUT_MS = 35_000;
-
 /** Options of the host process. */
 export interface HostOptions {
   /** The daemon's router socket. */
@@ -214,22 +208,20 @@ class UserHost {
   /**
    * Answers the request line on stdin (from the launcher that started this
    * host) on stdout, as a request over the socket is answered; then closes
-   * both. Nothing to answer when stdin ends first (the launcher's request
-   * was not `new`): with no session then, the host closes at once.
+   * both. Nothing to answer when stdin ends first.
    */
   async answerStdin(): Promise<void> {
     const stdout = {
       write: (bytes: Uint8Array) => Deno.stdout.write(bytes),
     };
     try {
-      await this.#answer(Deno.stdin, stdout, STDIN_REQUEST_TIMEOUT_MS);
+      await this.#answer(Deno.stdin, stdout);
     } finally {
       for (const stream of [Deno.stdin, Deno.stdout]) {
         try {
           stream.close();
         } catch { /* already closed */ }
       }
-      this.#closeIfIdle();
     }
   }
 
@@ -237,7 +229,6 @@ class UserHost {
   async #answer(
     from: ByteSource,
     to: { write(bytes: Uint8Array): Promise<number> },
-    timeoutMs = REQUEST_TIMEOUT_MS,
   ) {
     const reply = (line: string) =>
       to.write(encoder.encode(line + "\n")).catch(() => 0);
@@ -245,8 +236,8 @@ class UserHost {
     try {
       const line = await withDeadline(
         new LineReader(from, HOST_REQUEST_LIMIT).next(),
-        timeoutMs,
-        `no complete request within ${timeoutMs / 1000} s`,
+        REQUEST_TIMEOUT_MS,
+        "no complete request within 5 s",
       );
       if (line === null) return;
       request = JSON.parse(line);

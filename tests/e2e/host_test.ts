@@ -171,42 +171,6 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name:
-    "--list with no host running leaves no process behind: the host the launcher starts while it reads its request closes at once",
-  fn: () =>
-    withWorld({ privateRuntime: true }, async (world) => {
-      for (let i = 0; i < 2; i++) {
-        const list = new PipedClient(world.client(["--list"]));
-        assert.equal(await list.exit(), 0, list.stderr);
-        assert.match(list.stdout, /no et sessions on /);
-      }
-      // Far below the 30 s a host with no session used to wait for one.
-      await waitUntil(
-        async () => (await world.terminalProcesses()).length === 0,
-        5000,
-        async () =>
-          `no terminal process; left: ${
-            JSON.stringify(await world.terminalProcesses())
-          }`,
-        100,
-      );
-      const { socket } = await hostPaths(world.runtimeDir, world.routerPath);
-      await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
-      // And a session after that starts a host as usual.
-      const client = new PipedClient(world.client());
-      try {
-        await shellAnswers(client);
-        await onlyHost(world);
-        await client.type("exit 0\n");
-        assert.equal(await client.exit(), 0, client.stderr);
-      } finally {
-        await client.close();
-      }
-    }),
-});
-
-Deno.test({
-  ...E2E_TEST,
-  name:
     "a host whose process was killed leaves a stale socket: the next client replaces it with a new host",
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
