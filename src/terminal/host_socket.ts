@@ -20,11 +20,7 @@
  * exclusive lock on `host-<key>.lock`, tries the socket again (another
  * launcher may just have started one), and only then removes a stale
  * socket and starts the host, releasing the lock once the host listens.
- * Two launchers at once end with one host. The launcher that starts the
- * host hands it its request on the host's stdin instead of over the
- * socket (one connection and one round trip less on a first session): the
- * host prints {@link HOST_READY} once it listens, then its answer to that
- * request, the same line the socket would carry.
+ * Two launchers at once end with one host.
  *
  * @module
  */
@@ -32,7 +28,7 @@
 import { sleep, withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
 import { LineReader } from "../session/mod.ts";
-import { type DetachedLines, spawnDetachedLines } from "./local_io.ts";
+import { spawnDetachedRole } from "./local_io.ts";
 
 const encoder = new TextEncoder();
 
@@ -152,11 +148,10 @@ export async function requestFromHost(
       if (!noListener(error)) throw error;
     }
     try {
-      const answer = await startHost(paths, deadline, request);
-      if (answer !== null && answer !== HOST_CLOSING) return answer;
+      await startHost(paths, deadline);
     } catch (error) {
       lastError = error;
-      if (!hostWentAway(error)) await sleep(50);
+      await sleep(50);
     }
   }
   throw new Error(
@@ -167,23 +162,18 @@ export async function requestFromHost(
 }
 
 /**
- * Under the host lock: if still no host answers, starts `et terminal
- * --host` detached with `request` on its stdin (it replaces a stale
- * socket), and waits until it listens; then, the lock released, resolves
- * with its answer to `request`. Resolves with null when another launcher
- * started a host meanwhile (the request goes over the socket then).
+ * Under the host lock: if still no host answers, removes a stale socket and
+ * starts `et terminal --host` detached, and waits until it listens.
  */
 async function startHost(
   paths: { socket: string; lock: string },
   deadline: number,
-  request: Record<string, unknown>,
-): Promise<string | null> {
+): Promise<void> {
   const lock = await Deno.open(paths.lock, {
     create: true,
     write: true,
     mode: 0o600,
   });
-  let host: DetachedLines;
   try {
     await withDeadline(
       lock.lock(true),
@@ -197,51 +187,26 @@ async function startHost(
         path: paths.socket,
       });
       conn.close();
-      return null;
+      return;
     } catch (error) {
       if (!noListener(error)) throw error;
     }
     // A socket nobody listens on is a dead host's: the new host replaces it.
-    host = await spawnHost(deadline, request);
+    await spawnHost(deadline);
   } finally {
     lock.close(); // releases the lock
   }
-  try {
-    const answer = await host.next(
-      NEW_SESSION_TIMEOUT_MS,
-      "the session host did not answer in time",
-    );
-    if (answer === null) {
-      throw new HostGoneError("the session host exited without an answer");
-    }
-    return answer;
-  } finally {
-    host.release();
-  }
 }
 
-/**
- * Starts the host detached from ssh with `request` on its stdin; resolves
- * once it says it listens, with its stdout (the answer comes next).
- */
-async function spawnHost(
-  deadline: number,
-  request: Record<string, unknown>,
-): Promise<DetachedLines> {
-  const host = await spawnDetachedLines("--host", JSON.stringify(request));
-  let line: string | null;
-  try {
-    line = await host.next(
-      Math.max(0, deadline - performance.now()),
-      "the session host did not start in time",
-    );
-  } catch (error) {
-    host.release();
-    throw error;
-  }
+/** Starts the host detached from ssh; resolves once it says it listens. */
+async function spawnHost(deadline: number): Promise<void> {
+  const line = await spawnDetachedRole(
+    "--host",
+    null,
+    Math.max(0, deadline - performance.now()),
+    "the session host did not start in time",
+  );
   if (line !== HOST_READY) {
-    host.release();
     throw new Error(line?.replace(/^error: /, "") || "the host exited");
   }
-  return host;
 }

@@ -106,20 +106,14 @@ export async function launchTerminal(
         break;
       }
       case "new": {
+        let others = await findSessions(dir);
         if (request.killOthers) {
           await Promise.allSettled(
-            (await findSessions(dir)).map((s) =>
-              controlRequest(s.controlPath, { op: "end" })
-            ),
+            others.map((s) => controlRequest(s.controlPath, { op: "end" })),
           );
+          others = [];
         }
-        // The others are counted while the host (maybe starting) starts
-        // the session: a new session is "starting", never "detached". The
-        // count is only a notice: failing to count is no reason to fail.
-        const [started, others] = await Promise.all([
-          startSession(dir, options.routerPath, line),
-          request.killOthers ? [] : findSessions(dir).catch(() => []),
-        ]);
+        const started = await startSession(dir, options.routerPath, line);
         report = {
           ...started,
           detached: others.filter((s) => s.info.state === "detached").length,

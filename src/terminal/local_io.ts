@@ -73,35 +73,6 @@ export async function spawnDetachedRole(
   timeoutMs: number,
   what: string,
 ): Promise<string | null> {
-  const child = await spawnDetachedLines(role, input);
-  try {
-    return await child.next(timeoutMs, what);
-  } finally {
-    child.release();
-  }
-}
-
-/** The stdout lines of a role started by {@link spawnDetachedLines}. */
-export interface DetachedLines {
-  /**
-   * The next line it prints, or null once its stdout ended. Rejects with
-   * `what` after `timeoutMs` (and stops reading).
-   */
-  next(timeoutMs: number, what: string): Promise<string | null>;
-  /** Stops reading; the process lives on by itself. */
-  release(): void;
-}
-
-/**
- * Starts this program again as `et terminal <role>`, detached from ssh,
- * like {@link spawnDetachedRole}, and hands back its stdout line by line
- * (a role that answers more than once: the host prints that it listens,
- * then its answer to `input`).
- */
-export async function spawnDetachedLines(
-  role: string,
-  input: string | null,
-): Promise<DetachedLines> {
   const [program, ...args] = selfCommand();
   const child = new Deno.Command(program, {
     args: [...args, "terminal", role],
@@ -110,47 +81,31 @@ export async function spawnDetachedLines(
     stderr: "null",
     detached: true,
   }).spawn();
-  const reader = child.stdout.getReader();
-  const release = () => {
-    reader.cancel().catch(() => {});
-    child.unref();
-  };
   if (input !== null) {
-    try {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(input + "\n"));
-      await writer.close();
-    } catch (error) {
-      release();
-      throw error;
-    }
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input + "\n"));
+    await writer.close();
   }
-  // What a chunk held beyond the reader's buffer, for its next read.
-  let rest: Uint8Array = new Uint8Array(0);
+  const reader = child.stdout.getReader();
   const source = {
     async read(buffer: Uint8Array) {
-      if (rest.length === 0) {
-        const { value, done } = await reader.read();
-        if (done || !value) return null;
-        rest = value;
-      }
-      const n = Math.min(rest.length, buffer.length);
-      buffer.set(rest.subarray(0, n));
-      rest = rest.subarray(n);
-      return n;
+      const { value, done } = await reader.read();
+      if (done || !value) return null;
+      buffer.set(value.subarray(0, buffer.length));
+      return Math.min(value.length, buffer.length);
     },
   };
-  const lines = new LineReader(source, 64 * 1024);
-  return {
-    next: (timeoutMs, what) =>
-      withDeadline(
-        lines.next(),
-        timeoutMs,
-        what,
-        () => reader.cancel().catch(() => {}),
-      ),
-    release,
-  };
+  try {
+    return await withDeadline(
+      new LineReader(source, 4096).next(),
+      timeoutMs,
+      what,
+      () => reader.cancel().catch(() => {}),
+    );
+  } finally {
+    reader.cancel().catch(() => {});
+    child.unref();
+  }
 }
 
 /**

@@ -26,7 +26,6 @@ import {
 } from "../log.ts";
 import { reactor } from "../platform/reactor.ts";
 import {
-  type ByteSource,
   decodeBootstrap,
   encodeReady,
   encodeRefusal,
@@ -74,10 +73,8 @@ export interface HostOptions {
 
 /**
  * Runs the user's host until its last session ended. Prints
- * {@link HOST_READY} (or `error: <why>`) on stdout once it listens, then
- * its answer to a request line on stdin (the launcher that started it
- * hands its own request over that way), if one comes. Returns the process
- * exit code.
+ * {@link HOST_READY} (or `error: <why>`) on stdout once it listens.
+ * Returns the process exit code.
  */
 export async function serveHost(options: HostOptions): Promise<number> {
   let dir: string;
@@ -116,10 +113,10 @@ export async function serveHost(options: HostOptions): Promise<number> {
   const host = new UserHost(dir, options, listener, paths.socket);
   log.info(`host ${Deno.pid} listening on ${paths.socket}`);
   console.log(HOST_READY);
-  // The launcher that started us handed its request over on stdin.
-  const first = host.answerStdin();
+  try {
+    Deno.stdout.close();
+  } catch { /* already closed */ }
   await host.run();
-  await first;
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();
   log.info(`host ${Deno.pid} exits: no session left`);
@@ -194,7 +191,7 @@ class UserHost {
       FIRST_SESSION_GRACE_MS,
     );
     await acceptEach(this.#listener, (conn) => {
-      this.#answer(conn, conn).finally(() => {
+      this.#answer(conn).finally(() => {
         try {
           conn.close();
         } catch { /* closed */ }
@@ -205,37 +202,14 @@ class UserHost {
     await Promise.allSettled(this.#context.ports.serving);
   }
 
-  /**
-   * Answers the request line on stdin (from the launcher that started this
-   * host) on stdout, as a request over the socket is answered; then closes
-   * both. Nothing to answer when stdin ends first.
-   */
-  async answerStdin(): Promise<void> {
-    const stdout = {
-      write: (bytes: Uint8Array) => Deno.stdout.write(bytes),
-    };
-    try {
-      await this.#answer(Deno.stdin, stdout);
-    } finally {
-      for (const stream of [Deno.stdin, Deno.stdout]) {
-        try {
-          stream.close();
-        } catch { /* already closed */ }
-      }
-    }
-  }
-
-  /** Answers one launcher's request read from `from`, on `to`. */
-  async #answer(
-    from: ByteSource,
-    to: { write(bytes: Uint8Array): Promise<number> },
-  ) {
+  /** Answers one launcher's request. */
+  async #answer(conn: Deno.UnixConn) {
     const reply = (line: string) =>
-      to.write(encoder.encode(line + "\n")).catch(() => 0);
+      conn.write(encoder.encode(line + "\n")).catch(() => 0);
     let request;
     try {
       const line = await withDeadline(
-        new LineReader(from, HOST_REQUEST_LIMIT).next(),
+        new LineReader(conn, HOST_REQUEST_LIMIT).next(),
         REQUEST_TIMEOUT_MS,
         "no complete request within 5 s",
       );
