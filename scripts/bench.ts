@@ -320,7 +320,8 @@ async function endToEndSections(plan: Plan): Promise<void> {
       throw new Error("creating the stock-rc user needs root");
     }
     const user = await stockRcUser();
-    // Untimed: the user's first `et` run fills their own Deno cache.
+    // Untimed: the user's first session warms their Deno code cache, as
+    // the root lines before found root's warm.
     await connectTime(world, "et", user);
     const times = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
     for (let i = 0; i < plan.connectRuns; i++) {
