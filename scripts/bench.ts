@@ -9,6 +9,7 @@
  * bulk: et <x> MB/s, ssh <y> MB/s, ratio <r>
  * echo latency: et p50 <a> ms p99 <b> ms, ssh p50 <c> ms p99 <d> ms
  * connect: et <a> ms, ssh <b> ms
+ * connect, stock rc files: et <a> ms, ssh <b> ms (as etstock, ...)
  * resume: <ms> ms after the path returns (...)
  * echo as seen: at 100 ms each way, et p50 <a> ms p99 <b> ms, ...
  * model cost: pty bulk et <x> MB/s, --predict never <y> MB/s, cost <c> %
@@ -27,7 +28,7 @@
  */
 
 import { configureLog } from "../src/log.ts";
-import { type EtWorld, startWorld } from "../tests/e2e/_world.ts";
+import { type EtWorld, startWorld, stockRcUser } from "../tests/e2e/_world.ts";
 import {
   aggregateThroughput,
   type BenchWorld,
@@ -161,6 +162,7 @@ const ORDER = [
   "bulk",
   "echo latency",
   "connect",
+  "connect, stock rc files",
   "connect with a session open",
   "cpu per 100 MB",
   "idle cpu",
@@ -313,6 +315,35 @@ async function endToEndSections(plan: Plan): Promise<void> {
     for (const k of kinds) figures.connectFirst[k] = median(times.get(k)!);
     return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`);
   });
+
+  // The same as a user with the distribution's stock rc files: this
+  // machine's root ~/.bashrc runs pyenv, which bash sources for every
+  // command run over ssh, so a bootstrap command pays it once more than
+  // ssh's login does; a stock .bashrc returns at once when not interactive.
+  if (Deno.uid() !== 0) {
+    progress("connect, stock rc files not measured: useradd needs root");
+  } else {
+    await measure("connect, stock rc files", async () => {
+      const user = await stockRcUser();
+      // Untimed: the user's first session warms their Deno code cache, as
+      // the root lines before found root's warm.
+      await connectTime(world, "et", user);
+      const times = new Map<ClientKind, number[]>(kinds.map((k) => [k, []]));
+      for (let i = 0; i < plan.connectRuns; i++) {
+        for (const kind of kinds) {
+          times.get(kind)!.push(await connectTime(world, kind, user));
+        }
+        progress(
+          `connect (${user}) run ${i + 1}: ${
+            perKind(kinds, (k) => `${fixed(times.get(k)![i], 0)} ms`)
+          }`,
+        );
+      }
+      for (const k of kinds) figures.connectStockRc[k] = median(times.get(k)!);
+      return perKind(kinds, (k) => `${fixed(median(times.get(k)!), 0)} ms`) +
+        ` (as ${user}, /etc/skel's .bashrc and .profile)`;
+    });
+  }
 
   // One interactive session of each for echo, bulk and memory, so the
   // terminal's memory after bulk is measured in a session still alive.

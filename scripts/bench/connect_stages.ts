@@ -8,7 +8,8 @@
  *
  * Run: `deno run -A scripts/bench/connect_stages.ts [runs]` (default 5;
  * medians, each stage's on its own, so a noisy run can order them
- * oddly). `ET_STAGES_USER=name` logs in as that local user,
+ * oddly). `ET_STAGES_USER=name` logs in as that local user (e.g.
+ * `etstock`, the benchmark's user with /etc/skel's rc files),
  * `ET_STAGES_ARGS="--predict never"` adds client arguments. Prints the
  * tables; writes nothing.
  *

@@ -49,19 +49,28 @@ function spawn(argv: string[]): WatchedProcess {
   return client;
 }
 
-/** argv of an interactive `et`, `ssh -tt` or ET session to the world's sshd. */
+/**
+ * argv of an interactive `et`, `ssh -tt` or ET session to the world's
+ * sshd, as `user` (default: the sshd's own user, us).
+ */
 export function clientArgv(
   world: BenchWorld,
   kind: ClientKind,
   port?: number,
+  user?: string,
 ): string[] {
-  if (kind === "et") return world.client([], port ? { port } : {});
+  if (kind === "et") {
+    return world.client([], { ...(port ? { port } : {}), user });
+  }
   if (kind === "et-cpp") {
     if (!world.etCpp) throw new Error("ET 7.0 is not running");
-    return world.etCpp.clientArgv(world.sshd);
+    return world.etCpp.clientArgv(world.sshd, user);
   }
   // sshCommand is "ssh -F <path>" with a temp-dir path free of spaces.
-  return [...world.sshd.sshCommand.split(" "), "-tt", world.sshd.hostAlias];
+  const target = user
+    ? `${user}@${world.sshd.hostAlias}`
+    : world.sshd.hostAlias;
+  return [...world.sshd.sshCommand.split(" "), "-tt", target];
 }
 
 let probes = 0;
@@ -138,13 +147,14 @@ export async function endSession(client: WatchedProcess): Promise<void> {
 /**
  * Milliseconds from spawning the client to the shell's answer to a line
  * typed at once (the `et` client buffers keystrokes until connected; ssh
- * reads them once its channel is open).
+ * reads them once its channel is open), logged in as `user` (default: us).
  */
 export async function connectTime(
   world: BenchWorld,
   kind: ClientKind,
+  user?: string,
 ): Promise<number> {
-  const client = spawn(clientArgv(world, kind));
+  const client = spawn(clientArgv(world, kind, undefined, user));
   try {
     const hit = await firstAnswer(client, kind);
     return hit.at - client.spawnedAt;

@@ -23,8 +23,11 @@ export interface EtCppServer {
   port: number;
   /** Pid of `etserver`. */
   pid: number;
-  /** argv of an interactive ET client to `sshd`'s user on this machine. */
-  clientArgv(sshd: Sshd): string[];
+  /**
+   * argv of an interactive ET client to `user` (default: `sshd`'s user)
+   * on this machine.
+   */
+  clientArgv(sshd: Sshd, user?: string): string[];
   /** Stops `etserver` and removes its files. */
   close(): Promise<void>;
 }
@@ -53,7 +56,10 @@ export async function etCppUnavailable(): Promise<string | null> {
 /** Starts ET 7.0's `etserver` on a free port of 127.0.0.1. */
 export async function startEtCppServer(): Promise<EtCppServer> {
   const dir = await Deno.makeTempDir({ prefix: "et-cpp-bench-" });
+  // Another user's etterminal reaches the fifo inside and logs here too.
+  await Deno.chmod(dir, 0o755);
   await Deno.mkdir(`${dir}/logs`);
+  await Deno.chmod(`${dir}/logs`, 0o1777);
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;
   probe.close();
@@ -94,9 +100,9 @@ export async function startEtCppServer(): Promise<EtCppServer> {
   return {
     port,
     pid: server.pid,
-    clientArgv: (sshd) => [
+    clientArgv: (sshd, user) => [
       `${ET_CPP_DIR}et`,
-      ...["-u", sshd.user, "-p", String(port), "-l", `${dir}/logs`],
+      ...["-u", user ?? sshd.user, "-p", String(port), "-l", `${dir}/logs`],
       ...["--terminal-path", `${ET_CPP_DIR}etterminal -l ${dir}/logs`],
       ...["--serverfifo", `${dir}/fifo`],
       ...["--ssh-option", `Port=${sshd.port}`],

@@ -21,6 +21,8 @@ export interface Figures {
   cpuClient: PerKind;
   cpuServer: PerKind;
   connectFirst: PerKind;
+  /** The first session's, as a user with /etc/skel's rc files. */
+  connectStockRc: PerKind;
   connectSecond: PerKind;
   idleCpu: PerKind;
   memoryOne: PerKind;
@@ -47,6 +49,7 @@ export function emptyFigures(): Figures {
     cpuClient: {},
     cpuServer: {},
     connectFirst: {},
+    connectStockRc: {},
     connectSecond: {},
     idleCpu: {},
     memoryOne: {},
@@ -151,6 +154,17 @@ function rows(f: Figures): Row[] {
       goal: "≤ ssh + 150 ms",
       met: both(f.connectFirst)
         ? et(f.connectFirst)! <= ssh(f.connectFirst)! + 150
+        : undefined,
+      command: BENCH,
+    },
+    {
+      what: "start to prompt, stock rc files",
+      unit: "ms",
+      values: f.connectStockRc,
+      digits: 0,
+      goal: "≤ ssh + 150 ms",
+      met: both(f.connectStockRc)
+        ? et(f.connectStockRc)! <= ssh(f.connectStockRc)! + 150
         : undefined,
       command: BENCH,
     },

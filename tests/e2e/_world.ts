@@ -423,3 +423,62 @@ export function shellQuote(argv: string[]): string {
   )
     .join(" ");
 }
+
+/** The account {@linkcode stockRcUser} logs in as. */
+export const STOCK_RC_USER = "etstock";
+
+/**
+ * A local account with the distribution's stock rc files (`useradd -m`
+ * copies `/etc/skel`; Debian's `.bashrc` returns at once when not
+ * interactive), whose login is the world's key (sshd's authorized keys
+ * file is the world's, for every user). Idempotent: an existing account is
+ * reused and its rc files are put back to `/etc/skel`'s. Its own Deno
+ * cache is filled by running `et --version` as the user here, not over
+ * ssh: a launcher over ssh with an empty cache took 2.3 s every time (it
+ * did not fill the cache). Needs root (CI runs as root). Returns the
+ * account's name.
+ */
+export async function stockRcUser(name = STOCK_RC_USER): Promise<string> {
+  const sh = async (command: string) =>
+    (await new Deno.Command("sh", { args: ["-c", command] }).output()).code;
+  if (await sh(`id -u ${name} >/dev/null 2>&1`) !== 0) {
+    if (await sh(`useradd -m -s /bin/bash ${name}`) !== 0) {
+      throw new Error(`useradd ${name} failed`);
+    }
+  }
+  // A new account is locked ("!"), which sshd without PAM refuses even for
+  // key logins; "*" allows keys and still no password.
+  if (await sh(`usermod -p '*' ${name}`) !== 0) {
+    throw new Error(`usermod ${name} failed`);
+  }
+  const restored = await sh(
+    `home=$(getent passwd ${name} | cut -d: -f6) && ` +
+      `cp /etc/skel/.bashrc /etc/skel/.profile "$home/" && ` +
+      `chown ${name}: "$home/.bashrc" "$home/.profile"`,
+  );
+  if (restored !== 0) throw new Error(`cannot restore ${name}'s rc files`);
+  const [uid, gid] = await userIds(name);
+  const passwd = await new Deno.Command("getent", {
+    args: ["passwd", name],
+    stdout: "piped",
+  }).output();
+  const home = new TextDecoder().decode(passwd.stdout).split(":")[5];
+  const warmed = await new Deno.Command(ET[0], {
+    args: [...ET.slice(1), "--version"],
+    uid,
+    gid,
+    cwd: home,
+    env: { HOME: home, USER: name, LOGNAME: name },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!warmed.success) {
+    throw new Error(
+      `et --version as ${name} failed: ${
+        new TextDecoder().decode(warmed.stderr).trim()
+      }`,
+    );
+  }
+  return name;
+}
