@@ -262,3 +262,43 @@ Deno.test("platform: a TCP connection passed with SCM_RIGHTS carries on as a byt
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("platform: a SocketPipe read slowly gets every byte in order, then the end", async () => {
+  const { fd: tcpListener, port } = listenTcp("127.0.0.1", 0);
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const accepted = await acceptOne(tcpListener);
+    const pipe = new SocketPipe(accepted.fd);
+    // 3 MiB, well past the pipe's read-ahead limit, so reading pauses and
+    // resumes many times while the reader dawdles.
+    const size = 3 * 1024 * 1024;
+    const data = new Uint8Array(size);
+    for (let at = 0; at < size; at += 65536) {
+      crypto.getRandomValues(data.subarray(at, at + 65536));
+    }
+    const writing = (async () => {
+      for (let at = 0; at < size; at += 100_000) {
+        await client.write(data.subarray(at, Math.min(size, at + 100_000)));
+      }
+      await client.closeWrite();
+    })();
+    const got = new Uint8Array(size);
+    let filled = 0;
+    let reads = 0;
+    const buffer = new Uint8Array(40_000);
+    for (let n; (n = await pipe.read(buffer)) !== null;) {
+      got.set(buffer.subarray(0, n), filled);
+      filled += n;
+      if (++reads % 8 === 0) await new Promise((r) => setTimeout(r, 2));
+    }
+    await writing;
+    assert.equal(filled, size);
+    const digest = async (bytes: Uint8Array<ArrayBuffer>) =>
+      new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    assert.deepEqual(await digest(got), await digest(data));
+    pipe.close();
+  } finally {
+    client.close();
+    closeSocket(tcpListener);
+  }
+});
