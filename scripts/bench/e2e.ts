@@ -339,25 +339,20 @@ export async function aggregateThroughput(
     }
     const servers = await serverPids(world, kind);
     const pids = clients.map((client) => client.pid);
-    const before = {
+    // CPU of each party, the machine's busy time and the clients' wakes.
+    const sample = async () => ({
       harness: await cpuSecondsOf(Deno.pid),
       clients: await cpuSeconds(pids),
       servers: await cpuSeconds(servers),
       machine: await machineBusySeconds(),
       wakes: await wakesOf(pids),
       at: performance.now(),
-    };
+    });
+    const before = await sample();
     const spans = await Promise.all(
       clients.map((client) => bulkSpan(client, file, bytes)),
     );
-    const after = {
-      harness: await cpuSecondsOf(Deno.pid),
-      clients: await cpuSeconds(pids),
-      servers: await cpuSeconds(servers),
-      machine: await machineBusySeconds(),
-      wakes: await wakesOf(pids),
-      at: performance.now(),
-    };
+    const after = await sample();
     const first = Math.min(...spans.map((s) => s.first));
     const last = Math.max(...spans.map((s) => s.last));
     return {

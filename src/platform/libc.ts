@@ -278,6 +278,27 @@ export function errnoError(call: string, code: number): Error {
 }
 
 /**
+ * One `write()` on a non-blocking descriptor, retried on EINTR: the bytes
+ * taken (0 to all of `data`), or the negated errno of a failure (`-EAGAIN`:
+ * no room now). Never waits.
+ *
+ * @example
+ * ```ts
+ * const n = writeNonBlocking(fd, bytes);
+ * if (n === -EAGAIN) {} // full: try later
+ * ```
+ */
+export function writeNonBlocking(fd: number, data: Uint8Array): number {
+  const c = libc();
+  while (true) {
+    const n = Number(c.write(fd, data, BigInt(data.length)));
+    if (n >= 0) return n;
+    const code = errno();
+    if (code !== EINTR) return -code;
+  }
+}
+
+/**
  * Throws `Deno.errors.NotSupported` unless this is Linux: for callers whose
  * own numbers (socket flags, resource limits, struct layouts) are Linux's
  * only, so that on macOS they stop with one line instead of passing wrong

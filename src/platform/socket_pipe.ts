@@ -19,7 +19,13 @@
  */
 
 import net from "node:net";
-import { EINTR, errno, F_GETFL, F_SETFL, libc, O_NONBLOCK } from "./libc.ts";
+import {
+  F_GETFL,
+  F_SETFL,
+  libc,
+  O_NONBLOCK,
+  writeNonBlocking,
+} from "./libc.ts";
 
 /**
  * Bytes queued from the socket before it is paused until the reader
@@ -164,17 +170,10 @@ export class SocketPipe {
 
   /** `write()` now, non-blocking: the bytes the kernel took (0: none). */
   #writeNow(data: Uint8Array): number {
-    const c = libc();
-    while (true) {
-      const n = Number(c.write(this.#fd, data, BigInt(data.length)));
-      if (n >= 0) return n;
-      const code = errno();
-      if (code === EINTR) continue;
-      // EAGAIN: no room now. Anything else (EPIPE, ECONNRESET): node:net
-      // meets it on the same bytes and reports it its own way. (Deno, as
-      // any Rust program, ignores SIGPIPE: a closed peer is only an error.)
-      return 0;
-    }
+    // A failure other than EAGAIN (EPIPE, ECONNRESET): node:net meets it
+    // on the same bytes and reports it its own way. (Deno, as any Rust
+    // program, ignores SIGPIPE: a closed peer is only an error.)
+    return Math.max(0, writeNonBlocking(this.#fd, data));
   }
 
   /** Closes the socket (both directions); safe to call more than once. */

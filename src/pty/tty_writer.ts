@@ -17,14 +17,13 @@
 import {
   closeQuietly,
   EAGAIN,
-  EINTR,
-  errno,
   errnoError,
   libc,
   O_CLOEXEC,
   O_NOCTTY,
   O_NONBLOCK,
   O_RDWR,
+  writeNonBlocking,
 } from "../platform/libc.ts";
 
 /**
@@ -74,15 +73,10 @@ export class TtyWriter {
    */
   tryWrite(data: Uint8Array): number {
     if (this.#fd < 0) throw new Deno.errors.BadResource("terminal closed");
-    const c = libc();
-    while (true) {
-      const n = Number(c.write(this.#fd, data, BigInt(data.length)));
-      if (n >= 0) return n;
-      const code = errno();
-      if (code === EINTR) continue;
-      if (code === EAGAIN) return 0;
-      throw errnoError("write", code);
-    }
+    const n = writeNonBlocking(this.#fd, data);
+    if (n >= 0) return n;
+    if (n === -EAGAIN) return 0;
+    throw errnoError("write", -n);
   }
 
   /** Closes our own description of the terminal; the shell's is untouched. */
