@@ -868,20 +868,8 @@ async function runSession(
               }
             }
           }
-          if (!echo) {
-            if (bytes.length > 0) await terminal.write(bytes);
-            continue;
-          }
-          const typed = echo.takeInput(bytes);
-          if (typed.length === 0) continue;
-          const sending = terminal.write(typed);
-          // Predicted (and shown, where shown) one microtask later: a
-          // keystroke the connection can take at once is on the wire by
-          // then (its write pump was woken first), so the predictor's
-          // ~0.05-0.1 ms per key after idle is off the echo's path. A
-          // keystroke that must wait is still predicted at once.
-          queueMicrotask(() => echo.predict(typed));
-          await sending;
+          if (echo) bytes = echo.input(bytes); // shown now, then sent
+          if (bytes.length > 0) await terminal.write(bytes);
         }
         // End of input: the remote program's stdin ends too (no pty).
         if (!run.pty) await terminal.closeWrite();

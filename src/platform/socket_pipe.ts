@@ -33,9 +33,6 @@ import {
  */
 const HIGH_WATER_BYTES = 256 * 1024;
 
-/** Size of the buffer each socket read lands in. */
-const READ_BUFFER_BYTES = 64 * 1024;
-
 /**
  * A byte pipe over socket descriptor `fd`, which it owns from now on:
  * `close()` closes it. Bytes of `prefix` (read from the socket by someone
@@ -58,8 +55,6 @@ export class SocketPipe {
   #error: Error | null = null;
   #wake: (() => void) | null = null;
   #fd: number;
-  // Every read lands here first (node:net's onread); copied out at once.
-  #readBuffer = new Uint8Array(READ_BUFFER_BYTES);
   // Writes handed to node:net whose callback has not come yet.
   #nodeWrites = 0;
   // True once the descriptor is known non-blocking: direct writes allowed.
@@ -70,19 +65,17 @@ export class SocketPipe {
     this.#prefix = prefix;
     this.#fd = fd;
     this.#direct = setNonBlocking(fd);
-    // node:net's `onread` hands each read to us in one reused buffer,
-    // skipping the readable stream's machinery (a Buffer, a push, a 'data'
-    // event per read): ~0.03 ms less per keystroke after idle, here.
-    this.#socket = new net.Socket({
-      fd,
-      readable: true,
-      writable: true,
-      onread: {
-        buffer: this.#readBuffer,
-        callback: (n: number, buffer: Uint8Array) => this.#arrived(n, buffer),
-      },
-    } as net.SocketConstructorOpts);
+    this.#socket = new net.Socket({ fd, readable: true, writable: true });
     this.#socket.setNoDelay(true);
+    this.#socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#queued += chunk.length;
+      if (this.#queued >= HIGH_WATER_BYTES && !this.#paused) {
+        this.#paused = true;
+        this.#socket.pause();
+      }
+      this.#notify();
+    });
     this.#socket.on("end", () => {
       this.#ended = true;
       this.#notify();
@@ -95,20 +88,6 @@ export class SocketPipe {
       this.#ended = true;
       this.#notify();
     });
-  }
-
-  /**
-   * One read's `n` bytes in `buffer` (node:net's onread): queued as a copy,
-   * since the buffer is reused. False pauses reading (node:net stops
-   * until `resume()`) once enough waits for the reader.
-   */
-  #arrived(n: number, buffer: Uint8Array): boolean {
-    this.#chunks.push(Uint8Array.prototype.slice.call(buffer, 0, n));
-    this.#queued += n;
-    this.#notify();
-    if (this.#queued < HIGH_WATER_BYTES) return true;
-    this.#paused = true;
-    return false;
   }
 
   /** Reads into `buffer`; resolves with the count, or null at end of stream. */

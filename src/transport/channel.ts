@@ -57,8 +57,6 @@ export class Channel {
   #closed: Error | null = null;
   #writeEnded = false;
   #writeChain: Promise<void> = Promise.resolve();
-  // Writes in #writeChain not yet handed to the connection in full.
-  #writesQueued = 0;
   #chunkLimit: number;
   #finished = false;
 
@@ -111,20 +109,7 @@ export class Channel {
    * several such messages; if it rejects, a prefix may have been sent.
    */
   write(data: Uint8Array): Promise<void> {
-    // A small write with credit for it and nothing queued ahead (a
-    // keystroke, its echo) goes to the connection at once, without the
-    // chain's promise hops; it is the same one message either way.
-    if (
-      this.#writesQueued === 0 && !this.#writeEnded && !this.#closed &&
-      data.length <= this.#chunkLimit && this.#credit >= data.length
-    ) {
-      this.#credit -= data.length;
-      return this.#link.sendData(this.id, data);
-    }
-    this.#writesQueued++;
-    const run = this.#writeChain.then(() => this.#writeNow(data)).finally(
-      () => this.#writesQueued--,
-    );
+    const run = this.#writeChain.then(() => this.#writeNow(data));
     this.#writeChain = run.catch(() => {});
     return run;
   }

@@ -28,7 +28,7 @@ import {
   TAG_BYTES,
 } from "./crypto.ts";
 import { FRAME_HEADER_BYTES, FrameError, type FrameReader } from "./frame.ts";
-import { openPacket, sealPacket, sealPacketNow } from "./packet.ts";
+import { openPacket, sealPacket } from "./packet.ts";
 import { type BytePipe, closeQuietly, writeAll } from "./pipe.ts";
 import { ReliableStream } from "./reliability.ts";
 import { ReplayFilter } from "./replay_filter.ts";
@@ -134,9 +134,6 @@ const COALESCE_BYTES = 64 * 1024;
  */
 const ACK_DECISION_TICKS = 12;
 
-/** What a message sent at once returns (held already). */
-const RESOLVED: Promise<void> = Promise.resolve();
-
 /**
  * The session-long state of one end of an eternal connection.
  *
@@ -175,8 +172,6 @@ export class EternalConnection {
   #controlOut: Uint8Array[] = [];
   #wakePump: (() => void) | null = null;
   #sendChain: Promise<void> = Promise.resolve();
-  // Messages in #sendChain not yet held (the fast way waits for none).
-  #sendsQueued = 0;
   // Acks must never wait behind data that waits for acks: own chain.
   #controlChain: Promise<void> = Promise.resolve();
 
@@ -515,12 +510,8 @@ export class EternalConnection {
 
   /** Seals a message into the backed writer; resolves once it is held. */
   #sendMessage(type: number, channel: number, body: Uint8Array): Promise<void> {
-    if (this.#sendsQueued === 0 && this.#sendNow(type, channel, body)) {
-      return RESOLVED;
-    }
     // Sealing is serialized so sequence numbers, nonces and the order of
     // frames in the writer always agree.
-    this.#sendsQueued++;
     const run = this.#sendChain.then(async () => {
       if (this.#end) throw new SessionClosedError(this.#end.reason);
       const frameLength = FRAME_HEADER_BYTES + PACKET_HEADER_BYTES +
@@ -541,36 +532,9 @@ export class EternalConnection {
       this.#stream.hold(frame, ack);
       this.#cancelAck();
       this.#wakePump?.();
-    }).finally(() => this.#sendsQueued--);
+    });
     this.#sendChain = run.catch(() => {});
     return run;
-  }
-
-  /**
-   * {@linkcode #sendMessage} done at once, for the common case of a
-   * keystroke or its echo: nothing queued ahead of it, room in the window,
-   * and synchronous sealing (OpenSSL). True when the message is held;
-   * false, with nothing done, when it must take the queued way. It saves
-   * the promise hops of the queued way on every keystroke, at both ends.
-   */
-  #sendNow(type: number, channel: number, body: Uint8Array): boolean {
-    if (this.#end || this.#failure) return false;
-    const frameLength = FRAME_HEADER_BYTES + PACKET_HEADER_BYTES +
-      MESSAGE_HEADER_BYTES + body.length + TAG_BYTES;
-    if (!this.#stream.hasRoom(frameLength)) return false;
-    const seq = this.#stream.nextSeq;
-    const ack = this.#stream.received;
-    const frame = sealPacketNow(
-      this.keys.send,
-      FrameType.Data,
-      seq,
-      encodeMessage({ ack, type, channel, body }),
-    );
-    if (frame === null) return false;
-    this.#stream.hold(frame, ack);
-    this.#cancelAck();
-    this.#wakePump?.();
-    return true;
   }
 
   /**

@@ -178,26 +178,6 @@ export async function seal(
   return new Uint8Array(sealed);
 }
 
-/**
- * {@link seal}, done now where sealing is synchronous here (OpenSSL): the
- * sealed bytes go into `out` (exactly `plaintext.length + TAG_BYTES`) and
- * it returns true. False, with nothing written, where only the
- * asynchronous way exists (the caller then awaits {@link seal}).
- */
-export function sealNow(
-  key: PacketKey,
-  space: number,
-  counter: number,
-  header: Uint8Array,
-  plaintext: Uint8Array,
-  out: Uint8Array,
-): boolean {
-  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
-  if (!gcm) return false;
-  gcm.seal(nonce(space, counter), header, plaintext, out);
-  return true;
-}
-
 /** Opens what {@link seal} made; returns null when anything was tampered. */
 export async function open(
   key: PacketKey,

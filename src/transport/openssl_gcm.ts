@@ -93,15 +93,9 @@ const contexts = new FinalizationRegistry<Deno.PointerObject>((ctx) =>
 export interface GcmKey {
   /**
    * `plaintext` sealed with `iv` (12 bytes), `aad` authenticated too:
-   * ciphertext followed by the 16-byte tag, in `out` when given (exactly
-   * that long), else in a fresh array.
+   * ciphertext followed by the 16-byte tag, in a fresh array.
    */
-  seal(
-    iv: Uint8Array,
-    aad: Uint8Array,
-    plaintext: Uint8Array,
-    out?: Uint8Array,
-  ): Uint8Array;
+  seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** What {@linkcode seal} made, opened; null when anything was changed. */
   open(iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }
@@ -125,11 +119,9 @@ export function openSslGcm(raw: Uint8Array): GcmKey | null {
   const length = new Int32Array(1);
   const scratch = new Uint8Array(TAG);
   const gcm: GcmKey = {
-    seal(iv, aad, plaintext, out = new Uint8Array(plaintext.length + TAG)) {
+    seal(iv, aad, plaintext) {
       if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);
-      if (out.length !== plaintext.length + TAG) {
-        throw new RangeError(`output of ${out.length} bytes`);
-      }
+      const out = new Uint8Array(plaintext.length + TAG);
       if (
         c.EVP_EncryptInit_ex(encrypt, null, null, null, iv) !== 1 ||
         (aad.length > 0 &&

@@ -13,8 +13,6 @@ import {
   open,
   type PacketKey,
   seal,
-  sealNow,
-  TAG_BYTES,
 } from "./crypto.ts";
 import { FRAME_HEADER_BYTES } from "./frame.ts";
 import {
@@ -38,8 +36,6 @@ export async function sealPacket(
   counter: number,
   plaintext: Uint8Array,
 ): Promise<Uint8Array> {
-  const now = sealPacketNow(key, type, counter, plaintext);
-  if (now !== null) return now;
   const header = packetHeader(type, counter);
   const sealed = await seal(key, nonceSpace(type), counter, header, plaintext);
   const bodyLength = PACKET_HEADER_BYTES + sealed.length;
@@ -47,35 +43,6 @@ export async function sealPacket(
   new DataView(frame.buffer).setUint32(0, bodyLength);
   frame.set(header, FRAME_HEADER_BYTES);
   frame.set(sealed, FRAME_HEADER_BYTES + PACKET_HEADER_BYTES);
-  return frame;
-}
-
-/**
- * {@link sealPacket} done synchronously, sealed straight into the frame,
- * where sealing is synchronous here (OpenSSL); null where it is not.
- */
-export function sealPacketNow(
-  key: PacketKey,
-  type: PacketType,
-  counter: number,
-  plaintext: Uint8Array,
-): Uint8Array | null {
-  const header = packetHeader(type, counter);
-  const bodyLength = PACKET_HEADER_BYTES + plaintext.length + TAG_BYTES;
-  const frame = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
-  const sealedAt = FRAME_HEADER_BYTES + PACKET_HEADER_BYTES;
-  if (
-    !sealNow(
-      key,
-      nonceSpace(type),
-      counter,
-      header,
-      plaintext,
-      frame.subarray(sealedAt),
-    )
-  ) return null;
-  new DataView(frame.buffer).setUint32(0, bodyLength);
-  frame.set(header, FRAME_HEADER_BYTES);
   return frame;
 }
 

@@ -162,33 +162,14 @@ export class PredictiveEcho {
    * {@linkcode locate}.
    */
   input(bytes: Uint8Array): Uint8Array {
-    const forward = this.takeInput(bytes);
-    this.predict(forward);
-    return forward;
-  }
-
-  /**
-   * The part of {@linkcode input} that must come before keystrokes are
-   * sent: returns them without the terminal's answer to
-   * {@linkcode locate}. {@linkcode predict} must follow, with what it
-   * returns.
-   */
-  takeInput(bytes: Uint8Array): Uint8Array {
     const taking = this.#awaitingReport ||
       this.#now() < this.#lateReportUntil;
-    return taking ? this.#takeReport(bytes) : bytes;
-  }
-
-  /**
-   * The rest of {@linkcode input}: predicts keystrokes that
-   * {@linkcode takeInput} returned (drawn at once where shown). It may run
-   * just after they were handed to the network: only the order of the
-   * two costs time, never what is shown.
-   */
-  predict(forward: Uint8Array): void {
-    if (forward.length === 0) return;
-    this.#predictor.keys(forward, this.#model, this.#now());
-    this.#redraw().catch(() => {});
+    const forward = taking ? this.#takeReport(bytes) : bytes;
+    if (forward.length > 0) {
+      this.#predictor.keys(forward, this.#model, this.#now());
+      this.#redraw().catch(() => {});
+    }
+    return forward;
   }
 
   /** Keystrokes, for tests: {@linkcode input} then the drawing written. */
