@@ -178,6 +178,44 @@ Deno.test(
 );
 
 Deno.test(
+  "a shared session whose path refuses from before its first handshake gets its bytes once the path is back, still without an ssh login",
+  E2E_TEST,
+  async () => {
+    await withProxiedSession({}, async ({ world, proxy }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      // New connections refused; the sharing client's own stays up, so
+      // the session is started through it and only its dials fail.
+      proxy.setRefuse(true);
+      const second = startCat(world, data.path, [], proxy.port);
+      try {
+        await waitUntil(
+          async () =>
+            (await clientLog(world)).includes(
+              "new session through a running client's connection",
+            ),
+          20_000,
+          "the session started through the running client",
+        );
+        await waitUntil(
+          () => proxy.stats.refused >= 2,
+          20_000,
+          "the new session's dials refused",
+        );
+        proxy.setRefuse(false);
+        assert.equal(await second.exit(60_000), 0, second.stderr);
+        assert.equal(sha256(second.bytes()), data.hash);
+        assert.equal(logins(world), before, "no new ssh login");
+      } finally {
+        proxy.setRefuse(false);
+        await second.close();
+      }
+    });
+  },
+);
+
+Deno.test(
   "another et port to the same host is another place: it logs in with ssh",
   E2E_TEST,
   async () => {

@@ -30,22 +30,11 @@ import {
   type ReceivedKind,
   SUSPECT_AFTER_MS,
 } from "../../src/transport/timers.ts";
+import { Rng } from "../fuzz/_rng.ts";
 
-/** Seeded PRNG (mulberry32), as in reliability_test.ts. */
-class Random {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  between(low: number, high: number): number {
-    return low + this.next() * (high - low);
-  }
+/** Uniform in [low, high) from the project's seeded generator. */
+function between(rand: Rng, low: number, high: number): number {
+  return low + rand.float() * (high - low);
 }
 
 type Side = 0 | 1; // 0: client, 1: server
@@ -91,7 +80,7 @@ type Event =
 
 /** One simulated run of two ends over one path. */
 function simulate(options: RunOptions): RunResult {
-  const rand = new Random(options.seed);
+  const rand = new Rng(options.seed);
   let now = 0;
   const clock = { mono: () => now, wall: () => 1.7e12 + now };
   const { keepaliveMs: k, deadAfterMs: d } = options;
@@ -152,7 +141,7 @@ function simulate(options: RunOptions): RunResult {
     const to = (1 - from) as Side;
     const at = Math.max(
       lastArrival[to],
-      now + options.maxLatencyMs * rand.between(0.8, 1) + rand.between(0, 5),
+      now + options.maxLatencyMs * between(rand, 0.8, 1) + between(rand, 0, 5),
     );
     lastArrival[to] = at;
     // An older peer marks nothing: it numbers its CONTROL packets 0, 1,
@@ -171,7 +160,7 @@ function simulate(options: RunOptions): RunResult {
   arm(0, 0);
   arm(1, 0);
   const typeUntil = options.typeUntil ?? options.lengthMs;
-  push({ at: rand.between(0, 3000), kind: "type" });
+  push({ at: between(rand, 0, 3000), kind: "type" });
   while (queue.length > 0) {
     const event = queue.shift()!;
     now = event.at;
@@ -204,7 +193,11 @@ function simulate(options: RunOptions): RunResult {
           console.log(now.toFixed(1), event.side, "recv", event.packet, answer);
         }
         if (event.packet === "data") {
-          push({ at: now + rand.between(0, 5), kind: "ack", side: event.side });
+          push({
+            at: now + between(rand, 0, 5),
+            kind: "ack",
+            side: event.side,
+          });
           // The server's shell echoes what was typed.
           if (event.side === 1) send(1, "data");
         } else if (answer && !(event.side === 1 && options.oldServer)) {
@@ -226,9 +219,9 @@ function simulate(options: RunOptions): RunResult {
         }
         send(0, "data");
         // Bursts of keys, then idle stretches of up to two minutes.
-        const pause = rand.next() < 0.7
-          ? rand.between(20, 300)
-          : rand.between(1000, 120_000);
+        const pause = rand.float() < 0.7
+          ? between(rand, 20, 300)
+          : between(rand, 1000, 120_000);
         if (now + pause < typeUntil) push({ at: now + pause, kind: "type" });
         break;
       }
@@ -248,7 +241,7 @@ const POLICIES = [
 Deno.test("a path that delivers is never declared dead, idle or typing, any latency up to a third of the keepalive", () => {
   for (let seed = 1; seed <= RUNS; seed++) {
     for (const policy of POLICIES) {
-      const maxLatencyMs = new Random(seed).between(0, policy.keepaliveMs / 3);
+      const maxLatencyMs = between(new Rng(seed), 0, policy.keepaliveMs / 3);
       const result = simulate({
         seed,
         ...policy,
@@ -270,7 +263,7 @@ Deno.test("with an older peer that never backs off nor answers, a delivering pat
       seed,
       keepaliveMs: 1000,
       deadAfterMs: 6000,
-      maxLatencyMs: new Random(seed).between(0, 300),
+      maxLatencyMs: between(new Rng(seed), 0, 300),
       lengthMs: 5 * 60_000,
       oldServer: true,
     });
@@ -285,7 +278,7 @@ Deno.test("an idle session backs off: the second idle minute carries few keepali
       seed,
       keepaliveMs: 1000,
       deadAfterMs: 6000,
-      maxLatencyMs: new Random(seed).between(0, 100),
+      maxLatencyMs: between(new Rng(seed), 0, 100),
       lengthMs: typeUntil + 120_000,
       typeUntil,
     });
@@ -310,9 +303,9 @@ Deno.test("a blackhole is declared dead within the bounds, at once after a keyst
   let typedRuns = 0;
   for (let seed = 1; seed <= RUNS; seed++) {
     for (const policy of POLICIES) {
-      const rand = new Random(seed * 7 + policy.keepaliveMs);
-      const blackholeAt = rand.between(0, 200_000);
-      const maxLatencyMs = rand.between(0, policy.keepaliveMs / 3);
+      const rand = new Rng(seed * 7 + policy.keepaliveMs);
+      const blackholeAt = between(rand, 0, 200_000);
+      const maxLatencyMs = between(rand, 0, policy.keepaliveMs / 3);
       const result = simulate({
         seed,
         ...policy,
