@@ -868,8 +868,18 @@ async function runSession(
               }
             }
           }
-          if (echo) bytes = echo.input(bytes); // shown now, then sent
-          if (bytes.length > 0) await terminal.write(bytes);
+          const predictive = echo;
+          const typed = predictive ? predictive.takeInput(bytes) : bytes;
+          if (typed.length === 0) continue;
+          const sending = terminal.write(typed);
+          // Sent first, predicted (and shown, where shown) once the
+          // connection holds them: by then a keystroke is on the wire (the
+          // write pump was woken first and writes at once), and the
+          // predictor's work after an idle spell is off the echo's path.
+          // A keystroke that must wait for room is predicted only then.
+          await (predictive === null
+            ? sending
+            : sending.finally(() => predictive.predict(typed)));
         }
         // End of input: the remote program's stdin ends too (no pty).
         if (!run.pty) await terminal.closeWrite();

@@ -175,3 +175,59 @@ Deno.test("without an answer in 2 s the model is untrusted; an answer that comes
   await remote("\x1b[H\x1b[2J$ ");
   assert.equal(echo.model.predictable(), true, "a full clear: exact again");
 });
+
+Deno.test("keys are taken before they are sent and predicted after: nothing shows until predict, then the same screen as input()", async () => {
+  const { local, reference, echo, remote, clock, row } = await setup();
+  await remote("$ ");
+  await echo.keys(bytes("l"));
+  clock.t += 200;
+  await remote("l"); // confirms the epoch: later guesses show
+  const typed = echo.takeInput(bytes("s"));
+  assert.equal(new TextDecoder().decode(typed), "s", "sent unchanged");
+  assert.equal(echo.predictor.pending, false, "not predicted yet");
+  assert.equal(row(0), "$ l");
+  echo.predict(typed);
+  await echo.keys(new Uint8Array(0)); // the drawing written
+  assert.equal(row(0), "$ ls", "shown once predicted");
+  clock.t += 200;
+  await remote("s");
+  assert.equal(dump(local), dump(reference));
+});
+
+Deno.test("with nothing shown, the echo's bytes reach the terminal before the model parses them, and the screen ends as the remote drew it", async () => {
+  const local = await ScreenModel.create(40, 5);
+  const reference = await ScreenModel.create(40, 5);
+  // Each write to the terminal, with the model's cursor column at that time.
+  const seen: { text: string; modelCol: number }[] = [];
+  const echo: PredictiveEcho = await PredictiveEcho.create(
+    "always",
+    40,
+    5,
+    (data) => {
+      seen.push({
+        text: new TextDecoder().decode(data),
+        modelCol: echo.model.cursor().col,
+      });
+      local.feed(data);
+      return Promise.resolve();
+    },
+    () => 0,
+  );
+  const remote = async (text: string) => {
+    reference.feed(bytes(text));
+    await echo.output(bytes(text));
+  };
+  await remote("$ ");
+  await echo.keys(bytes("e")); // first key of the epoch: predicted, hidden
+  assert.equal(echo.predictor.pending, true);
+  seen.length = 0;
+  await remote("e");
+  assert.deepEqual(
+    seen[0],
+    { text: "e", modelCol: 2 },
+    "written first, while the model still stood before it",
+  );
+  assert.equal(echo.model.cursor().col, 3, "parsed after");
+  assert.equal(echo.predictor.pending, false, "and judged: confirmed");
+  assert.equal(dump(local), dump(reference));
+});
