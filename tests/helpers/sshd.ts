@@ -184,7 +184,13 @@ async function launch(
       `UseDNS no`,
       // Sessions get sshd's compiled-in PATH otherwise, which may lack the
       // directory of `deno` and other tools the tests run over ssh.
-      `SetEnv "PATH=${Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"}"${
+      // PYENV_REHASH_TIMEOUT: where root's ~/.bashrc runs `pyenv init`
+      // (this machine's does), every login's `pyenv rehash` waits up to
+      // 60 s for a lock file that a login killed mid-rehash (tests kill
+      // ssh on purpose) leaves behind; one second bounds that wait.
+      `SetEnv "PATH=${
+        Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+      }" PYENV_REHASH_TIMEOUT=1${
         Object.entries(env).map(([name, value]) => ` "${name}=${value}"`)
           .join("")
       }`,
