@@ -166,6 +166,7 @@ export class PredictiveEcho {
       this.#now() < this.#lateReportUntil;
     const forward = taking ? this.#takeReport(bytes) : bytes;
     if (forward.length > 0) {
+      this.#model.keysTyped();
       this.#predictor.keys(forward, this.#model, this.#now());
       this.#redraw().catch(() => {});
     }
