@@ -20,7 +20,9 @@
  * MB is 10^6 bytes everywhere. `--quick` shrinks every size for a smoke run;
  * `--tunnel` runs only the tunnel line. `--only echo,bulk` measures only the
  * lines that start with one of those words (sessions are still started; the
- * report is not written).
+ * report is not written). `--aggregate-sessions 20` sets how many sessions
+ * stream at once in the aggregate line (quick: 4; the full run's 20 with
+ * `--quick` shows the load of the full run in a shorter one).
  * The end-to-end part runs a private sshd and an `et server` from source
  * (tests/e2e/_world.ts); everything started is stopped before exit.
  *
@@ -576,7 +578,12 @@ async function endToEndSections(plan: Plan): Promise<void> {
         fixed(plan.aggregateBytes / 1e6, 0)
       } MB, byte counts checked). CPU per 100 MB: one et: ${
         split(one)
-      }; ${n} et: ${split(many)}; ${n} ssh: ${split(ssh)}`;
+      }; ${n} et: ${split(many)}; ${n} ssh: ${split(ssh)}. Longest silence ` +
+      `of one session while it streamed: one et ${
+        fixed(one.longestSilenceMs, 0)
+      } ms, ${n} et ${fixed(many.longestSilenceMs, 0)} ms, ${n} ssh ${
+        fixed(ssh.longestSilenceMs, 0)
+      } ms`;
   });
   await predictionSection(plan, world, file);
 
@@ -706,7 +713,16 @@ async function predictionSection(
 /** Runs everything; resolves with the exit code. */
 async function main(): Promise<number> {
   const quick = Deno.args.includes("--quick");
-  const plan = quick ? QUICK : FULL;
+  const plan = { ...(quick ? QUICK : FULL) };
+  const sessions = Deno.args.indexOf("--aggregate-sessions");
+  if (sessions >= 0) {
+    const count = Number(Deno.args[sessions + 1]);
+    if (!Number.isInteger(count) || count < 1) {
+      console.error("--aggregate-sessions needs a whole number of sessions");
+      return 2;
+    }
+    plan.aggregateSessions = count;
+  }
   // The in-process transport must not chatter on stderr.
   configureLog({ level: "silent" });
   const began = performance.now();

@@ -291,6 +291,42 @@ export interface AggregateRun {
   machine: number;
   /** Times the clients' main threads blocked and woke again (summed). */
   clientWakes: number;
+  /**
+   * Longest time, in ms, that one session's terminal got no output while
+   * its `cat` ran (sampled every 50 ms): a stalled session shows here.
+   */
+  longestSilenceMs: number;
+}
+
+/**
+ * Watches `client`'s output until `done` settles; resolves with the
+ * longest time (ms) between two arrivals, counted from the first output
+ * after the call (sampled every `everyMs`).
+ */
+async function longestSilence(
+  client: WatchedProcess,
+  done: Promise<unknown>,
+  everyMs = 50,
+): Promise<number> {
+  const from = client.total;
+  let total = from;
+  let last = NaN;
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (client.total !== total) {
+      total = client.total;
+      last = now;
+    } else if (!Number.isNaN(last)) longest = Math.max(longest, now - last);
+  }, everyMs);
+  try {
+    await done;
+  } catch {
+    /* the run reports its own failure */
+  } finally {
+    clearInterval(timer);
+  }
+  return longest;
 }
 
 /** Voluntary context switches of the main thread of each of `pids`, summed. */
@@ -349,9 +385,11 @@ export async function aggregateThroughput(
       at: performance.now(),
     });
     const before = await sample();
-    const spans = await Promise.all(
-      clients.map((client) => bulkSpan(client, file, bytes)),
+    const running = clients.map((client) => bulkSpan(client, file, bytes));
+    const silences = clients.map((client, i) =>
+      longestSilence(client, running[i])
     );
+    const spans = await Promise.all(running);
     const after = await sample();
     const first = Math.min(...spans.map((s) => s.first));
     const last = Math.max(...spans.map((s) => s.last));
@@ -363,6 +401,7 @@ export async function aggregateThroughput(
       servers: after.servers - before.servers,
       machine: after.machine - before.machine,
       clientWakes: after.wakes - before.wakes,
+      longestSilenceMs: Math.max(...await Promise.all(silences)),
     };
   } finally {
     await Promise.allSettled(clients.map(endSession));

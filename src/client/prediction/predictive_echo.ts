@@ -189,6 +189,7 @@ export class PredictiveEcho {
    */
   predict(forward: Uint8Array): void {
     if (forward.length === 0) return;
+    this.#model.keysTyped();
     this.#predictor.keys(forward, this.#model, this.#now());
     this.#redraw().catch(() => {});
   }

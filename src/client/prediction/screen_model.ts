@@ -8,7 +8,9 @@
  * model feeds itself lazily: a burst (over 64 KiB within 100 ms) is set
  * aside and parsed once the output has been quiet for 100 ms, off the
  * stream's path (only its last screenful when that is exact, as below,
- * looked for in the last {@linkcode TAIL_BYTES} of its plain text).
+ * looked for in the last {@linkcode TAIL_BYTES} of its plain text; when it
+ * is not, parsing every byte waits for {@linkcode FULL_PARSE_QUIET_MS} of
+ * quiet, or for a key typed and a lull of 100 ms).
  * A burst over 2 MiB is not kept at all: the model keeps its last 64 KiB
  * and, for what fell out of that window, whether any ESC,
  * SO, SI or C1 control was in it and how many line feeds (one cheap pass,
@@ -45,6 +47,14 @@ const BURST_BYTES = 64 * 1024;
 const BURST_WINDOW_MS = 100;
 /** Output silence after which set-aside bytes are parsed. */
 const QUIET_MS = 100;
+/**
+ * Output silence after which a set-aside burst with no exact shortcut is
+ * parsed byte by byte, unless a key was typed since it began. A stream
+ * shared with other busy sessions pauses for a few hundred ms at a time
+ * without having ended: parsing all of it at each such pause cost the
+ * clients of 20 streaming sessions as much CPU as all else they did.
+ */
+const FULL_PARSE_QUIET_MS = 1000;
 /** Set-aside bytes parsed per turn of the event loop. */
 const DRAIN_SLICE = 256 * 1024;
 /** Past this many set-aside bytes, keep only a tail. */
@@ -134,6 +144,8 @@ export class ScreenModel implements ScreenView {
   #draining = false;
   /** This burst's last screenful was tried alone (once per burst). */
   #shortcutTried = false;
+  /** A key was typed since this burst began: it is wanted soon. */
+  #wanted = false;
   #skip = newSkip();
   #clearCarry = "";
   #now: () => number;
@@ -196,6 +208,7 @@ export class ScreenModel implements ScreenView {
     if (this.#state === "live" && this.#windowBytes > BURST_BYTES) {
       this.#state = "deferred";
       this.#shortcutTried = false;
+      this.#wanted = false;
     }
     if (this.#state === "live") {
       this.#parse(bytes);
@@ -246,6 +259,19 @@ export class ScreenModel implements ScreenView {
     this.#catchUpNow();
     this.#terminal.resize(cols, rows);
     this.#trusted = false;
+  }
+
+  /**
+   * The user typed: output set aside is parsed at the next lull of
+   * {@linkcode QUIET_MS}, even when every byte of it must be (otherwise
+   * that waits for {@linkcode FULL_PARSE_QUIET_MS} of quiet).
+   */
+  keysTyped(): void {
+    if (this.#state !== "deferred" || this.#wanted) return;
+    this.#wanted = true;
+    clearTimeout(this.#quietTimer);
+    this.#quietTimer = undefined;
+    if (!this.#draining) this.#armQuietTimer();
   }
 
   /** Parses whatever is set aside at once (at the end of a session). */
@@ -336,12 +362,23 @@ export class ScreenModel implements ScreenView {
     return false;
   }
 
+  /**
+   * The silence that set-aside output waits for: longer when its shortcut
+   * failed (every byte to parse) and nobody typed since it began.
+   */
+  #quietNeeded(): number {
+    return this.#state === "deferred" && this.#shortcutTried && !this.#wanted
+      ? FULL_PARSE_QUIET_MS
+      : QUIET_MS;
+  }
+
   #armQuietTimer(): void {
     if (this.#quietTimer !== undefined) return;
     const check = () => {
       const idle = this.#now() - this.#lastFeedAt;
-      if (idle < QUIET_MS) {
-        this.#quietTimer = unref(setTimeout(check, QUIET_MS - idle));
+      const needed = this.#quietNeeded();
+      if (idle < needed) {
+        this.#quietTimer = unref(setTimeout(check, needed - idle));
         return;
       }
       this.#quietTimer = undefined;
@@ -355,7 +392,7 @@ export class ScreenModel implements ScreenView {
     if (this.#draining) return;
     this.#draining = true;
     const step = () => {
-      if (this.#now() - this.#lastFeedAt < QUIET_MS) {
+      if (this.#now() - this.#lastFeedAt < this.#quietNeeded()) {
         this.#draining = false;
         this.#armQuietTimer(); // output again: wait for the next lull
         return;
@@ -370,6 +407,12 @@ export class ScreenModel implements ScreenView {
         if (this.#shortcutDeferred()) {
           this.#state = "live";
           this.#draining = false;
+          return;
+        }
+        if (this.#now() - this.#lastFeedAt < this.#quietNeeded()) {
+          // Every byte to parse: only once the stream has really stopped.
+          this.#draining = false;
+          this.#armQuietTimer();
           return;
         }
       }

@@ -231,3 +231,20 @@ Deno.test("with nothing shown, the echo's bytes reach the terminal before the mo
   assert.equal(echo.predictor.pending, false, "and judged: confirmed");
   assert.equal(dump(local), dump(reference));
 });
+
+Deno.test("a key typed after a burst that must be parsed byte by byte brings the model up to date at the next short lull", async () => {
+  const { echo, remote, clock } = await setup();
+  const wait = () => new Promise((resolve) => setTimeout(resolve, 300));
+  // Colored lines, over 64 KiB at once: set aside, no exact shortcut.
+  let burst = "";
+  for (let i = 1; i <= 5000; i++) burst += `\x1b[32mline ${i}\x1b[0m\r\n`;
+  await remote(burst);
+  clock.t = 300; // a pause, not yet the end of a stream
+  await wait();
+  assert.equal(echo.model.current, false, "still set aside at a pause");
+  echo.input(bytes("x"));
+  await wait();
+  assert.equal(echo.model.current, true, "parsed once a key was typed");
+  assert.equal(echo.model.skippedBytes, 0);
+  await echo.finish();
+});

@@ -56,6 +56,43 @@ Deno.test("a burst is set aside (no prediction meanwhile) and parsed once the ou
   model.close();
 });
 
+Deno.test("a burst with no shortcut waits for a long quiet (a stream's pause under load) unless a key is typed", async () => {
+  // Colored lines: no shortcut, every byte must be parsed.
+  const burst = bytes(lines(1, 20_000).replaceAll("line", "\x1b[32mline"));
+  const feedAll = (model: ScreenModel) => {
+    for (let at = 0; at < burst.length; at += 16384) {
+      model.feed(burst.subarray(at, at + 16384));
+    }
+  };
+  const clock = { t: 0 };
+  const model = await ScreenModel.create(20, 4, () => clock.t);
+  feedAll(model);
+  clock.t = 300; // a pause, as a stream sharing the machine has
+  await quiet();
+  assert.equal(model.current, false, "not parsed at a short pause");
+  const parsedAtPause = model.parsedBytes;
+  assert.ok(parsedAtPause < 200_000, `parsed ${parsedAtPause} at the pause`);
+  clock.t = 1200; // the stream has stopped
+  // The model's timer was set for the rest of the long quiet, in real time.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(model.current, true);
+  assert.equal(model.skippedBytes, 0, "every byte parsed");
+  assert.deepEqual(rows(model), ["line 19998", "line 19999", "line 20000", ""]);
+  model.close();
+
+  const typed = await ScreenModel.create(20, 4, () => clock.t);
+  clock.t = 0;
+  feedAll(typed);
+  clock.t = 300;
+  await quiet(); // the shortcut was tried and failed
+  assert.equal(typed.current, false);
+  typed.keysTyped(); // wanted: parsed at the next short lull
+  await quiet();
+  assert.equal(typed.current, true, "parsed once a key was typed");
+  assert.deepEqual(rows(typed), ["line 19998", "line 19999", "line 20000", ""]);
+  typed.close();
+});
+
 Deno.test("a huge plain-text burst is skipped down to its tail, and the screen is still exact", async () => {
   const clock = { t: 0 };
   const model = await ScreenModel.create(20, 4, () => clock.t);
