@@ -503,9 +503,12 @@ async function terminal(args: string[]): Promise<number> {
   // The router comes from the environment only: the launcher and the host
   // it starts must agree, and ssh carries no flags here.
   const routerPath = routerPathFromEnv();
+  // Checked by the launcher too (the host it starts inherits it): a bad
+  // value is the user's one line, not a host that never starts.
+  const lingerMs = hostLingerFromEnv();
   if (role === "--host") {
     const { serveHost } = await import("../terminal/user_host.ts");
-    return await serveHost({ routerPath });
+    return await serveHost({ routerPath, lingerMs });
   }
   if (role === "--relay") {
     // A jump relay (--jumphost): same way in, same router as a session.
@@ -515,6 +518,16 @@ async function terminal(args: string[]): Promise<number> {
   configureLog({ level: "silent" });
   const { launchTerminal } = await import("../terminal/launcher.ts");
   return await launchTerminal({ routerPath });
+}
+
+/**
+ * `ET_HOST_LINGER` (a duration: 10m, 30s, 0), how long the user's host
+ * stays after its last session; undefined (the host's default) when unset.
+ */
+function hostLingerFromEnv(): number | undefined {
+  const value = Deno.env.get("ET_HOST_LINGER");
+  if (value === undefined || value === "") return undefined;
+  return usage(() => parseDuration(value, "ET_HOST_LINGER"));
 }
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */

@@ -4,8 +4,11 @@
  * sessions. Launchers reach it over its owner-only socket
  * (`host_socket.ts`); each `new` request becomes a {@link HostedSession}
  * (its program, control socket, daemon registration). In no-root mode its
- * own ports serve all its sessions. It exits when its last session ends or
- * expires (or when none came within a grace period after its start).
+ * own ports serve all its sessions. Once its last session ended or expired
+ * it lingers (`lingerMs`, 10 minutes unless told) so that the user's next
+ * session skips a cold start, and exits when none came by then (or when
+ * none came within a grace period after its start). While it lingers it
+ * waits on its socket and one timer: no CPU.
  *
  * A fault in one session must not end or stall the others: each session's
  * pumps end only that session when they throw (`SessionHost`), pty reads
@@ -60,6 +63,19 @@ const encoder = new TextEncoder();
 /** How long a host with no session yet waits for its first one. */
 const FIRST_SESSION_GRACE_MS = 30_000;
 
+/**
+ * How long a host stays after its last session by default: long enough
+ * for the next `et` to the same host a few minutes later (a closed
+ * window reopened, a script's next run) to find it running and skip a
+ * cold start (~100-200 ms), short enough that an idle process (~40 MB)
+ * does not stay for long once the user is done. ET's etserver never
+ * exits; tmux's server exits at once.
+ */
+export const DEFAULT_HOST_LINGER_MS = 10 * 60_000;
+
+/** The longest timer `setTimeout` keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Longest wait for a launcher's request line. */
 const REQUEST_TIMEOUT_MS = 5000;
 
@@ -67,12 +83,19 @@ const REQUEST_TIMEOUT_MS = 5000;
 export interface HostOptions {
   /** The daemon's router socket. */
   routerPath: string;
+  /**
+   * How long the host stays after its last session ended, waiting for the
+   * next one (0: it exits at once; at most ~24 days).
+   * @default {DEFAULT_HOST_LINGER_MS}
+   */
+  lingerMs?: number;
   /** Transport tuning (tests shorten timers). */
   connection?: EternalConnectionOptions;
 }
 
 /**
- * Runs the user's host until its last session ended. Prints
+ * Runs the user's host until it is left without a session (its last one
+ * ended, and no new one came while it lingered). Prints
  * {@link HOST_READY} (or `error: <why>`) on stdout once it listens.
  * Returns the process exit code.
  */
@@ -119,7 +142,7 @@ export async function serveHost(options: HostOptions): Promise<number> {
   await host.run();
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();
-  log.info(`host ${Deno.pid} exits: no session left`);
+  log.info(`host ${Deno.pid} exits: ${host.exitReason}`);
   return 0;
 }
 
@@ -151,9 +174,13 @@ class UserHost {
   readonly #context: HostContext;
   readonly #listener: Deno.UnixListener;
   readonly #socketPath: string;
+  readonly #lingerMs: number;
   #starting = 0;
   #closing = false;
+  /** The one timer of an idle host: first-session grace, or lingering. */
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the host stopped taking requests (for its last log line). */
+  exitReason = "";
 
   constructor(
     dir: string,
@@ -163,6 +190,10 @@ class UserHost {
   ) {
     this.#listener = listener;
     this.#socketPath = socketPath;
+    this.#lingerMs = Math.min(
+      Math.max(0, options.lingerMs ?? DEFAULT_HOST_LINGER_MS),
+      MAX_TIMER_MS,
+    );
     const handshake = (pipe: BytePipe, peer: string) =>
       serverHandshake(
         pipe,
@@ -184,10 +215,10 @@ class UserHost {
     };
   }
 
-  /** Serves launchers until the last session is gone. */
+  /** Serves launchers until the host is left idle (see serveHost). */
   async run(): Promise<void> {
     this.#idleTimer = setTimeout(
-      () => this.#closeIfIdle(),
+      () => this.#closeIfIdle("no session came after its start"),
       FIRST_SESSION_GRACE_MS,
     );
     await acceptEach(this.#listener, (conn) => {
@@ -247,7 +278,7 @@ class UserHost {
       await reply(await this.#startSession(request.bootstrap, request.env));
     } finally {
       this.#starting--;
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     }
   }
 
@@ -277,7 +308,7 @@ class UserHost {
       return answer;
     } finally {
       this.#starting--;
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     }
   }
 
@@ -305,10 +336,12 @@ class UserHost {
       return `error: ${errorMessage(error)}`;
     }
     this.#sessions.set(session.idHex, session);
+    // A lingering host has a session again: it stays.
     clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     session.finished.finally(() => {
       this.#sessions.delete(session.idHex);
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     });
     // Counted here for a shared request (the launcher counts its own).
     const detached =
@@ -319,14 +352,44 @@ class UserHost {
   }
 
   /**
+   * With no session and none starting: closes at once (linger 0), or arms
+   * the one linger timer, which a new session clears. Re-arming after a
+   * request that started nothing restarts the wait.
+   */
+  #lingerIfIdle() {
+    if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#lingerMs === 0) {
+      this.#closeIfIdle();
+      return;
+    }
+    // No session to reach: no port held while waiting (no-root mode).
+    this.#context.ports.closeAll();
+    log.info(
+      `no session left: lingering ${formatMs(this.#lingerMs)} for the next one`,
+    );
+    this.#idleTimer = setTimeout(
+      () =>
+        this.#closeIfIdle(
+          `no new session within ${formatMs(this.#lingerMs)}`,
+        ),
+      this.#lingerMs,
+    );
+  }
+
+  /**
    * With no session and none starting, stops taking requests: the socket
    * goes first (a launcher then starts a new host), then the listener.
    */
-  #closeIfIdle() {
+  #closeIfIdle(reason = "no session left") {
     if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
       return;
     }
     this.#closing = true;
+    this.exitReason = reason;
     try {
       Deno.removeSync(this.#socketPath);
     } catch { /* gone */ }
@@ -334,6 +397,12 @@ class UserHost {
       this.#listener.close();
     } catch { /* closed */ }
   }
+}
+
+/** `600000` as `10 min`, `1500` as `1.5 s`: for the log. */
+function formatMs(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${ms / 1000} s`;
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {

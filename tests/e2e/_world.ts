@@ -67,6 +67,13 @@ export interface WorldOptions {
    * @default {false}
    */
   ipv6?: boolean;
+  /**
+   * `ET_HOST_LINGER` for this world's terminals (e.g. `"0"`: the user's
+   * host exits with its last session; `"2s"`), as a user would set it in
+   * the login environment.
+   * @default {undefined} (unset: the host's default, 10 minutes)
+   */
+  hostLinger?: string;
 }
 
 /** A process of this world's terminal role (launcher or host process). */
@@ -323,6 +330,9 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     : await spawnDaemon(dir, routerPath, 0, daemonUser, binds);
   const daemonPort = daemon?.port ?? 0;
   let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
+  if (options.hostLinger !== undefined) {
+    envWords += ` ET_HOST_LINGER=${options.hostLinger}`;
+  }
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
   if (options.privateRuntime) {
     await Deno.mkdir(`${dir}/run`, { mode: 0o700 });
