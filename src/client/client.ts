@@ -313,8 +313,8 @@ export async function runClient(options: ClientOptions): Promise<number> {
       target,
       terminalPath: options.terminalPath,
     });
-  // The packet cipher loads while ssh logs in (it is needed only to
-  // connect), and so does predictive echo's emulator (the same test as
+  // The packet cipher (OpenSSL, else node:crypto) opens while ssh logs in
+  // (it is needed only to connect), and so does predictive echo's emulator (the same test as
   // startPredictiveEcho's). Not when a running client may answer in a few
   // ms: a load then would only stall that answer, and the emulator loads
   // anyway while the new shell starts.

@@ -39,6 +39,7 @@ import {
   acceptEach,
   type BytePipe,
   type EternalConnectionOptions,
+  preloadPacketCrypto,
   serverHandshake,
   toHex,
 } from "../transport/mod.ts";
@@ -52,6 +53,7 @@ import {
 import {
   type HostContext,
   HostedSession,
+  hostStage,
   NoWayInError,
 } from "./hosted_session.ts";
 import { TunnelListenError } from "./tunnels.ts";
@@ -113,6 +115,7 @@ export async function serveHost(options: HostOptions): Promise<number> {
     level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
     sink: fileSink(paths.log),
   });
+  hostStage("loaded");
   guardProcess();
   // Hold no directory of the login busy.
   Deno.chdir("/");
@@ -135,6 +138,7 @@ export async function serveHost(options: HostOptions): Promise<number> {
   }
   const host = new UserHost(dir, options, listener, paths.socket);
   log.info(`host ${Deno.pid} listening on ${paths.socket}`);
+  hostStage("listening");
   console.log(HOST_READY);
   try {
     Deno.stdout.close();
@@ -273,9 +277,14 @@ class UserHost {
       await reply(HOST_CLOSING);
       return;
     }
+    hostStage("new session asked");
     this.#starting++;
     try {
       await reply(await this.#startSession(request.bootstrap, request.env));
+      hostStage("answered");
+      // Opens the packet cipher while the ready line travels to the
+      // client: the handshake comes after that.
+      preloadPacketCrypto().catch(() => {});
     } finally {
       this.#starting--;
       this.#lingerIfIdle();

@@ -107,10 +107,15 @@ export interface EtWorld {
    * (`terminal-<id8>.log`).
    */
   runtimeDir: string;
-  /** Client argv (program first) for `[user@]et-test:<port>` plus `extra`. */
+  /**
+   * Client argv (program first) for `[user@]et-test:<port>` plus `extra`;
+   * `env` adds variables for the terminals it starts over ssh (the
+   * launcher, and a host that the launcher starts), e.g.
+   * `{ ET_HOST_LINGER: "0" }`.
+   */
   client(
     extra?: string[],
-    options?: { port?: number; user?: string },
+    options?: { port?: number; user?: string; env?: Record<string, string> },
   ): string[];
   /**
    * Every live process whose environment names this world's router socket:
@@ -351,12 +356,14 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
       const target = `${options.user ? options.user + "@" : ""}${
         port ? `${sshd.hostAlias}:${port}` : sshd.hostAlias
       }`;
+      const more = Object.entries(options.env ?? {})
+        .map(([name, value]) => ` ${name}=${value}`).join("");
       return [
         ...ET,
         "--ssh",
         sshd.sshCommand,
         "--terminal-path",
-        terminalPath,
+        terminalPath.replace(/^env /, `env${more} `),
         "--log-file",
         `${dir}/client.log`,
         "-v",
