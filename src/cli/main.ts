@@ -49,6 +49,11 @@ import {
 } from "./help.ts";
 import { usageMessage } from "./suggest.ts";
 import { forwardingOptions } from "./forwarding.ts";
+import {
+  internalRole,
+  runTerminalRole,
+  TerminalEnvError,
+} from "./terminal_role.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -470,19 +475,6 @@ async function server(args: string[]): Promise<number> {
   return 0;
 }
 
-/**
- * The `et terminal` words et itself passes (none: the launcher; `--host`;
- * `--relay`), taken without the option parser; null for anything else,
- * which goes through it (help, errors, suggestions).
- */
-function internalRole(args: string[]): "" | "--host" | "--relay" | null {
-  if (args.length === 0) return "";
-  if (args.length === 1 && (args[0] === "--host" || args[0] === "--relay")) {
-    return args[0];
-  }
-  return null;
-}
-
 async function terminal(args: string[]): Promise<number> {
   let role = internalRole(args);
   if (role === null) {
@@ -500,34 +492,12 @@ async function terminal(args: string[]): Promise<number> {
     }
     role = values.host ? "--host" : values.relay ? "--relay" : "";
   }
-  // The router comes from the environment only: the launcher and the host
-  // it starts must agree, and ssh carries no flags here.
-  const routerPath = routerPathFromEnv();
-  // Checked by the launcher too (the host it starts inherits it): a bad
-  // value is the user's one line, not a host that never starts.
-  const lingerMs = hostLingerFromEnv();
-  if (role === "--host") {
-    const { serveHost } = await import("../terminal/user_host.ts");
-    return await serveHost({ routerPath, lingerMs });
+  try {
+    return await runTerminalRole(role);
+  } catch (error) {
+    if (error instanceof TerminalEnvError) throw new UsageError(error.message);
+    throw error;
   }
-  if (role === "--relay") {
-    // A jump relay (--jumphost): same way in, same router as a session.
-    const { serveJumpRelay } = await import("../terminal/jump_relay.ts");
-    return await serveJumpRelay({ routerPath });
-  }
-  configureLog({ level: "silent" });
-  const { launchTerminal } = await import("../terminal/launcher.ts");
-  return await launchTerminal({ routerPath });
-}
-
-/**
- * `ET_HOST_LINGER` (a duration: 10m, 30s, 0), how long the user's host
- * stays after its last session; undefined (the host's default) when unset.
- */
-function hostLingerFromEnv(): number | undefined {
-  const value = Deno.env.get("ET_HOST_LINGER");
-  if (value === undefined || value === "") return undefined;
-  return usage(() => parseDuration(value, "ET_HOST_LINGER"));
 }
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */

@@ -27,6 +27,7 @@ import {
   logger,
   type LogLevel,
 } from "../log.ts";
+import { libc } from "../platform/libc.ts";
 import { reactor } from "../platform/reactor.ts";
 import {
   decodeBootstrap,
@@ -143,6 +144,14 @@ export async function serveHost(options: HostOptions): Promise<number> {
   try {
     Deno.stdout.close();
   } catch { /* already closed */ }
+  // While the launcher reads that line and sends its request (a few ms
+  // this process would idle), what every first session needs first: the
+  // C library (~8 ms to bind) for its pty and its way in.
+  setTimeout(() => {
+    try {
+      libc();
+    } catch { /* the session that needs it reports it */ }
+  }, 0);
   await host.run();
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();

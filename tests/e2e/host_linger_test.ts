@@ -20,7 +20,7 @@ import {
   sleep,
   waitUntil,
 } from "./_client.ts";
-import { E2E_TEST, type EtWorld, withWorld } from "./_world.ts";
+import { E2E_TEST, ET, type EtWorld, withWorld } from "./_world.ts";
 import { hostPaths, hostRequest } from "../../src/terminal/host_socket.ts";
 
 /** The world's one host process (`et terminal --host`): its pid. */
@@ -220,4 +220,32 @@ Deno.test({
         }
       },
     ),
+});
+
+Deno.test("a bad ET_HOST_LINGER: the launcher says so in one line and exits 2, starting no host", async () => {
+  const runtime = await Deno.makeTempDir({ prefix: "et-linger-bad-" });
+  try {
+    await Deno.chmod(runtime, 0o700);
+    const { code, stdout, stderr } = await new Deno.Command(ET[0], {
+      args: [...ET.slice(1), "terminal"],
+      env: {
+        ET_HOST_LINGER: "soon",
+        ET_RUNTIME_DIR: runtime,
+        ET_ROUTER_SOCKET: `${runtime}/none.sock`,
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 2);
+    assert.equal(new TextDecoder().decode(stdout), "");
+    assert.equal(
+      new TextDecoder().decode(stderr),
+      "et: invalid ET_HOST_LINGER 'soon' (expected e.g. 30s, 5m, 2h, 7d or 0)\n",
+    );
+    // Nothing started: not even the runtime directory was made.
+    assert.deepEqual([...Deno.readDirSync(runtime)], []);
+  } finally {
+    await Deno.remove(runtime, { recursive: true });
+  }
 });
