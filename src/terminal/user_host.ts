@@ -70,8 +70,8 @@ const FIRST_SESSION_GRACE_MS = 30_000;
  * How long a host stays after its last session by default: long enough
  * for the next `et` to the same host a few minutes later (a closed
  * window reopened, a script's next run) to find it running and skip a
- * cold start (~100-200 ms), short enough that an idle process (~40 MB)
- * does not stay for long once the user is done. ET's etserver never
+ * cold start, short enough that an idle process (~60 MB resident, no
+ * CPU) does not stay for long once the user is done. ET's etserver never
  * exits; tmux's server exits at once.
  */
 export const DEFAULT_HOST_LINGER_MS = 10 * 60_000;
