@@ -313,16 +313,19 @@ export async function runClient(options: ClientOptions): Promise<number> {
       target,
       terminalPath: options.terminalPath,
     });
-  // The packet cipher (OpenSSL, else node:crypto) opens while ssh logs in
-  // (it is needed only to connect), and so does predictive echo's emulator (the same test as
-  // startPredictiveEcho's). Not when a running client may answer in a few
-  // ms: a load then would only stall that answer, and the emulator loads
-  // anyway while the new shell starts.
+  // The packet cipher (OpenSSL, else node:crypto) opens while ssh logs
+  // in (it is needed only to connect), and so does predictive echo's
+  // emulator (the same test as startPredictiveEcho's). Not when a running
+  // client may answer in a few ms: a load then would only stall that
+  // answer, and the emulator loads anyway while the new shell starts.
   if (early) {
     preloadPacketCrypto().catch(() => {});
     const pty = options.mode.kind === "attach" ||
       (options.mode.kind === "new" && options.mode.pty &&
         !options.mode.noTerminal);
+    // Raw mode's first tcgetattr binds the C library: now, not between
+    // the ready line and the first connection.
+    if (pty) local.prepareRaw();
     if (
       (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
       local.isOutputTty
