@@ -5,8 +5,13 @@
  * @module
  */
 
-import { main } from "./src/cli/main.ts";
+import { runInternalTerminal } from "./src/cli/terminal_role.ts";
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // et's own `et terminal` (the launcher over ssh, the user's host) skips
+  // the command line parser and the client's modules: it runs on every
+  // new session's way to its prompt.
+  const code = await runInternalTerminal(Deno.args) ??
+    await (await import("./src/cli/main.ts")).main(Deno.args);
+  Deno.exit(code);
 }

@@ -3,8 +3,11 @@
  * and `et server` the benchmark uses: the pieces timed alone (a local Deno
  * start, `ssh -G`, an ssh login running `true`, a remote Deno start, a
  * launcher answering `list`), then whole sessions with the client's `-vv`
- * stage marks (`connect stage … at N ms`, ms since the client's start) and
- * the host's log, each as ms from spawning the client.
+ * stage marks (`connect stage …`) and the host's `host stage` marks (its
+ * log at debug level), each by its log line's time, as ms from spawning
+ * the client: with a cold host (none running,
+ * `ET_HOST_LINGER=0`), a warm one (the last session ended, its host
+ * lingers), and with a session open (session sharing).
  *
  * Run: `deno run -A scripts/bench/connect_stages.ts [runs]` (default 5;
  * medians, each stage's on its own, so a noisy run can order them
@@ -18,6 +21,7 @@
 
 import { ET, startWorld } from "../../tests/e2e/_world.ts";
 import { encodeBootstrap } from "../../src/session/mod.ts";
+import { hostPaths } from "../../src/terminal/host_socket.ts";
 import { WatchedProcess } from "./watched.ts";
 import { sleep } from "./util.ts";
 
@@ -98,10 +102,18 @@ try {
     stages.get(name)!.push(ms);
   };
   const clientLog = `${world.dir}/client.log`;
-  for (const second of [false, true]) {
+  const uid = user === undefined ? Deno.uid() : await uidOf(user);
+  const { log: hostLog } = await hostPaths(`/tmp/et-${uid}`, world.routerPath);
+  const debug = { ET_LOG_LEVEL: "debug" };
+  for (const phase of ["cold", "warm", "open"] as const) {
     stages.clear();
-    const holder = second
-      ? new WatchedProcess(world.client([], { user }), "pty")
+    // cold: each host exits with its session (ET_HOST_LINGER=0), and none
+    // runs before a run; warm: the default linger, one untimed session
+    // first; open: a session stays open (session sharing).
+    const env = phase === "cold" ? { ...debug, ET_HOST_LINGER: "0" } : debug;
+    if (phase === "warm") await session(env);
+    const holder = phase === "open"
+      ? new WatchedProcess(world.client([], { user, env }), "pty")
       : undefined;
     if (holder) {
       const up = holder.waitFor("H_3_", 0, 30_000);
@@ -109,47 +121,42 @@ try {
       await up;
     }
     for (let i = 0; i < runs; i++) {
+      if (phase === "cold") await noHost(hostLog);
       await Deno.writeTextFile(clientLog, "");
+      const logged = (await Deno.readTextFile(hostLog).catch(() => "")).length;
       const wall = Date.now();
-      const client = new WatchedProcess(
-        world.client(["-v", ...extra], { user }),
-        "pty",
-      );
-      const answer = client.waitFor("P_9_", 0, 30_000);
-      await client.type("echo P_$((4+5))_\n");
-      add(
-        "answer to a line typed at once",
-        (await answer).at - client.spawnedAt,
-      );
+      await session(env, (at) => add("answer to a line typed at once", at));
       for (const line of (await Deno.readTextFile(clientLog)).split("\n")) {
         const mark = line.match(
           /(connect stage .*|ready line|ssh exited) at ([\d.]+) ms/,
         );
-        if (mark) add(`client: ${mark[1]}`, Number(mark[2]));
-      }
-      const seen = new Set<string>();
-      for (const log of await hostLogs(world.runtimeDir)) {
-        for (const line of log.split("\n")) {
-          const at = Date.parse(line.slice(0, 24)) - wall;
-          if (!(at >= 0)) continue;
-          if (/session \w+ ready/.test(line)) add("host: session ready", at);
-          if (/starting -> connected/.test(line)) add("host: connected", at);
-          const trace = line.match(/TMPTRACE (\w+)/);
-          if (trace && !seen.has(trace[1])) {
-            seen.add(trace[1]);
-            add(`host: first ${trace[1]}`, at);
-          }
+        // By the line's wall clock, as the host's: the client's own
+        // "at N ms" counts from its runtime's start, ~15-20 ms after spawn.
+        if (mark) {
+          add(`client: ${mark[1]}`, Date.parse(line.slice(0, 24)) - wall);
         }
       }
-      await client.type("exit\n");
-      await client.exit(10_000);
+      const text = (await Deno.readTextFile(hostLog).catch(() => ""))
+        .slice(logged);
+      for (const line of text.split("\n")) {
+        const at = Date.parse(line.slice(0, 24)) - wall;
+        const mark = line.match(/host stage (.*) at [\d.]+ ms/);
+        if (mark && at >= 0) add(`host: ${mark[1]}`, at);
+        if (/starting -> connected/.test(line)) add("host: connected", at);
+      }
       await sleep(300);
     }
     if (holder) {
       await holder.type("exit\n");
       await holder.exit(10_000);
     }
-    console.log(second ? "\nwith a session open:" : "\nfirst session:");
+    console.log(
+      phase === "cold"
+        ? "\nfirst session, cold host (none running):"
+        : phase === "warm"
+        ? "\nfirst session, warm host (the last session ended, its host lingers):"
+        : "\nwith a session open (session sharing):",
+    );
     const ordered = [...stages].map(([name, ms]) => [name, median(ms)] as const)
       .sort((a, b) => a[1] - b[1]);
     for (const [name, ms] of ordered) {
@@ -161,12 +168,37 @@ try {
   await world.close();
 }
 
-async function hostLogs(dir: string): Promise<string[]> {
-  const texts: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (/^terminal-.*\.log$/.test(entry.name)) {
-      texts.push(await Deno.readTextFile(`${dir}/${entry.name}`));
-    }
+/**
+ * One session on a pty: spawned, a line typed at once, its answer, exit.
+ * Calls `answered` with the answer's ms from spawn.
+ */
+async function session(
+  env: Record<string, string>,
+  answered?: (ms: number) => void,
+): Promise<void> {
+  const client = new WatchedProcess(
+    world.client(["-v", ...extra], { user, env }),
+    "pty",
+  );
+  const answer = client.waitFor("P_9_", 0, 30_000);
+  await client.type("echo P_$((4+5))_\n");
+  answered?.((await answer).at - client.spawnedAt);
+  await client.type("exit\n");
+  await client.exit(10_000);
+}
+
+/** Waits until the world's host of our user left (its log says it exits). */
+async function noHost(log: string) {
+  for (let i = 0; i < 300; i++) {
+    const text = await Deno.readTextFile(log).catch(() => "");
+    const listening = text.lastIndexOf(" listening on ");
+    if (listening < 0 || text.lastIndexOf(" exits: ") > listening) return;
+    await sleep(20);
   }
-  return texts;
+  throw new Error("the host did not exit");
+}
+
+async function uidOf(name: string): Promise<number> {
+  const out = await new Deno.Command("id", { args: ["-u", name] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
 }

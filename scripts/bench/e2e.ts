@@ -51,16 +51,18 @@ function spawn(argv: string[]): WatchedProcess {
 
 /**
  * argv of an interactive `et`, `ssh -tt` or ET session to the world's
- * sshd, as `user` (default: the sshd's own user, us).
+ * sshd, as `user` (default: the sshd's own user, us); `env` goes to et's
+ * terminals (launcher and host), e.g. `{ ET_HOST_LINGER: "0" }`.
  */
 export function clientArgv(
   world: BenchWorld,
   kind: ClientKind,
   port?: number,
   user?: string,
+  env?: Record<string, string>,
 ): string[] {
   if (kind === "et") {
-    return world.client([], { ...(port ? { port } : {}), user });
+    return world.client([], { ...(port ? { port } : {}), user, env });
   }
   if (kind === "et-cpp") {
     if (!world.etCpp) throw new Error("ET 7.0 is not running");
@@ -147,14 +149,16 @@ export async function endSession(client: WatchedProcess): Promise<void> {
 /**
  * Milliseconds from spawning the client to the shell's answer to a line
  * typed at once (the `et` client buffers keystrokes until connected; ssh
- * reads them once its channel is open), logged in as `user` (default: us).
+ * reads them once its channel is open), logged in as `user` (default: us);
+ * `env` goes to et's terminals.
  */
 export async function connectTime(
   world: BenchWorld,
   kind: ClientKind,
   user?: string,
+  env?: Record<string, string>,
 ): Promise<number> {
-  const client = spawn(clientArgv(world, kind, undefined, user));
+  const client = spawn(clientArgv(world, kind, undefined, user, env));
   try {
     const hit = await firstAnswer(client, kind);
     return hit.at - client.spawnedAt;
@@ -424,6 +428,26 @@ export function terminalPids(world: EtWorld): Promise<number[]> {
     argv.includes("terminal") && argv.includes("--host") &&
     env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)
   );
+}
+
+/** Pids of the world's host processes of the user `user` (default: us). */
+export async function hostPidsOf(
+  world: EtWorld,
+  user?: string,
+): Promise<number[]> {
+  const uid = user === undefined ? Deno.uid() : await uidOf(user);
+  const pids: number[] = [];
+  for (const pid of await terminalPids(world)) {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`)
+      .catch(() => "");
+    if (Number(status.match(/^Uid:\s+(\d+)/m)?.[1]) === uid) pids.push(pid);
+  }
+  return pids;
+}
+
+async function uidOf(user: string): Promise<number> {
+  const out = await new Deno.Command("id", { args: ["-u", user] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
 /** Resume times of one kind of outage, in ms. */

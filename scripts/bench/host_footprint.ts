@@ -56,7 +56,9 @@ async function totalRssMB(world: EtWorld): Promise<number> {
   return Math.round(kib / 1024 * 10) / 10;
 }
 
-await withWorld({ privateRuntime: true }, async (world) => {
+// Each round's first session is a cold start (no host left from the
+// round before): the host exits with its last session here.
+await withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
   const clients: PipedClient[] = [];
   const startToPrompt: number[] = [];
   const rss: Record<number, number> = {};

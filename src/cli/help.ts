@@ -201,7 +201,9 @@ registers the session with the daemon's router ($ET_ROUTER_SOCKET, else
 /run/et/router.sock). Without a daemon (or with --no-daemon on the client)
 the host serves the session itself on the first free port of the client's
 --port-range, on the address ssh reached (from $SSH_CONNECTION), and says
-which in the ready line. The host exits with its last session.
+which in the ready line. The host stays after its last session for
+$ET_HOST_LINGER (a duration: 30s, 10m, 1h; default 10m; 0: it exits at
+once), idle and holding no port, so that the next session starts faster.
 On a jumphost (et --jumphost) it starts a jump relay instead: no secret,
 only the session id and where to pass its connections on.
 Its socket and log live in /tmp/et-<uid>/ (or $ET_RUNTIME_DIR/et/),

@@ -49,6 +49,11 @@ import {
 } from "./help.ts";
 import { usageMessage } from "./suggest.ts";
 import { forwardingOptions } from "./forwarding.ts";
+import {
+  internalRole,
+  runTerminalRole,
+  TerminalEnvError,
+} from "./terminal_role.ts";
 
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
@@ -470,19 +475,6 @@ async function server(args: string[]): Promise<number> {
   return 0;
 }
 
-/**
- * The `et terminal` words et itself passes (none: the launcher; `--host`;
- * `--relay`), taken without the option parser; null for anything else,
- * which goes through it (help, errors, suggestions).
- */
-function internalRole(args: string[]): "" | "--host" | "--relay" | null {
-  if (args.length === 0) return "";
-  if (args.length === 1 && (args[0] === "--host" || args[0] === "--relay")) {
-    return args[0];
-  }
-  return null;
-}
-
 async function terminal(args: string[]): Promise<number> {
   let role = internalRole(args);
   if (role === null) {
@@ -500,21 +492,12 @@ async function terminal(args: string[]): Promise<number> {
     }
     role = values.host ? "--host" : values.relay ? "--relay" : "";
   }
-  // The router comes from the environment only: the launcher and the host
-  // it starts must agree, and ssh carries no flags here.
-  const routerPath = routerPathFromEnv();
-  if (role === "--host") {
-    const { serveHost } = await import("../terminal/user_host.ts");
-    return await serveHost({ routerPath });
+  try {
+    return await runTerminalRole(role);
+  } catch (error) {
+    if (error instanceof TerminalEnvError) throw new UsageError(error.message);
+    throw error;
   }
-  if (role === "--relay") {
-    // A jump relay (--jumphost): same way in, same router as a session.
-    const { serveJumpRelay } = await import("../terminal/jump_relay.ts");
-    return await serveJumpRelay({ routerPath });
-  }
-  configureLog({ level: "silent" });
-  const { launchTerminal } = await import("../terminal/launcher.ts");
-  return await launchTerminal({ routerPath });
 }
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */

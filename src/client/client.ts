@@ -52,7 +52,6 @@ import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
   PredictiveEcho,
   type PredictMode,
-  preloadScreenModel,
   writeAll,
 } from "./prediction/mod.ts";
 import {
@@ -313,20 +312,33 @@ export async function runClient(options: ClientOptions): Promise<number> {
       target,
       terminalPath: options.terminalPath,
     });
-  // The packet cipher loads while ssh logs in (it is needed only to
-  // connect), and so does predictive echo's emulator (the same test as
-  // startPredictiveEcho's). Not when a running client may answer in a few
-  // ms: a load then would only stall that answer, and the emulator loads
-  // anyway while the new shell starts.
+  // The packet cipher (OpenSSL, else node:crypto) opens while ssh logs
+  // in (it is needed only to connect), and predictive echo's emulator is
+  // loaded and made (the same test as startPredictiveEcho's): ~10-20 ms
+  // of work that would otherwise hold up the first connection after the
+  // ready line. Not when a running client may answer in a few ms: the
+  // work then would only stall that answer, and it is done anyway while
+  // the new shell starts.
+  let echo: Promise<PredictiveEcho> | undefined;
   if (early) {
     preloadPacketCrypto().catch(() => {});
     const pty = options.mode.kind === "attach" ||
       (options.mode.kind === "new" && options.mode.pty &&
         !options.mode.noTerminal);
-    if (
-      (options.predict ?? "adaptive") !== "never" && pty && local.isTty &&
-      local.isOutputTty
-    ) preloadScreenModel();
+    // Raw mode's first tcgetattr binds the C library: now, not between
+    // the ready line and the first connection.
+    if (pty) local.prepareRaw();
+    const predict = options.predict ?? "adaptive";
+    if (predict !== "never" && pty && local.isTty && local.isOutputTty) {
+      const { cols, rows } = local.size();
+      echo = PredictiveEcho.create(
+        predict,
+        cols,
+        rows,
+        (bytes) => writeAll(local, bytes),
+      );
+      echo.catch(() => {}); // a failure shows where the session awaits it
+    }
   }
   try {
     return await resolveAndRun(options, {
@@ -338,6 +350,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       local,
       sharePath,
       early,
+      echo,
     });
   } finally {
     early?.cancel(); // unused (a failure before the bootstrap): ends it
@@ -365,6 +378,8 @@ interface Started {
   sharePath: string | undefined;
   /** The bootstrap's ssh, started before its line was known (or null). */
   early: PendingRemoteTerminal | null;
+  /** Predictive echo, made while ssh logged in (or undefined). */
+  echo?: Promise<PredictiveEcho>;
 }
 
 /** ssh -G, the listeners, then the bootstrap and the session. */
@@ -479,6 +494,7 @@ async function resolveAndRun(
       terminalPath: () => terminalPath,
       daemon: () => daemon,
       sharePath,
+      echo: started.echo,
     });
   } finally {
     tunnels.close();
@@ -514,6 +530,8 @@ interface Prepared {
   daemon: () => DaemonUse;
   /** Where this client shares its connection (none: `--no-reuse`). */
   sharePath?: string;
+  /** Predictive echo made while ssh logged in (or undefined). */
+  echo?: Promise<PredictiveEcho>;
 }
 
 /**
@@ -700,6 +718,7 @@ async function bootstrapAndRun(
     clientTunnels: tunnels,
     noTerminal,
     sharePath: prepared.sharePath,
+    echo: prepared.echo,
   });
 }
 
@@ -723,6 +742,8 @@ interface SessionRun extends ClientOptions {
   noTerminal: boolean;
   /** Where to share this connection with later clients (session_share.ts). */
   sharePath?: string;
+  /** Predictive echo made ahead (while ssh logged in), if any. */
+  echo?: Promise<PredictiveEcho>;
 }
 
 /** Connects (retrying) and joins the local side to the session. */
@@ -1012,12 +1033,15 @@ async function startPredictiveEcho(
     return null;
   }
   const { cols, rows } = local.size();
-  const echo = await PredictiveEcho.create(
+  const made = await run.echo?.catch(() => undefined);
+  const echo = made ?? await PredictiveEcho.create(
     mode,
     cols,
     rows,
     (bytes) => writeAll(local, bytes),
   );
+  // Made ahead at the size then: a resize since is its to follow.
+  if (made) await echo.resize(cols, rows);
   echo.locate().catch(() => {});
   return echo;
 }

@@ -20,6 +20,7 @@ export {
   getTermios,
   LINUX_TERMIOS,
   makeRaw,
+  preloadTermios,
   setTermios,
   TCSADRAIN,
   TCSANOW,

@@ -95,6 +95,18 @@ export function termiosFields(
 }
 
 /**
+ * Binds the C library now (~6 ms, once), so that the first
+ * {@linkcode getTermios} does not pay it at a moment that counts (a
+ * client entering raw mode once its session is ready). Throws nothing:
+ * where it cannot bind, that first call says so.
+ */
+export function preloadTermios(): void {
+  try {
+    libc();
+  } catch { /* reported by the first real call */ }
+}
+
+/**
  * The terminal attributes of `fd` as the exact bytes of `struct termios`
  * (`tcgetattr`), padding zeroed. Throws if `fd` is not a terminal (ENOTTY)
  * or not open (EBADF). On Linux a pty master answers with its slave's

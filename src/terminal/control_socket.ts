@@ -32,7 +32,8 @@
 
 import { withDeadline } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
-import { LineReader, type SessionInfo, validSize } from "../session/mod.ts";
+import { LineReader } from "../session/line_reader.ts";
+import { type SessionInfo, validSize } from "../session/terminal_protocol.ts";
 import { acceptEach } from "../transport/accept_loop.ts";
 import { fromHex } from "../transport/session_secret.ts";
 

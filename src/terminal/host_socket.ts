@@ -27,7 +27,7 @@
 
 import { sleep, withDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
-import { LineReader } from "../session/mod.ts";
+import { LineReader } from "../session/line_reader.ts";
 import { spawnDetachedRole } from "./local_io.ts";
 
 const encoder = new TextEncoder();

@@ -68,6 +68,14 @@ export interface HostContext {
   ) => Promise<string>;
 }
 
+/**
+ * A debug mark of the host's part of a start to prompt (ms since the host
+ * process started), beside the client's `connect stage` marks.
+ */
+export function hostStage(name: string): void {
+  log.debug(`host stage ${name} at ${performance.now().toFixed(1)} ms`);
+}
+
 /** The session's refusal for its client: no way in (no daemon, no port). */
 export class NoWayInError extends Error {}
 
@@ -126,6 +134,7 @@ export class HostedSession {
       newSession: context.newSession &&
         ((bootstrap) => context.newSession!(bootstrap, login)),
     });
+    hostStage("program started, keys made");
     const id8 = host.idHex.slice(0, 8);
     let route: Route;
     try {
@@ -135,6 +144,7 @@ export class HostedSession {
       await host.end("no way in for clients");
       throw new NoWayInError(errorMessage(error));
     }
+    hostStage("way in ready");
     const port = route.kind === "own port" ? route.port : undefined;
     const stop = new AbortController();
     const controlling = serveControl(

@@ -37,10 +37,10 @@ import {
   decodeRefusal,
   encodeReady,
   encodeRefusal,
-  privateRuntimeDir,
   protocolMismatch,
   type ReadyReport,
-} from "../session/mod.ts";
+} from "../session/terminal_protocol.ts";
+import { privateRuntimeDir } from "../session/runtime_dir.ts";
 import { PROTOCOL_VERSION } from "../transport/wire.ts";
 import {
   chooseSession,

@@ -7,7 +7,7 @@
  */
 
 import { withDeadline } from "../deadline.ts";
-import { LineReader } from "../session/mod.ts";
+import { LineReader } from "../session/line_reader.ts";
 
 /**
  * The variables of the launcher's environment (what ssh set up for the

@@ -144,7 +144,9 @@ export async function serveOwnPort(
  * every session served on that address whose port range holds its port;
  * a session whose range does not gets a listener of its own range. All of
  * them hand their connections to one handshake, which finds the session
- * by the HELLO's id. They close with `signal` (the host's end).
+ * by the HELLO's id. They close with `signal` (the host's end), or all at
+ * once with {@link OwnPorts.closeAll} (a host left without a session holds
+ * no port while it lingers; the next session opens one again).
  *
  * @example
  * ```ts
@@ -155,7 +157,9 @@ export async function serveOwnPort(
 export class OwnPorts {
   readonly #handshake: (conn: Deno.TcpConn, peer: string) => Promise<unknown>;
   readonly #signal: AbortSignal;
-  readonly #listeners: { hostname: string; port: number }[] = [];
+  #listeners: { hostname: string; port: number }[] = [];
+  /** Stops the listeners open now (closeAll), with the host's signal. */
+  #current = new AbortController();
   /** Settles once every listener stopped (after `signal`). */
   readonly serving: Promise<unknown>[] = [];
 
@@ -166,6 +170,17 @@ export class OwnPorts {
   ) {
     this.#handshake = handshake;
     this.#signal = signal;
+    signal.addEventListener("abort", () => this.#current.abort(), {
+      once: true,
+    });
+  }
+
+  /** Closes every listener (and the handshakes pending on them). */
+  closeAll(): void {
+    this.#current.abort();
+    this.#current = new AbortController();
+    if (this.#signal.aborted) this.#current.abort();
+    this.#listeners = [];
   }
 
   /**
@@ -182,7 +197,9 @@ export class OwnPorts {
     const listener = listenInRange(hostname, range);
     const port = listener.addr.port;
     this.#listeners.push({ hostname, port });
-    this.serving.push(serveOwnPort(listener, this.#handshake, this.#signal));
+    this.serving.push(
+      serveOwnPort(listener, this.#handshake, this.#current.signal),
+    );
     return port;
   }
 }

@@ -4,8 +4,11 @@
  * sessions. Launchers reach it over its owner-only socket
  * (`host_socket.ts`); each `new` request becomes a {@link HostedSession}
  * (its program, control socket, daemon registration). In no-root mode its
- * own ports serve all its sessions. It exits when its last session ends or
- * expires (or when none came within a grace period after its start).
+ * own ports serve all its sessions. Once its last session ended or expired
+ * it lingers (`lingerMs`, 10 minutes unless told) so that the user's next
+ * session skips a cold start, and exits when none came by then (or when
+ * none came within a grace period after its start). While it lingers it
+ * waits on its socket and one timer: no CPU.
  *
  * A fault in one session must not end or stall the others: each session's
  * pumps end only that session when they throw (`SessionHost`), pty reads
@@ -24,6 +27,7 @@ import {
   logger,
   type LogLevel,
 } from "../log.ts";
+import { libc } from "../platform/libc.ts";
 import { reactor } from "../platform/reactor.ts";
 import {
   decodeBootstrap,
@@ -36,6 +40,7 @@ import {
   acceptEach,
   type BytePipe,
   type EternalConnectionOptions,
+  preloadPacketCrypto,
   serverHandshake,
   toHex,
 } from "../transport/mod.ts";
@@ -49,6 +54,7 @@ import {
 import {
   type HostContext,
   HostedSession,
+  hostStage,
   NoWayInError,
 } from "./hosted_session.ts";
 import { TunnelListenError } from "./tunnels.ts";
@@ -60,6 +66,19 @@ const encoder = new TextEncoder();
 /** How long a host with no session yet waits for its first one. */
 const FIRST_SESSION_GRACE_MS = 30_000;
 
+/**
+ * How long a host stays after its last session by default: long enough
+ * for the next `et` to the same host a few minutes later (a closed
+ * window reopened, a script's next run) to find it running and skip a
+ * cold start, short enough that an idle process (~60 MB resident, no
+ * CPU) does not stay for long once the user is done. ET's etserver never
+ * exits; tmux's server exits at once.
+ */
+export const DEFAULT_HOST_LINGER_MS = 10 * 60_000;
+
+/** The longest timer `setTimeout` keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Longest wait for a launcher's request line. */
 const REQUEST_TIMEOUT_MS = 5000;
 
@@ -67,12 +86,19 @@ const REQUEST_TIMEOUT_MS = 5000;
 export interface HostOptions {
   /** The daemon's router socket. */
   routerPath: string;
+  /**
+   * How long the host stays after its last session ended, waiting for the
+   * next one (0: it exits at once; at most ~24 days).
+   * @default {DEFAULT_HOST_LINGER_MS}
+   */
+  lingerMs?: number;
   /** Transport tuning (tests shorten timers). */
   connection?: EternalConnectionOptions;
 }
 
 /**
- * Runs the user's host until its last session ended. Prints
+ * Runs the user's host until it is left without a session (its last one
+ * ended, and no new one came while it lingered). Prints
  * {@link HOST_READY} (or `error: <why>`) on stdout once it listens.
  * Returns the process exit code.
  */
@@ -90,6 +116,7 @@ export async function serveHost(options: HostOptions): Promise<number> {
     level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
     sink: fileSink(paths.log),
   });
+  hostStage("loaded");
   guardProcess();
   // Hold no directory of the login busy.
   Deno.chdir("/");
@@ -112,14 +139,23 @@ export async function serveHost(options: HostOptions): Promise<number> {
   }
   const host = new UserHost(dir, options, listener, paths.socket);
   log.info(`host ${Deno.pid} listening on ${paths.socket}`);
+  hostStage("listening");
   console.log(HOST_READY);
   try {
     Deno.stdout.close();
   } catch { /* already closed */ }
+  // While the launcher reads that line and sends its request (a few ms
+  // this process would idle), what every first session needs first: the
+  // C library (~8 ms to bind) for its pty and its way in.
+  setTimeout(() => {
+    try {
+      libc();
+    } catch { /* the session that needs it reports it */ }
+  }, 0);
   await host.run();
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();
-  log.info(`host ${Deno.pid} exits: no session left`);
+  log.info(`host ${Deno.pid} exits: ${host.exitReason}`);
   return 0;
 }
 
@@ -151,9 +187,13 @@ class UserHost {
   readonly #context: HostContext;
   readonly #listener: Deno.UnixListener;
   readonly #socketPath: string;
+  readonly #lingerMs: number;
   #starting = 0;
   #closing = false;
+  /** The one timer of an idle host: first-session grace, or lingering. */
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the host stopped taking requests (for its last log line). */
+  exitReason = "";
 
   constructor(
     dir: string,
@@ -163,6 +203,10 @@ class UserHost {
   ) {
     this.#listener = listener;
     this.#socketPath = socketPath;
+    this.#lingerMs = Math.min(
+      Math.max(0, options.lingerMs ?? DEFAULT_HOST_LINGER_MS),
+      MAX_TIMER_MS,
+    );
     const handshake = (pipe: BytePipe, peer: string) =>
       serverHandshake(
         pipe,
@@ -184,10 +228,10 @@ class UserHost {
     };
   }
 
-  /** Serves launchers until the last session is gone. */
+  /** Serves launchers until the host is left idle (see serveHost). */
   async run(): Promise<void> {
     this.#idleTimer = setTimeout(
-      () => this.#closeIfIdle(),
+      () => this.#closeIfIdle("no session came after its start"),
       FIRST_SESSION_GRACE_MS,
     );
     await acceptEach(this.#listener, (conn) => {
@@ -242,12 +286,17 @@ class UserHost {
       await reply(HOST_CLOSING);
       return;
     }
+    hostStage("new session asked");
     this.#starting++;
     try {
       await reply(await this.#startSession(request.bootstrap, request.env));
+      hostStage("answered");
+      // Opens the packet cipher while the ready line travels to the
+      // client: the handshake comes after that.
+      preloadPacketCrypto().catch(() => {});
     } finally {
       this.#starting--;
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     }
   }
 
@@ -277,7 +326,7 @@ class UserHost {
       return answer;
     } finally {
       this.#starting--;
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     }
   }
 
@@ -305,10 +354,12 @@ class UserHost {
       return `error: ${errorMessage(error)}`;
     }
     this.#sessions.set(session.idHex, session);
+    // A lingering host has a session again: it stays.
     clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     session.finished.finally(() => {
       this.#sessions.delete(session.idHex);
-      this.#closeIfIdle();
+      this.#lingerIfIdle();
     });
     // Counted here for a shared request (the launcher counts its own).
     const detached =
@@ -319,14 +370,44 @@ class UserHost {
   }
 
   /**
+   * With no session and none starting: closes at once (linger 0), or arms
+   * the one linger timer, which a new session clears. Re-arming after a
+   * request that started nothing restarts the wait.
+   */
+  #lingerIfIdle() {
+    if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#lingerMs === 0) {
+      this.#closeIfIdle();
+      return;
+    }
+    // No session to reach: no port held while waiting (no-root mode).
+    this.#context.ports.closeAll();
+    log.info(
+      `no session left: lingering ${formatMs(this.#lingerMs)} for the next one`,
+    );
+    this.#idleTimer = setTimeout(
+      () =>
+        this.#closeIfIdle(
+          `no new session within ${formatMs(this.#lingerMs)}`,
+        ),
+      this.#lingerMs,
+    );
+  }
+
+  /**
    * With no session and none starting, stops taking requests: the socket
    * goes first (a launcher then starts a new host), then the listener.
    */
-  #closeIfIdle() {
+  #closeIfIdle(reason = "no session left") {
     if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
       return;
     }
     this.#closing = true;
+    this.exitReason = reason;
     try {
       Deno.removeSync(this.#socketPath);
     } catch { /* gone */ }
@@ -334,6 +415,12 @@ class UserHost {
       this.#listener.close();
     } catch { /* closed */ }
   }
+}
+
+/** `600000` as `10 min`, `1500` as `1.5 s`: for the log. */
+function formatMs(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${ms / 1000} s`;
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {

@@ -14,25 +14,35 @@
  * @module
  */
 
-import { type GcmKey, openSslGcm } from "./openssl_gcm.ts";
+import { type GcmKey, openSslGcm, openSslPresent } from "./openssl_gcm.ts";
 import type { SessionSecret } from "./session_secret.ts";
 
-// node:crypto costs ~20 ms to load: loaded before the first keys are
-// derived (seal and open need keys), or earlier by preloadPacketCrypto,
-// never on the way of a process that makes no keys (the launcher).
-let createCipheriv: typeof import("node:crypto").createCipheriv;
-let createDecipheriv: typeof import("node:crypto").createDecipheriv;
+// node:crypto costs ~20 ms to load, and packets need it only where
+// OpenSSL cannot be opened: loaded by the first packet that needs it (or
+// earlier by preloadPacketCrypto), never on the way of a process that
+// has OpenSSL, nor of one that makes no keys (the launcher). Keys alone
+// (deriveSessionKeys) are WebCrypto's and wait for nothing.
+let createCipheriv: typeof import("node:crypto").createCipheriv | undefined;
+let createDecipheriv:
+  | typeof import("node:crypto").createDecipheriv
+  | undefined;
 let loading: Promise<void> | undefined;
 
-/**
- * Loads the synchronous AES-GCM of node:crypto without waiting (a client
- * calls it while ssh runs); {@link deriveSessionKeys} waits for it.
- */
-export function preloadPacketCrypto(): Promise<void> {
+/** Loads node:crypto's synchronous AES-GCM (once). */
+function loadNodeCipher(): Promise<void> {
   return loading ??= import("node:crypto").then((module) => {
     createCipheriv = module.createCipheriv;
     createDecipheriv = module.createDecipheriv;
   });
+}
+
+/**
+ * Readies the packet cipher ahead of the first packet (a client calls it
+ * while ssh runs, a host once it answered): opens the system's OpenSSL, or
+ * where there is none loads node:crypto without waiting.
+ */
+export function preloadPacketCrypto(): Promise<void> {
+  return openSslPresent() ? Promise.resolve() : loadNodeCipher();
 }
 
 /** Bytes added to every sealed payload by AES-GCM. */
@@ -96,7 +106,6 @@ export async function deriveSessionKeys(
   secret: SessionSecret,
   role: SessionRole,
 ): Promise<SessionKeys> {
-  await preloadPacketCrypto();
   const base = await crypto.subtle.importKey(
     "raw",
     source(secret.passkey),
@@ -163,7 +172,8 @@ export async function seal(
   const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
   if (gcm) return gcm.seal(iv, header, plaintext);
   if (plaintext.length <= SYNC_CRYPTO_MAX_BYTES) {
-    const cipher = createCipheriv("aes-256-gcm", key.raw, iv);
+    if (createCipheriv === undefined) await loadNodeCipher();
+    const cipher = createCipheriv!("aes-256-gcm", key.raw, iv);
     cipher.setAAD(header);
     const body = cipher.update(plaintext);
     const tail = cipher.final();
@@ -192,7 +202,8 @@ export async function open(
   if (gcm) return gcm.open(iv, header, sealed);
   try {
     if (sealed.length - TAG_BYTES <= SYNC_CRYPTO_MAX_BYTES) {
-      const decipher = createDecipheriv("aes-256-gcm", key.raw, iv);
+      if (createDecipheriv === undefined) await loadNodeCipher();
+      const decipher = createDecipheriv!("aes-256-gcm", key.raw, iv);
       decipher.setAAD(header);
       decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
       const body = decipher.update(

@@ -101,6 +101,14 @@ export interface GcmKey {
 }
 
 /**
+ * True where OpenSSL 3 opens here (opening it now, once: a few ms of
+ * dlopen, then free).
+ */
+export function openSslPresent(): boolean {
+  return libcrypto() !== null;
+}
+
+/**
  * An AES-256-GCM key through OpenSSL, or null where OpenSSL 3 cannot be
  * opened here (the caller then uses WebCrypto or node:crypto).
  */

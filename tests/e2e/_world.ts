@@ -67,6 +67,13 @@ export interface WorldOptions {
    * @default {false}
    */
   ipv6?: boolean;
+  /**
+   * `ET_HOST_LINGER` for this world's terminals (e.g. `"0"`: the user's
+   * host exits with its last session; `"2s"`), as a user would set it in
+   * the login environment.
+   * @default {undefined} (unset: the host's default, 10 minutes)
+   */
+  hostLinger?: string;
 }
 
 /** A process of this world's terminal role (launcher or host process). */
@@ -100,10 +107,15 @@ export interface EtWorld {
    * (`terminal-<id8>.log`).
    */
   runtimeDir: string;
-  /** Client argv (program first) for `[user@]et-test:<port>` plus `extra`. */
+  /**
+   * Client argv (program first) for `[user@]et-test:<port>` plus `extra`;
+   * `env` adds variables for the terminals it starts over ssh (the
+   * launcher, and a host that the launcher starts), e.g.
+   * `{ ET_HOST_LINGER: "0" }`.
+   */
   client(
     extra?: string[],
-    options?: { port?: number; user?: string },
+    options?: { port?: number; user?: string; env?: Record<string, string> },
   ): string[];
   /**
    * Every live process whose environment names this world's router socket:
@@ -323,6 +335,9 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     : await spawnDaemon(dir, routerPath, 0, daemonUser, binds);
   const daemonPort = daemon?.port ?? 0;
   let envWords = `ET_ROUTER_SOCKET=${routerPath}`;
+  if (options.hostLinger !== undefined) {
+    envWords += ` ET_HOST_LINGER=${options.hostLinger}`;
+  }
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
   if (options.privateRuntime) {
     await Deno.mkdir(`${dir}/run`, { mode: 0o700 });
@@ -341,12 +356,14 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
       const target = `${options.user ? options.user + "@" : ""}${
         port ? `${sshd.hostAlias}:${port}` : sshd.hostAlias
       }`;
+      const more = Object.entries(options.env ?? {})
+        .map(([name, value]) => ` ${name}=${value}`).join("");
       return [
         ...ET,
         "--ssh",
         sshd.sshCommand,
         "--terminal-path",
-        terminalPath,
+        terminalPath.replace(/^env /, `env${more} `),
         "--log-file",
         `${dir}/client.log`,
         "-v",

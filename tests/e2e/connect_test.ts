@@ -140,6 +140,8 @@ Deno.test({
   fn: () =>
     withProxiedSession({
       privateRuntime: true,
+      // The host holds only this session: it leaves with it, no lingering.
+      hostLinger: "0",
       extra: ["--connect-timeout", "2s"],
       // No shell ever answers: the path refuses forever.
       waitForShell: false,

@@ -113,9 +113,9 @@ async function hostLog(world: EtWorld): Promise<string> {
 Deno.test({
   ...E2E_TEST,
   name:
-    "three clients started at once: one host process holds all three sessions; it outlives each but the last, and exits with it",
+    "three clients started at once: one host process holds all three sessions; it outlives each but the last, and exits with it (ET_HOST_LINGER=0)",
   fn: () =>
-    withWorld({ privateRuntime: true }, async (world) => {
+    withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
       const clients = [0, 1, 2].map(() => new PipedClient(world.client()));
       try {
         await Promise.all(clients.map((client) => shellAnswers(client)));

@@ -351,7 +351,8 @@ Deno.test({
   name:
     "--session-timeout 3s: after kill -9 the session's processes are gone within the timeout and a few seconds, and --list forgets it",
   fn: () =>
-    withWorld({ privateRuntime: true }, async (world) => {
+    // The host holds only this session: it leaves with it, no lingering.
+    withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
       const client = await interactive(world, ["--session-timeout", "3s"]);
       try {
         const shellPid = await remoteShellPid(client, `${world.dir}/shell.pid`);

@@ -94,7 +94,9 @@ async function noTerminalLeft(world: EtWorld, timeoutMs: number) {
   );
 }
 
-const NO_DAEMON = { privateRuntime: true, daemon: false };
+// These tests check that nothing is left once the session ends: the
+// user's host exits with its last session instead of lingering.
+const NO_DAEMON = { privateRuntime: true, daemon: false, hostLinger: "0" };
 
 Deno.test({
   ...E2E_TEST,
@@ -297,7 +299,7 @@ Deno.test({
   name:
     "--no-daemon with a daemon running: the session serves itself (said in the client log even without -v), the daemon never hears of it",
   fn: () =>
-    withWorld({ privateRuntime: true }, async (world) => {
+    withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
       // Without -v: no notice on stderr, but the log has it.
       const argv = world.client(["--no-daemon"]).filter((arg) => arg !== "-v");
       const client = new PipedClient(argv);

@@ -43,6 +43,8 @@ Deno.test({
     const env = {
       ET_RUNTIME_DIR: runtimeBase,
       ET_ROUTER_SOCKET: `${runtimeBase}/none.sock`,
+      // About leaving with the last session: no lingering.
+      ET_HOST_LINGER: "0",
     };
     try {
       const ids = Array.from({ length: 8 }, () => generateSessionSecret());

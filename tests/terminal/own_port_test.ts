@@ -1,7 +1,8 @@
 /**
  * No-root mode's own port: the address taken from `$SSH_CONNECTION`, the
- * first free port of a range, and the cap on connections still in their
- * handshake (the oldest is dropped for a new one).
+ * first free port of a range, the cap on connections still in their
+ * handshake (the oldest is dropped for a new one), and the host's ports
+ * closed all at once while it lingers without a session.
  */
 
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import {
   listenAddress,
   listenInRange,
   MAX_PENDING_HANDSHAKES,
+  OwnPorts,
   serveOwnPort,
 } from "../../src/terminal/own_port.ts";
 
@@ -96,5 +98,44 @@ Deno.test({
         client.close();
       } catch { /* closed */ }
     }
+  },
+});
+
+/** True if something accepts TCP connections on 127.0.0.1:`port`. */
+async function accepts(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "OwnPorts.closeAll: every listener closes and a later session opens its port again; the host's end stops that one too",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const stop = new AbortController();
+    const handshakes: string[] = [];
+    const ports = new OwnPorts((conn, peer) => {
+      handshakes.push(peer);
+      conn.close();
+      return Promise.resolve();
+    }, stop.signal);
+    const range = { first: 20000, last: 40000 };
+    const port = ports.portFor("127.0.0.1", range);
+    assert.equal(ports.portFor("127.0.0.1", range), port, "one port shared");
+    assert.ok(await accepts(port));
+    ports.closeAll();
+    await Promise.allSettled(ports.serving);
+    assert.equal(await accepts(port), false, "no port held after closeAll");
+    const again = ports.portFor("127.0.0.1", range);
+    assert.ok(await accepts(again), "a new session's port is served");
+    stop.abort();
+    await Promise.allSettled(ports.serving);
+    assert.equal(await accepts(again), false, "the host's end closes it");
+    assert.ok(handshakes.length >= 2, `handshakes: ${handshakes}`);
   },
 });
