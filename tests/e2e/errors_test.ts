@@ -78,7 +78,9 @@ Deno.test({
   ...E2E_TEST,
   name: "runtime failures: one clear line each",
   fn: () =>
-    withWorld({}, async (world) => {
+    // A private runtime dir: the user's sessions left by other runs would
+    // add a "detached sessions" line before the ones asserted here.
+    withWorld({ privateRuntime: true }, async (world) => {
       // Nothing listens on the daemon port, and after the bootstrap's login
       // ssh is refused too: et tries TCP (a status line after 1 s names
       // why), carries on over ssh (one line says so), then gives up with
