@@ -179,8 +179,9 @@ export class LocalTerminal {
   #raw = false;
   // Opened on the first write, when stdout is a terminal (Linux).
   #direct: TtyWriter | null | undefined;
-  // A write handed to Deno.stdout that has not finished yet.
+  // A write handed to Deno.stdout that has not finished yet, and since when.
   #slow: Promise<unknown> | null = null;
+  #slowSince = 0;
 
   /** The local terminal of this process; see {@linkcode LocalTerminalOptions}. */
   constructor(options: LocalTerminalOptions = {}) {
@@ -363,11 +364,22 @@ export class LocalTerminal {
     }
     const slow = Deno.stdout.write(bytes);
     this.#slow = slow;
+    this.#slowSince = performance.now();
     try {
       return await slow;
     } finally {
       if (this.#slow === slow) this.#slow = null;
     }
+  }
+
+  /**
+   * For a debug dump: whether a write to a full terminal (on a pool
+   * thread) is pending, and for how long.
+   */
+  describe(): string {
+    if (this.#slow === null) return "terminal: no slow write";
+    const ms = (performance.now() - this.#slowSince).toFixed(0);
+    return `terminal: slow write pending for ${ms} ms`;
   }
 
   /** Reads keystrokes (or piped input); null at end of input. */

@@ -184,8 +184,27 @@ class UserHost {
     };
   }
 
+  /**
+   * Logs one line per session on SIGUSR2, at warn so it shows at any
+   * level (see docs/ARCHITECTURE.md). Returns the remover.
+   */
+  #dumpOnSignal(): () => void {
+    const dump = () => {
+      for (const session of this.#sessions.values()) {
+        log.warn(`debug: ${session.host.describe()}`);
+      }
+    };
+    try {
+      Deno.addSignalListener("SIGUSR2", dump);
+    } catch {
+      return () => {}; // no such signal here
+    }
+    return () => Deno.removeSignalListener("SIGUSR2", dump);
+  }
+
   /** Serves launchers until the last session is gone. */
   async run(): Promise<void> {
+    const stopDump = this.#dumpOnSignal();
     this.#idleTimer = setTimeout(
       () => this.#closeIfIdle(),
       FIRST_SESSION_GRACE_MS,
@@ -198,6 +217,7 @@ class UserHost {
       });
     }).catch(() => {});
     clearTimeout(this.#idleTimer);
+    stopDump();
     this.#stop.abort();
     await Promise.allSettled(this.#context.ports.serving);
   }
