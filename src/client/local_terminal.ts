@@ -19,7 +19,9 @@ import {
   TCSADRAIN,
   TtyWriter,
 } from "../pty/mod.ts";
+import { logger } from "../log.ts";
 
+const log = logger("client");
 const STDIN_FD = 0;
 
 /**
@@ -361,6 +363,12 @@ export class LocalTerminal {
     if (this.#direct !== null) {
       const n = this.#direct.tryWrite(bytes);
       if (n > 0) return n;
+      const odd = this.#direct.oddFailure;
+      if (odd !== null) {
+        log.info(
+          `terminal write failed (errno read back: ${odd}): retried the slow way`,
+        );
+      }
     }
     const slow = Deno.stdout.write(bytes);
     this.#slow = slow;

@@ -16,6 +16,8 @@
 
 import {
   closeQuietly,
+  EAGAIN,
+  errnoName,
   libc,
   O_CLOEXEC,
   O_NOCTTY,
@@ -77,7 +79,20 @@ export class TtyWriter {
    */
   tryWrite(data: Uint8Array): number {
     if (this.#fd < 0) throw new Deno.errors.BadResource("terminal closed");
-    return Math.max(0, writeNonBlocking(this.#fd, data));
+    const n = writeNonBlocking(this.#fd, data);
+    this.#oddFailure = n < 0 && n !== -EAGAIN ? errnoName(-n) : null;
+    return Math.max(0, n);
+  }
+
+  #oddFailure: string | null = null;
+
+  /**
+   * The errno name the last {@linkcode tryWrite} read back when its write
+   * failed other than for want of room, else null. For a log line only:
+   * see there why it is not acted on.
+   */
+  get oddFailure(): string | null {
+    return this.#oddFailure;
   }
 
   /** Closes our own description of the terminal; the shell's is untouched. */

@@ -25,11 +25,12 @@ if (out === null) {
     if (n === 0) break;
     filled += n;
   }
-  outcomes.push(`filled ${filled}`);
+  outcomes.push(`filled ${filled}, odd ${out.oddFailure}`);
   injectErrnoFault(() => ENOENT);
   for (let i = 0; i < 20; i++) {
     try {
-      outcomes.push(`took ${out.tryWrite(bytes)}`);
+      const took = out.tryWrite(bytes);
+      outcomes.push(`took ${took}, odd ${out.oddFailure}`);
     } catch (error) {
       outcomes.push(`threw ${(error as Error).message}`);
     }
