@@ -849,6 +849,7 @@ async function runSession(
   })();
 
   let detachedByEscape = false;
+  let stopDump = () => {};
   try {
     if (run.pty) {
       const sendSize = () =>
@@ -909,7 +910,9 @@ async function runSession(
       }
     })();
 
-    const outputs = [copyOut(terminal, echo?.sink ?? local)];
+    const copying: CopyState = { step: "reading", since: 0, bytes: 0 };
+    stopDump = dumpOnSignal(connection, copying, local, echo);
+    const outputs = [copyOut(terminal, echo?.sink ?? local, copying)];
     if (!run.pty) {
       outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
     }
@@ -951,6 +954,7 @@ async function runSession(
     }
     return 0;
   } finally {
+    stopDump();
     local.restore();
     await sharing?.close();
   }
@@ -1046,21 +1050,72 @@ async function startPredictiveEcho(
   return echo;
 }
 
+/** Where a {@linkcode copyOut} is, for the debug dump. */
+interface CopyState {
+  /** "reading", "writing" or "ended: <why>". */
+  step: string;
+  /** `performance.now()` when it entered that step. */
+  since: number;
+  /** Bytes written out so far. */
+  bytes: number;
+}
+
 /** Copies a channel to a local output until the channel ends. */
 async function copyOut(
   channel: Channel,
   out: { write(p: Uint8Array): Promise<number> },
+  state: CopyState = { step: "reading", since: 0, bytes: 0 },
 ) {
+  const enter = (step: string) => {
+    state.step = step;
+    state.since = performance.now();
+  };
   try {
-    for (let data; (data = await channel.read()) !== null;) {
+    for (let data; (enter("reading"), data = await channel.read()) !== null;) {
+      enter("writing");
       let offset = 0;
       while (offset < data.length) {
         offset += await out.write(data.subarray(offset));
       }
+      state.bytes += data.length;
     }
+    enter("ended");
   } catch (error) {
-    log.info(`output ended: ${errorMessage(error)}`);
+    // Only a failed local write lands here (a closed channel reads null),
+    // and from here on nothing reads the session's output: say so loudly.
+    enter(`ended: ${errorMessage(error)}`);
+    log.warn(`output ended: ${errorMessage(error)}`);
   }
+}
+
+/**
+ * On SIGUSR2 (Linux, macOS) logs one line of the session's state, at
+ * warn so it shows at any verbosity: the transport (see
+ * {@linkcode EternalConnection.describe}), where the output copy is and
+ * since when, and the local terminal's pending slow write. For a session
+ * that stalls; costs nothing until the signal comes. Returns the remover.
+ */
+function dumpOnSignal(
+  connection: EternalConnection,
+  output: CopyState,
+  local: LocalTerminal,
+  echo: PredictiveEcho | null,
+): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  const dump = () => {
+    const ago = (performance.now() - output.since).toFixed(0);
+    log.warn(
+      `debug: ${connection.describe()}; output ${output.step} for ${ago} ms` +
+        ` after ${output.bytes} bytes; ${local.describe()}` +
+        (echo ? `; ${echo.describe()}` : ""),
+    );
+  };
+  try {
+    Deno.addSignalListener("SIGUSR2", dump);
+  } catch {
+    return () => {};
+  }
+  return () => Deno.removeSignalListener("SIGUSR2", dump);
 }
 
 /**

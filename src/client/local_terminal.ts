@@ -20,7 +20,9 @@ import {
   TCSADRAIN,
   TtyWriter,
 } from "../pty/mod.ts";
+import { logger } from "../log.ts";
 
+const log = logger("client");
 const STDIN_FD = 0;
 
 /**
@@ -180,8 +182,9 @@ export class LocalTerminal {
   #raw = false;
   // Opened on the first write, when stdout is a terminal (Linux).
   #direct: TtyWriter | null | undefined;
-  // A write handed to Deno.stdout that has not finished yet.
+  // A write handed to Deno.stdout that has not finished yet, and since when.
   #slow: Promise<unknown> | null = null;
+  #slowSince = 0;
 
   /** The local terminal of this process; see {@linkcode LocalTerminalOptions}. */
   constructor(options: LocalTerminalOptions = {}) {
@@ -371,14 +374,31 @@ export class LocalTerminal {
     if (this.#direct !== null) {
       const n = this.#direct.tryWrite(bytes);
       if (n > 0) return n;
+      const odd = this.#direct.oddFailure;
+      if (odd !== null) {
+        log.info(
+          `terminal write failed (errno read back: ${odd}): retried the slow way`,
+        );
+      }
     }
     const slow = Deno.stdout.write(bytes);
     this.#slow = slow;
+    this.#slowSince = performance.now();
     try {
       return await slow;
     } finally {
       if (this.#slow === slow) this.#slow = null;
     }
+  }
+
+  /**
+   * For a debug dump: whether a write to a full terminal (on a pool
+   * thread) is pending, and for how long.
+   */
+  describe(): string {
+    if (this.#slow === null) return "terminal: no slow write";
+    const ms = (performance.now() - this.#slowSince).toFixed(0);
+    return `terminal: slow write pending for ${ms} ms`;
   }
 
   /** Reads keystrokes (or piped input); null at end of input. */

@@ -259,8 +259,23 @@ function pick(
  * worker) always runs on the one thread whose module instance holds the cache.
  */
 export function errno(): number {
+  const faked = errnoFault?.();
+  if (faked !== undefined) return faked;
   errnoView ??= new Deno.UnsafePointerView(opened().errnoLocation()!);
   return errnoView.getInt32();
+}
+
+let errnoFault: (() => number | undefined) | null = null;
+
+/**
+ * @internal For tests: while set, {@linkcode errno} answers what `fault`
+ * returns (when a number) instead of the real errno, as happens for real
+ * when the runtime clobbers errno between a call and its read (seen: a
+ * failed non-blocking write to a full terminal read back as ENOENT). Null
+ * removes it.
+ */
+export function injectErrnoFault(fault: (() => number | undefined) | null) {
+  errnoFault = fault;
 }
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(

@@ -320,6 +320,7 @@ export class Pty {
   async #readChunk(): Promise<Uint8Array<ArrayBuffer> | null> {
     const c = libc();
     const buffer = this.#readBuffer;
+    let doubted = false;
     while (!this.#closed && !this.#eof) {
       if (this.#syncReads < SYNC_CALLS_BEFORE_YIELD) {
         const n = Number(c.read(this.#master, buffer, READ_CHUNK_SIZE_T));
@@ -329,6 +330,13 @@ export class Pty {
         }
         const code = n < 0 ? errno() : EIO;
         if (code === EINTR) continue;
+        if (code === EAGAIN) doubted = false;
+        else if (n < 0 && !doubted) {
+          // errno read back through FFI may be clobbered (see
+          // tty_writer.ts): a failure counts only once it repeats.
+          doubted = true;
+          continue;
+        }
         if (code === EIO) {
           // The last holder of the slave is gone and the queue is empty: the
           // kernel hands over buffered output before it reports EIO.
@@ -365,6 +373,7 @@ export class Pty {
     const c = libc();
     let offset = 0;
     let syncWrites = 0;
+    let doubted = false;
     while (offset < data.length) {
       if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
       if (syncWrites < SYNC_CALLS_BEFORE_YIELD) {
@@ -377,6 +386,12 @@ export class Pty {
         }
         const code = errno();
         if (code === EINTR) continue;
+        if (code === EAGAIN) doubted = false;
+        else if (!doubted) {
+          // As in #readChunk: believe a failure once it repeats.
+          doubted = true;
+          continue;
+        }
         if (code === EIO) {
           throw new Deno.errors.BrokenPipe("pty: the terminal was hung up");
         }

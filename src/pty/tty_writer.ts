@@ -17,7 +17,7 @@
 import {
   closeQuietly,
   EAGAIN,
-  errnoError,
+  errnoName,
   libc,
   O_CLOEXEC,
   O_NOCTTY,
@@ -67,16 +67,32 @@ export class TtyWriter {
 
   /**
    * Writes as much of `data` as the terminal takes now: all of it, part of
-   * it, or nothing (0: its buffer is full, e.g. output was stopped with
-   * Ctrl-S or the terminal reads slowly). Never waits. Throws on any other
-   * failure (the terminal is gone).
+   * it, or nothing (0). Never waits. 0 means "not now, write it the slow
+   * way": the terminal's buffer is full (output stopped with Ctrl-S, a
+   * terminal that reads slowly), or the write failed. A failure is never
+   * thrown from here: errno, read back through FFI after the call, is not
+   * trustworthy (the runtime may clobber it in between: a full terminal's
+   * EAGAIN came back as ENOENT under load, and throwing on it ended the
+   * client's output for good while its session stayed up). The slow path
+   * (`Deno.stdout.write`) meets a real failure again and reports it with
+   * the errno the native code saw. Throws only once closed.
    */
   tryWrite(data: Uint8Array): number {
     if (this.#fd < 0) throw new Deno.errors.BadResource("terminal closed");
     const n = writeNonBlocking(this.#fd, data);
-    if (n >= 0) return n;
-    if (n === -EAGAIN) return 0;
-    throw errnoError("write", -n);
+    this.#oddFailure = n < 0 && n !== -EAGAIN ? errnoName(-n) : null;
+    return Math.max(0, n);
+  }
+
+  #oddFailure: string | null = null;
+
+  /**
+   * The errno name the last {@linkcode tryWrite} read back when its write
+   * failed other than for want of room, else null. For a log line only:
+   * see there why it is not acted on.
+   */
+  get oddFailure(): string | null {
+    return this.#oddFailure;
   }
 
   /** Closes our own description of the terminal; the shell's is untouched. */

@@ -141,6 +141,19 @@ export class OutputBacklog {
     return dropped;
   }
 
+  /**
+   * For a debug dump: bytes and chunks waiting to be sent, whether the
+   * head is lent to a sender, whether reading waits for room or has ended,
+   * and how long ago the source last gave anything.
+   */
+  describe(): string {
+    const ago = (performance.now() - this.#lastReadAt).toFixed(0);
+    return `backlog=${this.#bytes}/${this.#chunks.length}` +
+      `${this.#headLent ? " head-lent" : ""}` +
+      `${this.#waitingForRoom ? " full" : ""}${this.#eof ? " eof" : ""}` +
+      ` senders-waiting=${this.#dataWaiters.length} last-read=${ago}ms-ago`;
+  }
+
   async #readLoop() {
     try {
       while (true) {

@@ -251,6 +251,17 @@ export class SessionHost {
     return this.#life.state;
   }
 
+  /**
+   * One line for a debug dump (`SIGUSR2` to the host): the transport's
+   * state and each output backlog's.
+   */
+  describe(): string {
+    const backlogs = [...this.#backlogs].map(([id, backlog]) =>
+      `out${id} ${backlog.describe()}`
+    );
+    return `${this.#connection.describe()}; ${backlogs.join("; ")}`;
+  }
+
   /** The connection a handshake for session `id` must use, if any. */
   connectionFor(id: Uint8Array): EternalConnection | undefined {
     if (this.#life.isFinal || toHex(id) !== this.idHex) return undefined;

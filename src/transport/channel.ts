@@ -157,6 +157,22 @@ export class Channel {
     return total;
   }
 
+  /**
+   * One line of this channel's state for a debug dump (`SIGUSR2`, see
+   * docs/ARCHITECTURE.md): credit left, bytes received and not read,
+   * read credit not yet granted back, and who waits.
+   */
+  describe(): string {
+    const flags = [
+      this.#readWaiter ? " reader-waits" : "",
+      this.#creditWaiter ? " writer-waits-credit" : "",
+      this.#ended ? " ended" : "",
+      this.#writeEnded ? " write-ended" : "",
+      this.#closed ? " closed" : "",
+    ].join("");
+    return `ch${this.id} credit=${this.#credit} unread=${this.pendingBytes}/${this.#inbox.length} ungranted=${this.#consumed}${flags}`;
+  }
+
   /** @internal Called by the connection with bytes from the peer. */
   deliver(data: Uint8Array) {
     if (this.#ended) return;

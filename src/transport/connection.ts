@@ -305,6 +305,24 @@ export class EternalConnection {
     return this.#channels.size;
   }
 
+  /**
+   * One line of the transport's state for a debug dump (`SIGUSR2`, see
+   * docs/ARCHITECTURE.md): packets sealed, acknowledged by the peer and
+   * written to the pipe; packets received and acks owed; bytes held in the
+   * window; writers waiting for room; whether the write pump sleeps; then
+   * each channel ({@linkcode Channel.describe}).
+   */
+  describe(): string {
+    const s = this.#stream;
+    const channels = [...this.#channels.values()].map((c) => c.describe());
+    return `session ${this.#tag()}: ${this.#pipe ? "attached" : "detached"}` +
+      ` sent=${s.nextSeq} acked=${s.acknowledged} written=${s.sendCursor}` +
+      ` received=${s.received} ack-owed=${s.ackOwed}` +
+      ` held=${s.heldBytes}/${s.windowBytes} room-waiters=${this.#ackWaiters.length}` +
+      ` control-queued=${this.#controlOut.length}` +
+      `${this.#end ? " ended" : ""}; ${channels.join("; ")}`;
+  }
+
   /** Calls `listener` on every connect and disconnect. */
   onEvent(listener: (event: ConnectionEvent) => void) {
     this.#listeners.push(listener);

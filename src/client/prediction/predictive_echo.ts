@@ -288,6 +288,12 @@ export class PredictiveEcho {
     );
   }
 
+  /** For a debug dump: terminal writes in flight or queued. */
+  describe(): string {
+    return `echo: ${this.#writing} writes in flight` +
+      (this.#awaitingReport ? ", awaiting cursor report" : "");
+  }
+
   /** The local terminal changed size: the model follows, guesses end. */
   resize(cols: number, rows: number): Promise<void> {
     const erase = this.#erase();
