@@ -240,10 +240,15 @@ Deno.test("a terminal that stops reading never stalls the event loop, and every 
     const data = new Uint8Array(4 << 20);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 12)) & 0xff;
     let count = 0;
-    const timer = setInterval(
-      () => Deno.writeTextFileSync(${JSON.stringify(ticks)}, String(++count)),
-      10,
-    );
+    // Written aside and renamed: a reader never sees a truncated file.
+    const timer = setInterval(() => {
+      Deno.writeTextFileSync(${
+      JSON.stringify(ticks + ".new")
+    }, String(++count));
+      Deno.renameSync(${JSON.stringify(ticks + ".new")}, ${
+      JSON.stringify(ticks)
+    });
+    }, 10);
     for (let at = 0; at < data.length;) at += await local.write(data.subarray(at));
     clearInterval(timer);
     local.restore();
