@@ -106,6 +106,34 @@ export function logger(scope: string): Logger {
   };
 }
 
+/**
+ * Calls `lines` on SIGUSR2 and logs each line it returns at warn (so it
+ * shows at any level), prefixed `debug: `: a state dump of a process whose
+ * session stalls (see docs/ARCHITECTURE.md). Costs nothing until the
+ * signal comes. Returns the remover; a no-op where the signal does not
+ * exist (Windows).
+ *
+ * @example
+ * ```ts
+ * const stop = dumpOnSignal(logger("client"), () => [connection.describe()]);
+ * stop(); // when the session ends
+ * ```
+ */
+export function dumpOnSignal(
+  log: Logger,
+  lines: () => Iterable<string>,
+): () => void {
+  const dump = () => {
+    for (const line of lines()) log.warn(`debug: ${line}`);
+  };
+  try {
+    Deno.addSignalListener("SIGUSR2", dump);
+  } catch {
+    return () => {}; // no such signal here
+  }
+  return () => Deno.removeSignalListener("SIGUSR2", dump);
+}
+
 /** Turns any thrown value into a one-line message without a stack. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

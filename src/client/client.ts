@@ -8,7 +8,7 @@
  * @module
  */
 
-import { errorMessage, logger } from "../log.ts";
+import { dumpOnSignal, errorMessage, logger } from "../log.ts";
 import {
   CONTROL_CHANNEL,
   ControlDecoder,
@@ -911,7 +911,10 @@ async function runSession(
     })();
 
     const copying: CopyState = { step: "reading", since: 0, bytes: 0 };
-    stopDump = dumpOnSignal(connection, copying, local, echo);
+    stopDump = dumpOnSignal(
+      log,
+      () => [describeSession(connection, copying, local, echo)],
+    );
     const outputs = [copyOut(terminal, echo?.sink ?? local, copying)];
     if (!run.pty) {
       outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
@@ -1089,33 +1092,20 @@ async function copyOut(
 }
 
 /**
- * On SIGUSR2 (Linux, macOS) logs one line of the session's state, at
- * warn so it shows at any verbosity: the transport (see
- * {@linkcode EternalConnection.describe}), where the output copy is and
- * since when, and the local terminal's pending slow write. For a session
- * that stalls; costs nothing until the signal comes. Returns the remover.
+ * One line of the session's state for the SIGUSR2 debug dump: the
+ * transport (see {@linkcode EternalConnection.describe}), where the output
+ * copy is and since when, and the local terminal's pending slow write.
  */
-function dumpOnSignal(
+function describeSession(
   connection: EternalConnection,
   output: CopyState,
   local: LocalTerminal,
   echo: PredictiveEcho | null,
-): () => void {
-  if (Deno.build.os === "windows") return () => {};
-  const dump = () => {
-    const ago = (performance.now() - output.since).toFixed(0);
-    log.warn(
-      `debug: ${connection.describe()}; output ${output.step} for ${ago} ms` +
-        ` after ${output.bytes} bytes; ${local.describe()}` +
-        (echo ? `; ${echo.describe()}` : ""),
-    );
-  };
-  try {
-    Deno.addSignalListener("SIGUSR2", dump);
-  } catch {
-    return () => {};
-  }
-  return () => Deno.removeSignalListener("SIGUSR2", dump);
+): string {
+  const ago = (performance.now() - output.since).toFixed(0);
+  return `${connection.describe()}; output ${output.step} for ${ago} ms` +
+    ` after ${output.bytes} bytes; ${local.describe()}` +
+    (echo ? `; ${echo.describe()}` : "");
 }
 
 /**

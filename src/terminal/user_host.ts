@@ -22,6 +22,7 @@
 import { withDeadline } from "../deadline.ts";
 import {
   configureLog,
+  dumpOnSignal,
   errorMessage,
   fileSink,
   logger,
@@ -228,27 +229,13 @@ class UserHost {
     };
   }
 
-  /**
-   * Logs one line per session on SIGUSR2, at warn so it shows at any
-   * level (see docs/ARCHITECTURE.md). Returns the remover.
-   */
-  #dumpOnSignal(): () => void {
-    const dump = () => {
-      for (const session of this.#sessions.values()) {
-        log.warn(`debug: ${session.host.describe()}`);
-      }
-    };
-    try {
-      Deno.addSignalListener("SIGUSR2", dump);
-    } catch {
-      return () => {}; // no such signal here
-    }
-    return () => Deno.removeSignalListener("SIGUSR2", dump);
-  }
-
   /** Serves launchers until the host is left idle (see serveHost). */
   async run(): Promise<void> {
-    const stopDump = this.#dumpOnSignal();
+    // One line per session on SIGUSR2.
+    const stopDump = dumpOnSignal(
+      log,
+      () => [...this.#sessions.values()].map((s) => s.host.describe()),
+    );
     this.#idleTimer = setTimeout(
       () => this.#closeIfIdle("no session came after its start"),
       FIRST_SESSION_GRACE_MS,
