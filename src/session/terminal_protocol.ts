@@ -84,9 +84,22 @@ export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
-  | { type: "detach" }
+  | DetachMessage
   | SessionShareMessage
   | TunnelMessage;
+
+/**
+ * The client is leaving on purpose. `written`, when present, says per
+ * output channel (its number, as a decimal key) how many of that channel's
+ * bytes, on this connection, the client's local output really took: the
+ * client writes no more of them, and the session sends a later client
+ * (attach) everything after that point again. Absent: the client said
+ * nothing (an older client), and what it had received counts as seen.
+ */
+export interface DetachMessage {
+  type: "detach";
+  written?: Record<string, number>;
+}
 
 /**
  * Session sharing (client to host): start another session of this user
@@ -158,7 +171,10 @@ function parseControl(line: string): ControlMessage | null {
     if (value?.type === "exit" && Number.isInteger(value.code)) {
       return { type: "exit", code: value.code };
     }
-    if (value?.type === "detach") return { type: "detach" };
+    if (value?.type === "detach") {
+      const written = writtenCounts(value.written);
+      return written ? { type: "detach", written } : { type: "detach" };
+    }
     if (
       (value?.type === "session-new" || value?.type === "session-answer") &&
       Number.isSafeInteger(value.tag) && value.tag >= 0
@@ -176,6 +192,24 @@ function parseControl(line: string): ControlMessage | null {
     // not JSON: ignored like any unknown message.
   }
   return null;
+}
+
+/**
+ * A detach's `written` counts when well formed (a few channel numbers,
+ * each to a non-negative safe integer); else undefined: the detach stands,
+ * the counts are ignored.
+ */
+function writtenCounts(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return undefined;
+  }
+  const entries = Object.entries(value);
+  if (entries.length > 8) return undefined;
+  for (const [key, count] of entries) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(key)) return undefined;
+    if (!Number.isSafeInteger(count) || (count as number) < 0) return undefined;
+  }
+  return Object.fromEntries(entries) as Record<string, number>;
 }
 
 /** True for a terminal dimension a session accepts (1 to 9999). */

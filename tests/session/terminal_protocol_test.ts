@@ -280,3 +280,25 @@ Deno.test("session sharing's control messages round-trip; bad tags or fields are
   const text = bad.map((m) => JSON.stringify(m) + "\n").join("");
   assert.deepEqual(decoder.push(new TextEncoder().encode(text)), []);
 });
+
+Deno.test("a detach carries the written counts; malformed counts leave a plain detach", () => {
+  const decoder = new ControlDecoder();
+  assert.deepEqual(
+    decoder.push(encodeControl({ type: "detach", written: { 1: 5, 3: 0 } })),
+    [{ type: "detach", written: { 1: 5, 3: 0 } }],
+  );
+  const line = (text: string) => new TextEncoder().encode(text + "\n");
+  for (
+    const bad of [
+      '{"type":"detach","written":{"1":-1}}',
+      '{"type":"detach","written":{"1":1.5}}',
+      '{"type":"detach","written":{"x":1}}',
+      '{"type":"detach","written":{"01":1}}',
+      '{"type":"detach","written":[1]}',
+      '{"type":"detach","written":"1"}',
+      '{"type":"detach","written":{"1":1e300}}',
+    ]
+  ) {
+    assert.deepEqual(decoder.push(line(bad)), [{ type: "detach" }], bad);
+  }
+});
