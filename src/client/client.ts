@@ -12,6 +12,7 @@ import { dumpOnSignal, errorMessage, logger } from "../log.ts";
 import { sleep } from "../deadline.ts";
 import {
   CONTROL_CHANNEL,
+  CONTROL_LINE_LIMIT,
   ControlDecoder,
   type DaemonUse,
   DEFAULT_PORT_RANGE,
@@ -858,7 +859,7 @@ async function runSession(
   const control = connection.channel(CONTROL_CHANNEL);
   let exitCode: number | null = null;
   const controlReading = (async () => {
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({ onDropped: refusedControlLine });
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
@@ -1010,7 +1011,7 @@ async function runTunnelsOnly(
     notice(`tunnel connection refused by the remote side: ${reason}`, false);
   const control = connection.channel(CONTROL_CHANNEL);
   const controlReading = (async () => {
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({ onDropped: refusedControlLine });
     try {
       for (let data; (data = await control.read()) !== null;) {
         for (const message of decoder.push(data)) {
@@ -1080,6 +1081,13 @@ async function startPredictiveEcho(
   if (made) await echo.resize(cols, rows);
   echo.locate().catch(() => {});
   return echo;
+}
+
+/** Logs a control line from the host dropped for its length. */
+function refusedControlLine(length: number) {
+  log.warn(
+    `control line of ${length}+ chars refused (over ${CONTROL_LINE_LIMIT})`,
+  );
 }
 
 /**

@@ -112,8 +112,26 @@ export type SessionShareMessage =
   | { type: "session-new"; tag: number; bootstrap: string }
   | { type: "session-answer"; tag: number; answer: string };
 
-/** Longest control line; a longer one is dropped whole. */
-export const CONTROL_LINE_LIMIT = 4096;
+/**
+ * Longest control line, in UTF-16 units; a longer one is dropped whole
+ * (and reported: {@linkcode ControlDecoderOptions.onDropped}). Room for a
+ * `session-new`, which carries a whole bootstrap line (the launcher takes
+ * up to 16 KiB) escaped inside JSON (at most twice as long): a session
+ * that ssh would start is never too long to share. The peer is
+ * authenticated; the limit only bounds memory.
+ */
+export const CONTROL_LINE_LIMIT = 64 * 1024;
+
+/** Options of {@linkcode ControlDecoder}. */
+export interface ControlDecoderOptions {
+  /**
+   * Called once for each line dropped for being over
+   * {@linkcode CONTROL_LINE_LIMIT}, with its length so far (a line that
+   * arrives in pieces is dropped once the limit is passed).
+   * @default {undefined} (dropped silently)
+   */
+  onDropped?: (length: number) => void;
+}
 
 const encoder = new TextEncoder();
 
@@ -134,29 +152,52 @@ export class ControlDecoder {
   #pending = "";
   // Inside a line that grew past the limit: skip to its end.
   #skipping = false;
+  #onDropped?: (length: number) => void;
+
+  /** A decoder; see {@linkcode ControlDecoderOptions}. */
+  constructor(options: ControlDecoderOptions = {}) {
+    this.#onDropped = options.onDropped;
+  }
 
   /** Feeds bytes; returns the complete, valid messages they finish. */
   push(chunk: Uint8Array): ControlMessage[] {
-    this.#pending += this.#text.decode(chunk, { stream: true });
-    const lines = this.#pending.split("\n");
+    let text = this.#text.decode(chunk, { stream: true });
+    if (this.#skipping) {
+      // The rest of a line already dropped: nothing of it is kept.
+      const end = text.indexOf("\n");
+      if (end < 0) return [];
+      this.#skipping = false;
+      text = text.slice(end + 1);
+    }
+    // No line ends here: only append (a rope, no copy, no split), so a
+    // long line arriving in small pieces costs no quadratic work.
+    if (!text.includes("\n")) {
+      this.#pending += text;
+      this.#checkPending();
+      return [];
+    }
+    const lines = (this.#pending + text).split("\n");
     this.#pending = lines.pop() ?? "";
     const out: ControlMessage[] = [];
     for (const line of lines) {
-      if (this.#skipping) {
-        this.#skipping = false;
+      // Dropped whole however it arrived, split or in one piece.
+      if (line.length > CONTROL_LINE_LIMIT) {
+        this.#onDropped?.(line.length);
         continue;
       }
-      // Dropped whole however it arrived, split or in one piece.
-      if (line.length > CONTROL_LINE_LIMIT) continue;
       const message = parseControl(line);
       if (message) out.push(message);
     }
-    // An endless line is garbage: keep memory bounded.
-    if (this.#pending.length > CONTROL_LINE_LIMIT) {
-      this.#pending = "";
-      this.#skipping = true;
-    }
+    this.#checkPending();
     return out;
+  }
+
+  // An endless line is garbage: keep memory bounded.
+  #checkPending() {
+    if (this.#pending.length <= CONTROL_LINE_LIMIT) return;
+    this.#onDropped?.(this.#pending.length);
+    this.#pending = "";
+    this.#skipping = true;
   }
 }
 

@@ -16,6 +16,7 @@ import { sleep } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import {
   CONTROL_CHANNEL,
+  CONTROL_LINE_LIMIT,
   ControlDecoder,
   encodeControl,
   type LifecycleEvent,
@@ -489,7 +490,13 @@ export class SessionHost {
 
   async #readControl(connection: EternalConnection, signal: AbortSignal) {
     const control = connection.channel(CONTROL_CHANNEL);
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({
+      onDropped: (length) =>
+        log.warn(
+          `session ${this.idHex.slice(0, 8)}: control line of ${length}+ ` +
+            `chars refused (over ${CONTROL_LINE_LIMIT})`,
+        ),
+    });
     try {
       for (let data; (data = await control.read()) !== null;) {
         if (signal.aborted) return;
