@@ -48,7 +48,11 @@ import {
 import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { agentTunnel, ClientTunnels, configuredForwarding } from "./tunnels.ts";
-import { LocalTerminal, notice } from "./local_terminal.ts";
+import {
+  LocalTerminal,
+  notice,
+  writeWaitingForRoom,
+} from "./local_terminal.ts";
 import {
   type CopyState,
   LocalOutputError,
@@ -939,7 +943,11 @@ async function runSession(
       log,
       () => [describeSession(connection, copying, local, echo)],
     );
-    if (!run.pty) copies.add(connection.channel(STDERR_CHANNEL), Deno.stderr);
+    if (!run.pty) {
+      copies.add(connection.channel(STDERR_CHANNEL), {
+        write: (p) => writeWaitingForRoom(Deno.stderr, p),
+      });
+    }
     const outcome = await Promise.race([
       copies.ended,
       copies.failed,

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { PtyProcess } from "../helpers/pty_process.ts";
 import { PipedClient, sha256, waitUntil } from "./_client.ts";
-import { E2E_TEST, withWorld } from "./_world.ts";
+import { E2E_TEST, ROOT, withWorld } from "./_world.ts";
 
 /** Deterministic bytes of every value (xorshift), `length` of them. */
 function noise(length: number, seed: number): Uint8Array {
@@ -127,6 +127,47 @@ Deno.test({
             Deno.kill(-wrapperPid, "SIGKILL");
           } catch { /* gone */ }
         }
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "a stdout that says EAGAIN when full (a non-blocking pipe, a slow reader) is waited out, not taken for gone: exit 0, bytes exact",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const data = noise(2 * 1024 * 1024, 5);
+      await Deno.writeFile(`${world.dir}/data.bin`, data);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}/tests/e2e/_nonblocking_stdout.ts`,
+          ...world.client(["--no-pty"]),
+          `cat ${world.dir}/data.bin`,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stderr = new Response(child.stderr).text();
+      try {
+        // Nobody reads for a while: the pipe fills and every write says
+        // EAGAIN (before: the client took it for a gone terminal).
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const got = new Uint8Array(
+          await new Response(child.stdout).arrayBuffer(),
+        );
+        const status = await child.status;
+        assert.equal(status.code, 0, await stderr);
+        assert.equal(got.length, data.length, "byte count");
+        assert.equal(sha256(got), sha256(data));
+      } finally {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await child.status;
       }
     }),
 });
