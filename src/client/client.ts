@@ -9,7 +9,7 @@
  */
 
 import { dumpOnSignal, errorMessage, logger } from "../log.ts";
-import { sleep } from "../deadline.ts";
+import { sleep, withDeadline } from "../deadline.ts";
 import {
   CONTROL_CHANNEL,
   CONTROL_LINE_LIMIT,
@@ -838,8 +838,14 @@ async function runSession(
     detaching = true;
     const deadline = performance.now() + budgetMs;
     const written = await copies.stop(Math.min(100, budgetMs / 3));
-    await connection.channel(CONTROL_CHANNEL).write(
-      encodeControl({ type: "detach", written }),
+    // Bounded: with the connection down and its window full, the write
+    // would wait for a reconnect that may never come.
+    await withDeadline(
+      connection.channel(CONTROL_CHANNEL).write(
+        encodeControl({ type: "detach", written }),
+      ),
+      Math.max(0, deadline - performance.now()),
+      "detach not sent in time",
     ).catch(() => {});
     // Give the notice a moment to reach the session, so --list shows it
     // detached at once; the session finds out by itself otherwise.
