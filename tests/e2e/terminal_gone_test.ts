@@ -14,7 +14,13 @@
 
 import assert from "node:assert/strict";
 import { PtyProcess } from "../helpers/pty_process.ts";
-import { PipedClient, sha256, waitUntil } from "./_client.ts";
+import {
+  parseSessionList,
+  PipedClient,
+  runToEnd,
+  sha256,
+  waitUntil,
+} from "./_client.ts";
 import { E2E_TEST, ROOT, withWorld } from "./_world.ts";
 
 /** Deterministic bytes of every value (xorshift), `length` of them. */
@@ -33,7 +39,7 @@ function noise(length: number, seed: number): Uint8Array {
 Deno.test({
   ...E2E_TEST,
   name:
-    "a client whose terminal is gone (master closed, EIO) detaches and exits 74 with one line; --attach gets the output it missed byte-exact",
+    "a client whose terminal is gone (master closed, EIO) detaches and exits 74 with one line; --list shows it detached; --attach gets the output it missed byte-exact",
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
       const dir = world.dir;
@@ -103,6 +109,13 @@ Deno.test({
         );
         assert.ok(hint, `the line names the resume command: ${err}`);
         console.log(`client left ${leftMs.toFixed(0)} ms after the hangup`);
+        const listed = await runToEnd(world.client(["--list"]));
+        assert.equal(listed.code, 0, listed.stderr);
+        assert.deepEqual(
+          parseSessionList(listed.stdout).map((s) => [s.id8, s.state]),
+          [[hint[1], "detached"]],
+          `--list finds it detached: ${listed.stdout}`,
+        );
 
         attached = new PipedClient(world.client(["--attach", hint[1]]), true);
         await attached.waitFor("<<B-END>>", 30_000);
