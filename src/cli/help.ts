@@ -169,7 +169,10 @@ A wait longer than a second gets a notice on stderr (full-screen programs
 are repainted after it).
 
 Exit status: the remote program's exit status; 0 after a detach or --list;
-1 if the session could not be started or was lost for good; 2 for bad usage.
+1 if the session could not be started or was lost for good; 2 for bad usage;
+74 if et could not write to its terminal (or stdout) any more (it is gone,
+closed, a pipe whose reader left): et detached and the session keeps running
+(--attach shows what this et could not); 128+N after signal N (it detached).
 `;
 
 /** Help for `et server`. */

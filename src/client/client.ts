@@ -9,8 +9,10 @@
  */
 
 import { dumpOnSignal, errorMessage, logger } from "../log.ts";
+import { sleep, withDeadline } from "../deadline.ts";
 import {
   CONTROL_CHANNEL,
+  CONTROL_LINE_LIMIT,
   ControlDecoder,
   type DaemonUse,
   DEFAULT_PORT_RANGE,
@@ -46,7 +48,16 @@ import {
 import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { agentTunnel, ClientTunnels, configuredForwarding } from "./tunnels.ts";
-import { LocalTerminal, notice } from "./local_terminal.ts";
+import {
+  LocalTerminal,
+  notice,
+  writeWaitingForRoom,
+} from "./local_terminal.ts";
+import {
+  type CopyState,
+  LocalOutputError,
+  OutputCopies,
+} from "./output_copy.ts";
 import { type Dial, routedDial, SWITCH_AFTER_MS } from "./dial_route.ts";
 import { SshAuthError, sshRelayDialer } from "./ssh_relay.ts";
 import {
@@ -86,6 +97,12 @@ const log = logger("client");
 function stage(name: string): void {
   log.debug(`connect stage ${name} at ${performance.now().toFixed(1)} ms`);
 }
+
+/**
+ * The exit status when the local terminal (or stdout) failed for real and
+ * et detached, leaving the session running (EX_IOERR of sysexits.h).
+ */
+export const LOCAL_OUTPUT_GONE_EXIT = 74;
 
 /** A wait (connecting, an outage) is announced once it has lasted this long. */
 const NOTICE_DELAY_MS = 1000;
@@ -812,19 +829,36 @@ async function runSession(
   echo = await startPredictiveEcho(run, local);
   // ---
   let detaching = false;
-  const detach = async () => {
+  const copies = new OutputCopies();
+  // Leaving on purpose: the copies stop, and the session learns exactly
+  // how much of each output its local side took, so the next client gets
+  // the rest (what sat received but unwritten here included). `budgetMs`
+  // bounds the whole (a signal's cleanup has 300 ms).
+  const detach = async (budgetMs = 250) => {
     detaching = true;
-    await connection.channel(CONTROL_CHANNEL).write(
-      encodeControl({ type: "detach" }),
+    const deadline = performance.now() + budgetMs;
+    const written = await copies.stop(Math.min(100, budgetMs / 3));
+    // Bounded: with the connection down and its window full, the write
+    // would wait for a reconnect that may never come.
+    await withDeadline(
+      connection.channel(CONTROL_CHANNEL).write(
+        encodeControl({ type: "detach", written }),
+      ),
+      Math.max(0, deadline - performance.now()),
+      "detach not sent in time",
     ).catch(() => {});
     // Give the notice a moment to reach the session, so --list shows it
     // detached at once; the session finds out by itself otherwise.
-    // (Under the 300 ms that a signal's cleanup is given.)
-    const deadline = performance.now() + 250;
+    const sentWhileConnected = connection.connected;
     while (
-      connection.connected && connection.unacknowledgedBytes > 0 &&
-      performance.now() < deadline
-    ) await new Promise((resolve) => setTimeout(resolve, 10));
+      performance.now() < deadline &&
+      connection.unacknowledgedBytes > 0 &&
+      // Dropped after it went out: the session has it (it drops the pipe
+      // on a detach). Down when it was written: a reconnect may carry it.
+      (connection.connected || !sentWhileConnected)
+    ) await sleep(10);
+    return connection.unacknowledgedBytes === 0 || !connection.connected &&
+        sentWhileConnected;
   };
   local.guardSignals(async () => {
     // The share socket goes too (no FFI wait may outlive the process).
@@ -835,7 +869,7 @@ async function runSession(
   const control = connection.channel(CONTROL_CHANNEL);
   let exitCode: number | null = null;
   const controlReading = (async () => {
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({ onDropped: refusedControlLine });
     for (let data; (data = await control.read()) !== null;) {
       for (const message of decoder.push(data)) {
         if (message.type === "exit") exitCode = message.code;
@@ -910,22 +944,32 @@ async function runSession(
       }
     })();
 
-    const copying: CopyState = { step: "reading", since: 0, bytes: 0 };
+    const copying = copies.add(terminal, echo?.sink ?? local);
     stopDump = dumpOnSignal(
       log,
       () => [describeSession(connection, copying, local, echo)],
     );
-    const outputs = [copyOut(terminal, echo?.sink ?? local, copying)];
     if (!run.pty) {
-      outputs.push(copyOut(connection.channel(STDERR_CHANNEL), Deno.stderr));
+      copies.add(connection.channel(STDERR_CHANNEL), {
+        write: (p) => writeWaitingForRoom(Deno.stderr, p),
+      });
     }
-    await Promise.race([
-      Promise.all(outputs),
+    const outcome = await Promise.race([
+      copies.ended,
+      copies.failed,
       input.then(() => {
         if (detachedByEscape) return;
-        return new Promise(() => {}); // input ending alone ends nothing
+        return new Promise<never>(() => {}); // input ending alone ends nothing
       }),
     ]);
+    if (outcome instanceof LocalOutputError) {
+      return await leaveLocalOutputGone(outcome, {
+        detach,
+        local,
+        resumeHint,
+        pty: run.pty,
+      });
+    }
     await echo?.finish().catch(() => {});
     if (detachedByEscape) {
       local.restore();
@@ -981,7 +1025,7 @@ async function runTunnelsOnly(
     notice(`tunnel connection refused by the remote side: ${reason}`, false);
   const control = connection.channel(CONTROL_CHANNEL);
   const controlReading = (async () => {
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({ onDropped: refusedControlLine });
     try {
       for (let data; (data = await control.read()) !== null;) {
         for (const message of decoder.push(data)) {
@@ -1053,42 +1097,47 @@ async function startPredictiveEcho(
   return echo;
 }
 
-/** Where a {@linkcode copyOut} is, for the debug dump. */
-interface CopyState {
-  /** "reading", "writing" or "ended: <why>". */
-  step: string;
-  /** `performance.now()` when it entered that step. */
-  since: number;
-  /** Bytes written out so far. */
-  bytes: number;
+/** Logs a control line from the host dropped for its length. */
+function refusedControlLine(length: number) {
+  log.warn(
+    `control line of ${length}+ chars refused (over ${CONTROL_LINE_LIMIT})`,
+  );
 }
 
-/** Copies a channel to a local output until the channel ends. */
-async function copyOut(
-  channel: Channel,
-  out: { write(p: Uint8Array): Promise<number> },
-  state: CopyState = { step: "reading", since: 0, bytes: 0 },
-) {
-  const enter = (step: string) => {
-    state.step = step;
-    state.since = performance.now();
-  };
-  try {
-    for (let data; (enter("reading"), data = await channel.read()) !== null;) {
-      enter("writing");
-      let offset = 0;
-      while (offset < data.length) {
-        offset += await out.write(data.subarray(offset));
-      }
-      state.bytes += data.length;
-    }
-    enter("ended");
-  } catch (error) {
-    // Only a failed local write lands here (a closed channel reads null),
-    // and from here on nothing reads the session's output: say so loudly.
-    enter(`ended: ${errorMessage(error)}`);
-    log.warn(`output ended: ${errorMessage(error)}`);
-  }
+/**
+ * A local output failed for real (the terminal is gone, stdout closed):
+ * et cannot show the session any more, so it detaches, telling the
+ * session exactly how much it showed, says so in one line on stderr and
+ * ends with {@linkcode LOCAL_OUTPUT_GONE_EXIT}. The session keeps running;
+ * `--attach` gets what this client did not show.
+ */
+async function leaveLocalOutputGone(
+  failure: LocalOutputError,
+  how: {
+    detach: (budgetMs: number) => Promise<boolean>;
+    local: LocalTerminal;
+    resumeHint: string;
+    pty: boolean;
+  },
+): Promise<number> {
+  const what = failure.channel === STDERR_CHANNEL
+    ? "stderr"
+    : how.pty && how.local.isOutputTty
+    ? "the terminal"
+    : "stdout";
+  log.warn(`local output failed (${what}): ${failure.message}; detaching`);
+  // Longer than a signal's budget: nothing else hurries us, and a session
+  // that has the counts keeps every byte for the next client.
+  const told = await how.detach(3000);
+  how.local.restore();
+  how.local.resetModes();
+  const loss = told ? "" : " (it may not have learnt where output stopped)";
+  notice(
+    `cannot write to ${what} (${failure.message}): detached; ` +
+      `the session keeps running${loss}: ${how.resumeHint}`,
+    false,
+  );
+  return LOCAL_OUTPUT_GONE_EXIT;
 }
 
 /**

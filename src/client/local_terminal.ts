@@ -381,7 +381,7 @@ export class LocalTerminal {
         );
       }
     }
-    const slow = Deno.stdout.write(bytes);
+    const slow = writeWaitingForRoom(Deno.stdout, bytes);
     this.#slow = slow;
     this.#slowSince = performance.now();
     try {
@@ -415,6 +415,32 @@ export class LocalTerminal {
 export function notice(text: string, raw: boolean) {
   const line = raw ? `\r\n[et: ${text}]\r\n` : `et: ${text}\n`;
   writeAllSync(Deno.stderr, encoder.encode(line));
+}
+
+/** Longest pause between two tries of a write that found no room. */
+const NO_ROOM_PAUSE_MAX_MS = 50;
+
+/**
+ * `stream.write(bytes)`, waiting out "no room now": a stdout (or stderr)
+ * whose file description another process made non-blocking throws
+ * WouldBlock (EAGAIN) when full instead of waiting, and that is a slow
+ * reader, not a terminal that is gone. Tries again after a pause (1 ms,
+ * doubling up to 50 ms); an interrupted write is tried again at once. Any
+ * other error is a real failure and is thrown.
+ */
+export async function writeWaitingForRoom(
+  stream: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<number> {
+  for (let pause = 1;; pause = Math.min(pause * 2, NO_ROOM_PAUSE_MAX_MS)) {
+    try {
+      return await stream.write(bytes);
+    } catch (error) {
+      if (error instanceof Deno.errors.Interrupted) continue;
+      if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 /** Writes all of `bytes`; gives up quietly if the stream is closed. */

@@ -305,11 +305,45 @@ export function errnoError(call: string, code: number): Error {
  */
 export function writeNonBlocking(fd: number, data: Uint8Array): number {
   const c = libc();
+  return callDoubtingErrno(() =>
+    Number(c.write(fd, data, BigInt(data.length)))
+  );
+}
+
+/**
+ * Runs `call`, one libc call that returns -1 and sets errno when it fails
+ * and then has done nothing (a non-blocking read, write, send, recv,
+ * accept, epoll_ctl...), until its answer can be believed: the result when
+ * it is not negative, else the negated errno (`-EAGAIN`: not now). EINTR
+ * is retried.
+ *
+ * errno read back through FFI is not trustworthy: the runtime may clobber
+ * it between the call and the read (a full terminal's EAGAIN came back as
+ * ENOENT under load). So a failure other than EAGAIN is believed only once
+ * the call, made again at once, fails again other than with EAGAIN (then
+ * with the second errno); a clobbered errno costs one more call instead of
+ * a dropped connection or a listener that stops. EAGAIN itself is taken at
+ * its word: a caller waits for readiness and calls again, which is harmless
+ * if it was wrong. A real failure that does not repeat (ECONNRESET is
+ * reported once; the next recv sees the end of the stream) shows as what
+ * the second call says.
+ *
+ * @example
+ * ```ts ignore
+ * const n = callDoubtingErrno(() => Number(c.recv(fd, buf, len, flags)));
+ * if (n === -EAGAIN) {} // nothing there now
+ * else if (n < 0) throw errnoError("recv", -n);
+ * ```
+ */
+export function callDoubtingErrno(call: () => number): number {
+  let doubted = false;
   while (true) {
-    const n = Number(c.write(fd, data, BigInt(data.length)));
+    const n = call();
     if (n >= 0) return n;
     const code = errno();
-    if (code !== EINTR) return -code;
+    if (code === EINTR) continue;
+    if (code === EAGAIN || doubted) return -code;
+    doubted = true;
   }
 }
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { errno, errnoError, libc } from "./libc.ts";
+import { callDoubtingErrno, errno, errnoError, libc } from "./libc.ts";
 
 const EPOLLIN = 0x001;
 const EPOLLRDHUP = 0x2000;
@@ -55,12 +55,13 @@ export class Reactor {
     this.#wake = c.eventfd(0, EPOLL_CLOEXEC | EFD_NONBLOCK);
     new DataView(this.#wakeValue.buffer).setBigUint64(0, 1n, true);
     // Level-triggered: it wakes every wait until drained.
-    if (
-      this.#wake < 0 || this.#control(EPOLL_CTL_ADD, this.#wake, EPOLLIN) < 0
-    ) {
+    const added = this.#wake < 0
+      ? -errno()
+      : this.#control(EPOLL_CTL_ADD, this.#wake, EPOLLIN);
+    if (added < 0) {
       const error = errnoError(
         this.#wake < 0 ? "eventfd" : "epoll_ctl",
-        errno(),
+        -added,
       );
       if (this.#wake >= 0) c.close(this.#wake);
       c.close(this.#epoll);
@@ -85,17 +86,17 @@ export class Reactor {
       return Promise.reject(new Error(`fd ${fd} already has a waiter`));
     }
     const events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    // Our idea of what epoll knows can be wrong (a descriptor closed and
+    // its number reused): the errno says which operation to use instead,
+    // once it is believed (see callDoubtingErrno).
     let result = this.#control(
       this.#known.has(fd) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
       fd,
       events,
     );
-    if (result < 0) {
-      const code = errno();
-      if (code === EEXIST) result = this.#control(EPOLL_CTL_MOD, fd, events);
-      else if (code === ENOENT) {
-        result = this.#control(EPOLL_CTL_ADD, fd, events);
-      }
+    if (result === -EEXIST) result = this.#control(EPOLL_CTL_MOD, fd, events);
+    else if (result === -ENOENT) {
+      result = this.#control(EPOLL_CTL_ADD, fd, events);
     }
     // A descriptor epoll cannot watch (closed, say): let the caller's next
     // read report what is wrong with it.
@@ -174,10 +175,12 @@ export class Reactor {
     }
   }
 
+  /** One epoll_ctl: 0, or the negated errno (believed, not just read). */
   #control(op: number, fd: number, events: number): number {
     this.#ctlView.setUint32(0, events, true);
     this.#ctlView.setBigUint64(DATA_OFFSET, BigInt(fd), true);
-    return libc().epoll_ctl(this.#epoll, op, fd, this.#ctl);
+    const c = libc();
+    return callDoubtingErrno(() => c.epoll_ctl(this.#epoll, op, fd, this.#ctl));
   }
 }
 

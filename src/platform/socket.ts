@@ -17,8 +17,8 @@
  */
 
 import {
+  callDoubtingErrno,
   EAGAIN,
-  EINTR,
   errno,
   errnoError,
   errnoName,
@@ -340,11 +340,12 @@ export function connectUnix(path: string): number {
   const address = unixAddress(path);
   const fd = newSocket(AF_UNIX);
   const c = libc();
-  while (c.connect(fd, address, address.length) < 0) {
-    const code = errno();
-    if (code === EINTR) continue;
+  const failed = callDoubtingErrno(() =>
+    c.connect(fd, address, address.length)
+  );
+  if (failed < 0) {
     c.close(fd);
-    throw new SocketError(`connect(${path})`, code);
+    throw new SocketError(`connect(${path})`, -failed);
   }
   return fd;
 }
@@ -361,20 +362,18 @@ const acceptLengthBytes = new Uint8Array(acceptLength.buffer);
  */
 export function accept(fd: number): Accepted | null {
   const c = libc();
-  while (true) {
+  const conn = callDoubtingErrno(() => {
     acceptLength[0] = acceptAddress.length;
-    const conn = c.accept4(
+    return c.accept4(
       fd,
       acceptAddress,
       acceptLengthBytes,
       SOCK_NONBLOCK | SOCK_CLOEXEC,
     );
-    if (conn >= 0) return { fd: conn, peer: decodePeer(acceptAddress) };
-    const code = errno();
-    if (code === EINTR) continue;
-    if (code === EAGAIN) return null;
-    throw new SocketError("accept", code);
-  }
+  });
+  if (conn >= 0) return { fd: conn, peer: decodePeer(acceptAddress) };
+  if (conn === -EAGAIN) return null;
+  throw new SocketError("accept", -conn);
 }
 
 /**
@@ -384,14 +383,12 @@ export function accept(fd: number): Accepted | null {
  */
 export function receive(fd: number, buffer: Uint8Array): number {
   const c = libc();
-  while (true) {
-    const n = Number(c.recv(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT));
-    if (n >= 0) return n;
-    const code = errno();
-    if (code === EINTR) continue;
-    if (code === EAGAIN) return WOULD_BLOCK;
-    throw new SocketError("recv", code);
-  }
+  const n = callDoubtingErrno(() =>
+    Number(c.recv(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT))
+  );
+  if (n >= 0) return n;
+  if (n === -EAGAIN) return WOULD_BLOCK;
+  throw new SocketError("recv", -n);
 }
 
 /**
@@ -400,16 +397,12 @@ export function receive(fd: number, buffer: Uint8Array): number {
  */
 export function sendSome(fd: number, data: Uint8Array): number {
   const c = libc();
-  while (true) {
-    const n = Number(
-      c.send(fd, data, BigInt(data.length), MSG_DONTWAIT | MSG_NOSIGNAL),
-    );
-    if (n >= 0) return n;
-    const code = errno();
-    if (code === EINTR) continue;
-    if (code === EAGAIN) return WOULD_BLOCK;
-    throw new SocketError("send", code);
-  }
+  const n = callDoubtingErrno(() =>
+    Number(c.send(fd, data, BigInt(data.length), MSG_DONTWAIT | MSG_NOSIGNAL))
+  );
+  if (n >= 0) return n;
+  if (n === -EAGAIN) return WOULD_BLOCK;
+  throw new SocketError("send", -n);
 }
 
 // struct msghdr (56 bytes on 64-bit Linux): name, namelen(+pad), iov,
@@ -462,16 +455,12 @@ export function sendWithDescriptor(
   // CMSG_SPACE(4): the header and the int, padded to 8 bytes.
   prepareMessage(data, CMSG_HEADER_BYTES + 8);
   const c = libc();
-  while (true) {
-    const n = Number(
-      c.sendmsg(fd, messageHeader, MSG_DONTWAIT | MSG_NOSIGNAL),
-    );
-    if (n >= 0) return n;
-    const code = errno();
-    if (code === EINTR) continue;
-    if (code === EAGAIN) return WOULD_BLOCK;
-    throw new SocketError("sendmsg", code);
-  }
+  const n = callDoubtingErrno(() =>
+    Number(c.sendmsg(fd, messageHeader, MSG_DONTWAIT | MSG_NOSIGNAL))
+  );
+  if (n >= 0) return n;
+  if (n === -EAGAIN) return WOULD_BLOCK;
+  throw new SocketError("sendmsg", -n);
 }
 
 /**
@@ -487,36 +476,32 @@ export function receiveWithDescriptors(
   descriptors: number[],
 ): { count: number; truncated: boolean } {
   const c = libc();
-  while (true) {
+  const n = callDoubtingErrno(() => {
     control.fill(0);
     prepareMessage(buffer, control.length);
-    const n = Number(
+    return Number(
       c.recvmsg(fd, messageHeader, MSG_DONTWAIT | MSG_CMSG_CLOEXEC),
     );
-    if (n < 0) {
-      const code = errno();
-      if (code === EINTR) continue;
-      if (code === EAGAIN) return { count: WOULD_BLOCK, truncated: false };
-      throw new SocketError("recvmsg", code);
-    }
-    const controlLength = Number(messageView.getBigUint64(40, true));
-    let offset = 0;
-    while (offset + CMSG_HEADER_BYTES <= controlLength) {
-      const length = Number(controlView.getBigUint64(offset, true));
-      if (length < CMSG_HEADER_BYTES) break;
-      const level = controlView.getInt32(offset + 8, true);
-      const type = controlView.getInt32(offset + 12, true);
-      if (level === SOL_SOCKET && type === SCM_RIGHTS) {
-        const end = Math.min(offset + length, controlLength);
-        for (let at = offset + CMSG_HEADER_BYTES; at + 4 <= end; at += 4) {
-          descriptors.push(controlView.getInt32(at, true));
-        }
+  });
+  if (n === -EAGAIN) return { count: WOULD_BLOCK, truncated: false };
+  if (n < 0) throw new SocketError("recvmsg", -n);
+  const controlLength = Number(messageView.getBigUint64(40, true));
+  let offset = 0;
+  while (offset + CMSG_HEADER_BYTES <= controlLength) {
+    const length = Number(controlView.getBigUint64(offset, true));
+    if (length < CMSG_HEADER_BYTES) break;
+    const level = controlView.getInt32(offset + 8, true);
+    const type = controlView.getInt32(offset + 12, true);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      const end = Math.min(offset + length, controlLength);
+      for (let at = offset + CMSG_HEADER_BYTES; at + 4 <= end; at += 4) {
+        descriptors.push(controlView.getInt32(at, true));
       }
-      offset += (length + 7) & ~7;
     }
-    const flags = messageView.getInt32(48, true);
-    return { count: n, truncated: (flags & MSG_CTRUNC) !== 0 };
+    offset += (length + 7) & ~7;
   }
+  const flags = messageView.getInt32(48, true);
+  return { count: n, truncated: (flags & MSG_CTRUNC) !== 0 };
 }
 
 const credentials = new Uint8Array(12);

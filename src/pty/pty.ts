@@ -6,9 +6,9 @@
  */
 
 import {
+  callDoubtingErrno,
   closeQuietly,
   EAGAIN,
-  EINTR,
   EIO,
   errno,
   errnoError,
@@ -25,6 +25,7 @@ import {
   POLLOUT,
   requireLinux,
   TIOCSWINSZ,
+  writeNonBlocking,
 } from "../platform/libc.ts";
 
 /** How a child is started in a new pty. */
@@ -320,23 +321,18 @@ export class Pty {
   async #readChunk(): Promise<Uint8Array<ArrayBuffer> | null> {
     const c = libc();
     const buffer = this.#readBuffer;
-    let doubted = false;
     while (!this.#closed && !this.#eof) {
       if (this.#syncReads < SYNC_CALLS_BEFORE_YIELD) {
-        const n = Number(c.read(this.#master, buffer, READ_CHUNK_SIZE_T));
+        // errno read back through FFI may be clobbered: a failure counts
+        // only once it repeats (callDoubtingErrno).
+        const n = callDoubtingErrno(() =>
+          Number(c.read(this.#master, buffer, READ_CHUNK_SIZE_T))
+        );
         if (n > 0) {
           this.#syncReads++;
           return buffer.slice(0, this.#readMore(n));
         }
-        const code = n < 0 ? errno() : EIO;
-        if (code === EINTR) continue;
-        if (code === EAGAIN) doubted = false;
-        else if (n < 0 && !doubted) {
-          // errno read back through FFI may be clobbered (see
-          // tty_writer.ts): a failure counts only once it repeats.
-          doubted = true;
-          continue;
-        }
+        const code = n < 0 ? -n : EIO;
         if (code === EIO) {
           // The last holder of the slave is gone and the queue is empty: the
           // kernel hands over buffered output before it reports EIO.
@@ -370,28 +366,19 @@ export class Pty {
   }
 
   async #writeAll(data: Uint8Array): Promise<void> {
-    const c = libc();
     let offset = 0;
     let syncWrites = 0;
-    let doubted = false;
     while (offset < data.length) {
       if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
       if (syncWrites < SYNC_CALLS_BEFORE_YIELD) {
-        const rest = data.subarray(offset);
-        const n = Number(c.write(this.#master, rest, BigInt(rest.length)));
+        // As in #readChunk: a failure is believed once it repeats.
+        const n = writeNonBlocking(this.#master, data.subarray(offset));
         if (n >= 0) {
           offset += n;
           syncWrites++;
           continue;
         }
-        const code = errno();
-        if (code === EINTR) continue;
-        if (code === EAGAIN) doubted = false;
-        else if (!doubted) {
-          // As in #readChunk: believe a failure once it repeats.
-          doubted = true;
-          continue;
-        }
+        const code = -n;
         if (code === EIO) {
           throw new Deno.errors.BrokenPipe("pty: the terminal was hung up");
         }

@@ -84,9 +84,22 @@ export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
-  | { type: "detach" }
+  | DetachMessage
   | SessionShareMessage
   | TunnelMessage;
+
+/**
+ * The client is leaving on purpose. `written`, when present, says per
+ * output channel (its number, as a decimal key) how many of that channel's
+ * bytes, on this connection, the client's local output really took: the
+ * client writes no more of them, and the session sends a later client
+ * (attach) everything after that point again. Absent: the client said
+ * nothing (an older client), and what it had received counts as seen.
+ */
+export interface DetachMessage {
+  type: "detach";
+  written?: Record<string, number>;
+}
 
 /**
  * Session sharing (client to host): start another session of this user
@@ -99,8 +112,26 @@ export type SessionShareMessage =
   | { type: "session-new"; tag: number; bootstrap: string }
   | { type: "session-answer"; tag: number; answer: string };
 
-/** Longest control line; a longer one is dropped whole. */
-export const CONTROL_LINE_LIMIT = 4096;
+/**
+ * Longest control line, in UTF-16 units; a longer one is dropped whole
+ * (and reported: {@linkcode ControlDecoderOptions.onDropped}). Room for a
+ * `session-new`, which carries a whole bootstrap line (the launcher takes
+ * up to 16 KiB) escaped inside JSON (at most twice as long): a session
+ * that ssh would start is never too long to share. The peer is
+ * authenticated; the limit only bounds memory.
+ */
+export const CONTROL_LINE_LIMIT = 64 * 1024;
+
+/** Options of {@linkcode ControlDecoder}. */
+export interface ControlDecoderOptions {
+  /**
+   * Called once for each line dropped for being over
+   * {@linkcode CONTROL_LINE_LIMIT}, with its length so far (a line that
+   * arrives in pieces is dropped once the limit is passed).
+   * @default {undefined} (dropped silently)
+   */
+  onDropped?: (length: number) => void;
+}
 
 const encoder = new TextEncoder();
 
@@ -121,29 +152,52 @@ export class ControlDecoder {
   #pending = "";
   // Inside a line that grew past the limit: skip to its end.
   #skipping = false;
+  #onDropped?: (length: number) => void;
+
+  /** A decoder; see {@linkcode ControlDecoderOptions}. */
+  constructor(options: ControlDecoderOptions = {}) {
+    this.#onDropped = options.onDropped;
+  }
 
   /** Feeds bytes; returns the complete, valid messages they finish. */
   push(chunk: Uint8Array): ControlMessage[] {
-    this.#pending += this.#text.decode(chunk, { stream: true });
-    const lines = this.#pending.split("\n");
+    let text = this.#text.decode(chunk, { stream: true });
+    if (this.#skipping) {
+      // The rest of a line already dropped: nothing of it is kept.
+      const end = text.indexOf("\n");
+      if (end < 0) return [];
+      this.#skipping = false;
+      text = text.slice(end + 1);
+    }
+    // No line ends here: only append (a rope, no copy, no split), so a
+    // long line arriving in small pieces costs no quadratic work.
+    if (!text.includes("\n")) {
+      this.#pending += text;
+      this.#checkPending();
+      return [];
+    }
+    const lines = (this.#pending + text).split("\n");
     this.#pending = lines.pop() ?? "";
     const out: ControlMessage[] = [];
     for (const line of lines) {
-      if (this.#skipping) {
-        this.#skipping = false;
+      // Dropped whole however it arrived, split or in one piece.
+      if (line.length > CONTROL_LINE_LIMIT) {
+        this.#onDropped?.(line.length);
         continue;
       }
-      // Dropped whole however it arrived, split or in one piece.
-      if (line.length > CONTROL_LINE_LIMIT) continue;
       const message = parseControl(line);
       if (message) out.push(message);
     }
-    // An endless line is garbage: keep memory bounded.
-    if (this.#pending.length > CONTROL_LINE_LIMIT) {
-      this.#pending = "";
-      this.#skipping = true;
-    }
+    this.#checkPending();
     return out;
+  }
+
+  // An endless line is garbage: keep memory bounded.
+  #checkPending() {
+    if (this.#pending.length <= CONTROL_LINE_LIMIT) return;
+    this.#onDropped?.(this.#pending.length);
+    this.#pending = "";
+    this.#skipping = true;
   }
 }
 
@@ -158,7 +212,10 @@ function parseControl(line: string): ControlMessage | null {
     if (value?.type === "exit" && Number.isInteger(value.code)) {
       return { type: "exit", code: value.code };
     }
-    if (value?.type === "detach") return { type: "detach" };
+    if (value?.type === "detach") {
+      const written = writtenCounts(value.written);
+      return written ? { type: "detach", written } : { type: "detach" };
+    }
     if (
       (value?.type === "session-new" || value?.type === "session-answer") &&
       Number.isSafeInteger(value.tag) && value.tag >= 0
@@ -176,6 +233,24 @@ function parseControl(line: string): ControlMessage | null {
     // not JSON: ignored like any unknown message.
   }
   return null;
+}
+
+/**
+ * A detach's `written` counts when well formed (a few channel numbers,
+ * each to a non-negative safe integer); else undefined: the detach stands,
+ * the counts are ignored.
+ */
+function writtenCounts(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return undefined;
+  }
+  const entries = Object.entries(value);
+  if (entries.length > 8) return undefined;
+  for (const [key, count] of entries) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(key)) return undefined;
+    if (!Number.isSafeInteger(count) || (count as number) < 0) return undefined;
+  }
+  return Object.fromEntries(entries) as Record<string, number>;
 }
 
 /** True for a terminal dimension a session accepts (1 to 9999). */

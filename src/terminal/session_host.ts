@@ -16,6 +16,7 @@ import { sleep } from "../deadline.ts";
 import { errorMessage, logger } from "../log.ts";
 import {
   CONTROL_CHANNEL,
+  CONTROL_LINE_LIMIT,
   ControlDecoder,
   encodeControl,
   type LifecycleEvent,
@@ -36,10 +37,12 @@ import {
   EternalConnection,
   type EternalConnectionOptions,
   livenessForKeepalive,
+  MAX_CHUNK_BYTES,
   type SessionSecret,
   toHex,
 } from "../transport/mod.ts";
 import { OutputBacklog } from "./backlog.ts";
+import { SentTail } from "./sent_tail.ts";
 import { type Program, startProgram } from "./program.ts";
 import { idleProgram } from "./idle_program.ts";
 import { SessionTunnels } from "./tunnels.ts";
@@ -136,6 +139,10 @@ export class SessionHost {
   #retired: EternalConnection[] = [];
   #wiring: AbortController | null = null;
   #pumps: Promise<unknown>[] = [];
+  // What the current connection sent on each output channel, and what its
+  // client said, leaving, its local side really took (detach `written`).
+  #sent = new Map<number, SentTail>();
+  #shown: Map<number, number> | null = null;
   #exitCode: number | null = null;
   #fault: InjectedFault | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -324,7 +331,7 @@ export class SessionHost {
     // Only the keys are needed later; a few at most are kept.
     this.#retired = [old, ...this.#retired].slice(0, 4);
     await Promise.allSettled(this.#pumps);
-    const recovered = await old.unacknowledged();
+    const recovered = this.#unseenOutput(await old.unacknowledged());
     for (const [channel, chunks] of recovered) {
       this.#backlogs.get(channel)?.unshift(chunks);
     }
@@ -343,8 +350,42 @@ export class SessionHost {
     log.info(
       `session ${this.idHex.slice(0, 8)}: taken over by a new client; ${
         [...recovered.values()].flat().reduce((n, c) => n + c.length, 0)
-      } unacknowledged bytes resent`,
+      } bytes resent (unacknowledged, or not shown by the last client)`,
     );
+  }
+
+  /**
+   * What the retired connection's client did not show, per channel: the
+   * transport's unacknowledged chunks, or, where that client said how
+   * much its local side took (detach `written`), everything sent after
+   * that point, which also holds what it received but never showed.
+   */
+  #unseenOutput(
+    unacknowledged: Map<number, Uint8Array[]>,
+  ): Map<number, Uint8Array[]> {
+    const shown = this.#shown;
+    this.#shown = null;
+    if (shown === null) return unacknowledged;
+    const out = new Map(unacknowledged);
+    for (const [channel, count] of shown) {
+      const tail = this.#sent.get(channel);
+      const rest = tail?.since(count) ?? null;
+      const held = (unacknowledged.get(channel) ?? [])
+        .reduce((n, chunk) => n + chunk.length, 0);
+      const restBytes = rest?.reduce((n, chunk) => n + chunk.length, 0) ?? 0;
+      // What the transport still holds is the newest part of what was
+      // sent: a count that leaves less than that is not to be believed.
+      if (rest === null || restBytes < held) {
+        log.warn(
+          `session ${this.idHex.slice(0, 8)}: channel ${channel}: the last ` +
+            `client showed ${count} of ${tail?.total ?? 0} bytes, beyond ` +
+            `what is kept; resending the unacknowledged ${held} only`,
+        );
+        continue;
+      }
+      out.set(channel, rest);
+    }
+    return out;
   }
 
   /** Ends the session now (an end request from the owner: `-x`). */
@@ -377,9 +418,17 @@ export class SessionHost {
     this.#tunnels.use(connection);
     this.#pumpInput(connection.channel(TERMINAL_CHANNEL), signal);
     this.#readControl(connection, signal);
-    this.#pumps = [...this.#backlogs].map(([id, backlog]) =>
-      this.#pumpOutput(backlog, connection.channel(id), signal)
-    );
+    // Room for all a client can hold unshown: its channel window, and a
+    // chunk it read but did not write, with one more to spare.
+    const tailBytes = connection.options.channelWindowBytes +
+      2 * MAX_CHUNK_BYTES;
+    this.#sent = new Map();
+    this.#shown = null;
+    this.#pumps = [...this.#backlogs].map(([id, backlog]) => {
+      const sent = new SentTail(tailBytes);
+      this.#sent.set(id, sent);
+      return this.#pumpOutput(backlog, connection.channel(id), signal, sent);
+    });
     Promise.all(this.#pumps).then(async (results) => {
       if (signal.aborted || !results.every((r) => r === "ended")) return;
       await this.#finishOn(connection, signal);
@@ -441,7 +490,13 @@ export class SessionHost {
 
   async #readControl(connection: EternalConnection, signal: AbortSignal) {
     const control = connection.channel(CONTROL_CHANNEL);
-    const decoder = new ControlDecoder();
+    const decoder = new ControlDecoder({
+      onDropped: (length) =>
+        log.warn(
+          `session ${this.idHex.slice(0, 8)}: control line of ${length}+ ` +
+            `chars refused (over ${CONTROL_LINE_LIMIT})`,
+        ),
+    });
     try {
       for (let data; (data = await control.read()) !== null;) {
         if (signal.aborted) return;
@@ -450,6 +505,12 @@ export class SessionHost {
             this.#resize(message.cols, message.rows);
           } else if (message.type === "detach") {
             log.info(`session ${this.idHex.slice(0, 8)}: client detached`);
+            // Kept for the next attach: the client writes no more.
+            if (message.written) {
+              this.#shown = new Map(
+                Object.entries(message.written).map(([k, v]) => [Number(k), v]),
+              );
+            }
             connection.detach("client detached");
           } else if (message.type === "session-new") {
             this.#answerSessionNew(control, message.tag, message.bootstrap);
@@ -489,6 +550,7 @@ export class SessionHost {
     backlog: OutputBacklog,
     channel: Channel,
     signal: AbortSignal,
+    sent: SentTail,
   ): Promise<"ended" | "stopped"> {
     while (true) {
       let chunk;
@@ -510,6 +572,7 @@ export class SessionHost {
         // connection gives its unacknowledged chunks back (attach).
         await channel.write(chunk);
         backlog.commit(chunk);
+        sent.record(chunk);
       } catch (error) {
         if (!signal.aborted) log.info(`output pump: ${errorMessage(error)}`);
         return "stopped";

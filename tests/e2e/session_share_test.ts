@@ -108,6 +108,29 @@ Deno.test(
 );
 
 Deno.test(
+  "a second et with a command longer than 4 KiB is still shared: no ssh login, same bytes",
+  E2E_TEST,
+  async () => {
+    await withSession({}, async ({ world }) => {
+      await sharing(world);
+      const data = await dataFile(world.dir);
+      const before = logins(world);
+      // Its session-new control line is ~6 KiB (it was dropped over 4 KiB:
+      // the sharing client refused it, and ssh logged in after all).
+      const long = `cat ${data.path} # ${"x".repeat(6000)}`;
+      const second = new PipedClient([...world.client(), long], true);
+      try {
+        assert.equal(await second.exit(60_000), 0, second.stderr);
+        assert.equal(sha256(second.bytes()), data.hash);
+      } finally {
+        await second.close();
+      }
+      assert.equal(logins(world) - before, 0, "no new ssh login");
+    });
+  },
+);
+
+Deno.test(
   "--no-reuse logs in with ssh even with a client running",
   E2E_TEST,
   async () => {

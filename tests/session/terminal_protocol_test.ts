@@ -1,6 +1,7 @@
 /** The bootstrap and ready lines: round trips, and garbage refused in one line. */
 import assert from "node:assert/strict";
 import {
+  CONTROL_LINE_LIMIT,
   ControlDecoder,
   decodeBootstrap,
   decodeReady,
@@ -279,4 +280,66 @@ Deno.test("session sharing's control messages round-trip; bad tags or fields are
   ];
   const text = bad.map((m) => JSON.stringify(m) + "\n").join("");
   assert.deepEqual(decoder.push(new TextEncoder().encode(text)), []);
+});
+
+Deno.test("a detach carries the written counts; malformed counts leave a plain detach", () => {
+  const decoder = new ControlDecoder();
+  assert.deepEqual(
+    decoder.push(encodeControl({ type: "detach", written: { 1: 5, 3: 0 } })),
+    [{ type: "detach", written: { 1: 5, 3: 0 } }],
+  );
+  const line = (text: string) => new TextEncoder().encode(text + "\n");
+  for (
+    const bad of [
+      '{"type":"detach","written":{"1":-1}}',
+      '{"type":"detach","written":{"1":1.5}}',
+      '{"type":"detach","written":{"x":1}}',
+      '{"type":"detach","written":{"01":1}}',
+      '{"type":"detach","written":[1]}',
+      '{"type":"detach","written":"1"}',
+      '{"type":"detach","written":{"1":1e300}}',
+    ]
+  ) {
+    assert.deepEqual(decoder.push(line(bad)), [{ type: "detach" }], bad);
+  }
+});
+
+Deno.test("a session-new carrying a 16 KiB bootstrap line passes the control decoder, in any chunking", () => {
+  // A bootstrap line is JSON itself: its quotes double when escaped again.
+  const bootstrap = JSON.stringify({
+    op: "new",
+    command: `printf '%s' "${'\\"q\\"'.repeat(2000)}"`.padEnd(16 * 1024, "x"),
+  }).slice(0, 16 * 1024);
+  const message = encodeControl({ type: "session-new", tag: 7, bootstrap });
+  assert.ok(message.length > 16 * 1024, `${message.length} bytes`);
+  for (const size of [1, 1000, message.length]) {
+    const dropped: number[] = [];
+    const decoder = new ControlDecoder({ onDropped: (n) => dropped.push(n) });
+    const got = [];
+    for (let at = 0; at < message.length; at += size) {
+      got.push(...decoder.push(message.subarray(at, at + size)));
+    }
+    assert.deepEqual(got, [{ type: "session-new", tag: 7, bootstrap }]);
+    assert.deepEqual(dropped, []);
+  }
+});
+
+Deno.test("a control line over CONTROL_LINE_LIMIT is dropped whole and reported once, whole or split; the next line still parses", () => {
+  const long = new TextEncoder().encode(
+    JSON.stringify({ type: "detach", pad: "p".repeat(CONTROL_LINE_LIMIT) }) +
+      "\n",
+  );
+  const next = encodeControl({ type: "resize", cols: 80, rows: 24 });
+  for (const size of [7, 4096, long.length]) {
+    const dropped: number[] = [];
+    const decoder = new ControlDecoder({ onDropped: (n) => dropped.push(n) });
+    const got = [];
+    for (let at = 0; at < long.length; at += size) {
+      got.push(...decoder.push(long.subarray(at, at + size)));
+    }
+    got.push(...decoder.push(next));
+    assert.deepEqual(got, [{ type: "resize", cols: 80, rows: 24 }], `${size}`);
+    assert.equal(dropped.length, 1, `reported once (chunks of ${size})`);
+    assert.ok(dropped[0] > CONTROL_LINE_LIMIT);
+  }
 });

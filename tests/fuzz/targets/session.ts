@@ -441,7 +441,7 @@ export const readyTarget: Target = {
 // control.decoder
 
 /** Longest control line (mirrors CONTROL_LINE_LIMIT), in UTF-16 units. */
-const CONTROL_LINE_LIMIT = 4096;
+const CONTROL_LINE_LIMIT = 64 * 1024;
 
 /** Section 8's control messages, as a reader of the document would parse them. */
 function modelControl(line: string): ControlMessage | null {
@@ -459,7 +459,25 @@ function modelControl(line: string): ControlMessage | null {
   if (value?.type === "exit" && Number.isInteger(value.code)) {
     return { type: "exit", code: value.code };
   }
-  if (value?.type === "detach") return { type: "detach" };
+  if (value?.type === "detach") {
+    // `written`: decimal channel numbers (at most 8) to non-negative safe
+    // integers; anything else and the detach stands without it.
+    const w = value.written;
+    const entries = typeof w === "object" && w !== null && !Array.isArray(w)
+      ? Object.entries(w)
+      : null;
+    const good = entries !== null && entries.length <= 8 &&
+      entries.every(([k, v]) =>
+        /^(0|[1-9][0-9]{0,9})$/.test(k) && Number.isSafeInteger(v) &&
+        (v as number) >= 0
+      );
+    return good
+      ? {
+        type: "detach",
+        written: Object.fromEntries(entries!) as Record<string, number>,
+      }
+      : { type: "detach" };
+  }
   // Section 13's session sharing: a tag, then the line it carries.
   const tag = value?.tag;
   if (Number.isSafeInteger(tag) && tag >= 0) {
@@ -574,8 +592,9 @@ function controlStream(r: Rng): Uint8Array {
     } else if (kind < 19) lines.push(mutateText(r, valid));
     else {lines.push(
         r.chance(0.5)
-          ? "x".repeat(4000 + r.int(300)) + valid
-          : valid.slice(0, -1) + `,"pad":"${"p".repeat(4090)}"}`,
+          ? "x".repeat(CONTROL_LINE_LIMIT - 96 + r.int(300)) + valid
+          : valid.slice(0, -1) +
+            `,"pad":"${"p".repeat(CONTROL_LINE_LIMIT - 6)}"}`,
       );}
   }
   let text = lines.join("\n");
