@@ -170,9 +170,11 @@ are repainted after it).
 
 Exit status: the remote program's exit status; 0 after a detach or --list;
 1 if the session could not be started or was lost for good; 2 for bad usage;
-74 if et could not write to its terminal (or stdout) any more (it is gone,
-closed, a pipe whose reader left): et detached and the session keeps running
-(--attach shows what this et could not); 128+N after signal N (it detached).
+74 if et could not write to its terminal (or stdout) any more (it is gone or
+closed): et detached and the session keeps running (--attach shows what this
+et could not); 128+N after signal N (it detached). Without a pty, a pipe's
+reader that leaves (et host cmd | head) ends the command as under ssh: its
+output there is closed, and et exits with its status (141 for SIGPIPE).
 `;
 
 /** Help for `et server`. */

@@ -829,7 +829,23 @@ async function runSession(
   echo = await startPredictiveEcho(run, local);
   // ---
   let detaching = false;
-  const copies = new OutputCopies();
+  // Without a pty, a pipe's reader that leaves (`et host -c cmd | head`)
+  // ends the remote command as under ssh: its output there is closed.
+  const copies = new OutputCopies(
+    run.pty ? {} : {
+      onReaderGone: (channel) => {
+        log.info(`the reader of channel ${channel} left: closing it remotely`);
+        connection.channel(CONTROL_CHANNEL).write(
+          encodeControl({
+            type: "output-closed",
+            channel: channel === STDERR_CHANNEL
+              ? STDERR_CHANNEL
+              : TERMINAL_CHANNEL,
+          }),
+        ).catch(() => {}); // the session is over anyway
+      },
+    },
+  );
   // Leaving on purpose: the copies stop, and the session learns exactly
   // how much of each output its local side took, so the next client gets
   // the rest (what sat received but unwritten here included). `budgetMs`

@@ -8,8 +8,9 @@
  *
  * A copy ends on its own when its channel ends; it fails when a local
  * write fails for real (the terminal is gone: EIO on a hung-up pty, EBADF
- * on a closed stdout, EPIPE on a pipe whose reader left). A full terminal
- * is no failure: its writes just wait.
+ * on a closed stdout, EPIPE on a pipe whose reader left, unless the caller
+ * takes that one as the reader's choice: see the constructor). A full
+ * terminal is no failure: its writes just wait.
  *
  * @module
  */
@@ -64,11 +65,23 @@ export class LocalOutputError extends Error {
 export class OutputCopies {
   #copies: Array<{ id: number; state: CopyState; done: Promise<void> }> = [];
   #stopped = false;
+  #onReaderGone?: (channel: number) => void;
   #fail!: (error: LocalOutputError) => void;
   /** Resolves with the first copy that failed (never rejects). */
   readonly failed: Promise<LocalOutputError> = new Promise((resolve) =>
     this.#fail = resolve
   );
+
+  /**
+   * With `onReaderGone`, a local write failing with EPIPE (a pipe's
+   * reader left on purpose, as `head` does) is no failure: the copy calls
+   * it with the channel's number and reads the rest of its channel into
+   * nothing, so the session can end as the remote program does. Without
+   * it (a session on a pty), EPIPE fails the copy like any other error.
+   */
+  constructor(options: { onReaderGone?: (channel: number) => void } = {}) {
+    this.#onReaderGone = options.onReaderGone;
+  }
 
   /** Starts copying `channel` to `out`; returns its state (for the dump). */
   add(channel: Channel, out: LocalOutput): CopyState {
@@ -126,6 +139,17 @@ export class OutputCopies {
       enter(this.#stopped ? "stopped" : "ended");
     } catch (error) {
       // A closed channel reads null; only a failed local write lands here.
+      if (
+        error instanceof Deno.errors.BrokenPipe && this.#onReaderGone &&
+        !this.#stopped
+      ) {
+        this.#onReaderGone(channel.id);
+        enter("discarding: the reader left");
+        while (await channel.read().catch(() => null) !== null) {
+          // nobody to show it to; reading keeps the session's credit flowing
+        }
+        return enter("ended: the reader left");
+      }
       enter(`ended: ${error instanceof Error ? error.message : error}`);
       this.#fail(new LocalOutputError(channel.id, error));
     }

@@ -84,6 +84,7 @@ export const MAX_BACKLOG_CAP_BYTES = 1024 * 1024 * 1024;
 export type ControlMessage =
   | { type: "resize"; cols: number; rows: number }
   | { type: "exit"; code: number }
+  | OutputClosedMessage
   | DetachMessage
   | SessionShareMessage
   | TunnelMessage;
@@ -99,6 +100,18 @@ export type ControlMessage =
 export interface DetachMessage {
   type: "detach";
   written?: Record<string, number>;
+}
+
+/**
+ * Client to host, sessions without a pty only: the reader of the client's
+ * stdout (`channel` 1) or stderr (3) left on purpose, a pipe's reader such
+ * as `head` (EPIPE). The host closes its end of that output of the program,
+ * as sshd does when ssh's reader leaves: the program's next write there
+ * fails (SIGPIPE), and the session ends the way the program does.
+ */
+export interface OutputClosedMessage {
+  type: "output-closed";
+  channel: typeof TERMINAL_CHANNEL | typeof STDERR_CHANNEL;
 }
 
 /**
@@ -211,6 +224,12 @@ function parseControl(line: string): ControlMessage | null {
     }
     if (value?.type === "exit" && Number.isInteger(value.code)) {
       return { type: "exit", code: value.code };
+    }
+    if (
+      value?.type === "output-closed" &&
+      (value.channel === TERMINAL_CHANNEL || value.channel === STDERR_CHANNEL)
+    ) {
+      return { type: "output-closed", channel: value.channel };
     }
     if (value?.type === "detach") {
       const written = writtenCounts(value.written);

@@ -33,6 +33,7 @@ export function idleProgram(): Program {
     closeInput: () => Promise.resolve(),
     resize() {},
     hangup() {},
+    closeOutput() {},
     close() {
       endOutput();
       finish({ code: 0 });

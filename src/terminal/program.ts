@@ -41,6 +41,12 @@ export interface Program {
   /** Sends SIGHUP, as a closed terminal would. */
   hangup(): void;
   /**
+   * Without a pty: stops reading its stdout (`"output"`) or stderr
+   * (`"errors"`) and closes our end, so its next write there fails
+   * (SIGPIPE), as under sshd once ssh's reader left. Nothing on a pty.
+   */
+  closeOutput(which: "output" | "errors"): void;
+  /**
    * Stops reading (pending reads resolve null) and releases descriptors;
    * on a pty this hangs the terminal up.
    */
@@ -116,6 +122,7 @@ function ptyProgram(pty: Pty): Program {
         pty.kill("SIGHUP");
       } catch { /* gone */ }
     },
+    closeOutput() {},
     close: () => pty.close(),
   };
 }
@@ -189,6 +196,9 @@ function pipeProgram(
       try {
         child.kill("SIGHUP");
       } catch { /* gone */ }
+    },
+    closeOutput(which) {
+      (which === "errors" ? errors : output).cancel();
     },
     async close() {
       output.cancel();

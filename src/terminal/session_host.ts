@@ -512,6 +512,8 @@ export class SessionHost {
               );
             }
             connection.detach("client detached");
+          } else if (message.type === "output-closed") {
+            this.#closeOutput(message.channel);
           } else if (message.type === "session-new") {
             this.#answerSessionNew(control, message.tag, message.bootstrap);
           } else if (message.type.startsWith("tunnel-")) {
@@ -522,6 +524,22 @@ export class SessionHost {
     } catch {
       // the connection ended; a new one gets its own reader.
     }
+  }
+
+  /**
+   * The client's reader of an output left on purpose (a pipe's reader,
+   * EPIPE; sessions without a pty only): close that output of the program,
+   * as sshd would, so its next write there fails and it ends as it would
+   * under ssh. The output's end then reaches the client as usual.
+   */
+  #closeOutput(channel: number) {
+    if (this.#program.hasPty) return; // only without a pty (the client knows)
+    const which = channel === STDERR_CHANNEL ? "errors" : "output";
+    log.info(
+      `session ${this.idHex.slice(0, 8)}: client's reader of ` +
+        `${which === "errors" ? "stderr" : "stdout"} left: closing it`,
+    );
+    this.#program.closeOutput(which);
   }
 
   /**

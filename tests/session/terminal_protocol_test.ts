@@ -304,6 +304,27 @@ Deno.test("a detach carries the written counts; malformed counts leave a plain d
   }
 });
 
+Deno.test("output-closed names an output channel of a session without a pty; any other is dropped", () => {
+  const decoder = new ControlDecoder();
+  for (const channel of [1, 3] as const) {
+    assert.deepEqual(
+      decoder.push(encodeControl({ type: "output-closed", channel })),
+      [{ type: "output-closed", channel }],
+    );
+  }
+  const line = (text: string) => new TextEncoder().encode(text + "\n");
+  for (
+    const bad of [
+      '{"type":"output-closed","channel":2}',
+      '{"type":"output-closed","channel":"1"}',
+      '{"type":"output-closed"}',
+      '{"type":"output-closed","channel":1.0000001}',
+    ]
+  ) {
+    assert.deepEqual(decoder.push(line(bad)), [], bad);
+  }
+});
+
 Deno.test("a session-new carrying a 16 KiB bootstrap line passes the control decoder, in any chunking", () => {
   // A bootstrap line is JSON itself: its quotes double when escaped again.
   const bootstrap = JSON.stringify({

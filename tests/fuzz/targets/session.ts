@@ -459,6 +459,13 @@ function modelControl(line: string): ControlMessage | null {
   if (value?.type === "exit" && Number.isInteger(value.code)) {
     return { type: "exit", code: value.code };
   }
+  // Only the two output channels a session without a pty has.
+  if (
+    value?.type === "output-closed" &&
+    (value.channel === 1 || value.channel === 3)
+  ) {
+    return { type: "output-closed", channel: value.channel };
+  }
   if (value?.type === "detach") {
     // `written`: decimal channel numbers (at most 8) to non-negative safe
     // integers; anything else and the detach stands without it.
@@ -544,7 +551,10 @@ function randomEndpoint(r: Random): TunnelEndpoint {
 }
 
 function randomControl(r: Random): ControlMessage {
-  const kind = r.int(9);
+  const kind = r.int(10);
+  if (kind === 9) {
+    return { type: "output-closed", channel: r.pick([1, 3] as const) };
+  }
   if (kind === 7) {
     return {
       type: "session-new",
