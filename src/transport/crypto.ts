@@ -188,6 +188,33 @@ export async function seal(
   return new Uint8Array(sealed);
 }
 
+/**
+ * {@link seal} of the concatenation of `parts`, written into `out` (the
+ * parts' length plus {@link TAG_BYTES}). With OpenSSL the parts are
+ * encrypted straight into `out`, no copy made; the other ways join them
+ * first and copy the result in.
+ */
+export async function sealInto(
+  key: PacketKey,
+  space: number,
+  counter: number,
+  header: Uint8Array,
+  parts: readonly Uint8Array[],
+  out: Uint8Array,
+): Promise<void> {
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) {
+    gcm.sealInto(nonce(space, counter), header, parts, out);
+    return;
+  }
+  const plaintext = parts.length === 1 ? parts[0] : concatBytes([...parts]);
+  const sealed = await seal(key, space, counter, header, plaintext);
+  if (sealed.length !== out.length) {
+    throw new RangeError(`output of ${out.length} bytes for ${sealed.length}`);
+  }
+  out.set(sealed);
+}
+
 /** Opens what {@link seal} made; returns null when anything was tampered. */
 export async function open(
   key: PacketKey,
