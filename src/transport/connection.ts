@@ -44,7 +44,7 @@ import {
 import {
   decodeMessage,
   decodeText,
-  encodeMessage,
+  encodeMessageHeader,
   encodeText,
   FrameType,
   MESSAGE_HEADER_BYTES,
@@ -541,7 +541,7 @@ export class EternalConnection {
         this.keys.send,
         FrameType.Data,
         seq,
-        encodeMessage({ ack, type, channel, body }),
+        [encodeMessageHeader({ ack, type, channel }), body],
       );
       // Held if and only if this resolves: a message the session did not
       // take is never half-sent, and unacknowledged() finds every one it did.

@@ -148,13 +148,21 @@ export async function deriveSessionKeys(
     : { auth, send: serverToClient, receive: clientToServer };
 }
 
-function nonce(space: number, counter: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(12);
-  const view = new DataView(bytes.buffer);
+function nonce(
+  space: number,
+  counter: number,
+  bytes: Uint8Array<ArrayBuffer> = new Uint8Array(12),
+): Uint8Array<ArrayBuffer> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 12);
   view.setUint32(0, space);
   view.setBigUint64(4, BigInt(counter));
   return bytes;
 }
+
+// OpenSSL reads the nonce during its (synchronous) call and keeps nothing:
+// one array serves every packet there, instead of one made per packet.
+// The asynchronous ways get a fresh one each.
+const syncNonce = new Uint8Array(12);
 
 /**
  * Seals `plaintext` under `key` with the nonce (`space`, `counter`),
@@ -188,6 +196,33 @@ export async function seal(
   return new Uint8Array(sealed);
 }
 
+/**
+ * {@link seal} of the concatenation of `parts`, written into `out` (the
+ * parts' length plus {@link TAG_BYTES}). With OpenSSL the parts are
+ * encrypted straight into `out`, no copy made; the other ways join them
+ * first and copy the result in.
+ */
+export async function sealInto(
+  key: PacketKey,
+  space: number,
+  counter: number,
+  header: Uint8Array,
+  parts: readonly Uint8Array[],
+  out: Uint8Array,
+): Promise<void> {
+  const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
+  if (gcm) {
+    gcm.sealInto(nonce(space, counter, syncNonce), header, parts, out);
+    return;
+  }
+  const plaintext = parts.length === 1 ? parts[0] : concatBytes([...parts]);
+  const sealed = await seal(key, space, counter, header, plaintext);
+  if (sealed.length !== out.length) {
+    throw new RangeError(`output of ${out.length} bytes for ${sealed.length}`);
+  }
+  out.set(sealed);
+}
+
 /** Opens what {@link seal} made; returns null when anything was tampered. */
 export async function open(
   key: PacketKey,
@@ -196,10 +231,10 @@ export async function open(
   header: Uint8Array,
   sealed: Uint8Array,
 ): Promise<Uint8Array | null> {
-  const iv = nonce(space, counter);
   if (sealed.length < TAG_BYTES) return null;
   const gcm = key.gcm === undefined ? (key.gcm = openSslGcm(key.raw)) : key.gcm;
-  if (gcm) return gcm.open(iv, header, sealed);
+  if (gcm) return gcm.open(nonce(space, counter, syncNonce), header, sealed);
+  const iv = nonce(space, counter);
   try {
     if (sealed.length - TAG_BYTES <= SYNC_CRYPTO_MAX_BYTES) {
       if (createDecipheriv === undefined) await loadNodeCipher();

@@ -96,6 +96,18 @@ export interface GcmKey {
    * ciphertext followed by the 16-byte tag, in a fresh array.
    */
   seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * The concatenation of `parts` sealed like {@linkcode seal}, written
+   * into `out` (exactly the parts' length plus the 16-byte tag) instead of
+   * a fresh array: a packet is sealed in place inside its frame, with no
+   * copy of the message before or of the ciphertext after.
+   */
+  sealInto(
+    iv: Uint8Array,
+    aad: Uint8Array,
+    parts: readonly Uint8Array[],
+    out: Uint8Array,
+  ): void;
   /** What {@linkcode seal} made, opened; null when anything was changed. */
   open(iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }
@@ -128,31 +140,46 @@ export function openSslGcm(raw: Uint8Array): GcmKey | null {
   const scratch = new Uint8Array(TAG);
   const gcm: GcmKey = {
     seal(iv, aad, plaintext) {
-      if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);
       const out = new Uint8Array(plaintext.length + TAG);
+      gcm.sealInto(iv, aad, [plaintext], out);
+      return out;
+    },
+    sealInto(iv, aad, parts, out) {
+      if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);
+      let size = 0;
+      for (const part of parts) size += part.length;
+      if (out.length !== size + TAG) {
+        throw new RangeError(`output of ${out.length} bytes for ${size}`);
+      }
+      let ok = c.EVP_EncryptInit_ex(encrypt, null, null, null, iv) === 1 &&
+        (aad.length === 0 ||
+          c.EVP_EncryptUpdate(encrypt, null, length, aad, aad.length) === 1);
+      // GCM is a stream mode: each update writes exactly its input's
+      // length, so the parts land one after another.
+      let at = 0;
+      for (const part of parts) {
+        if (!ok) break;
+        if (part.length === 0) continue;
+        ok = c.EVP_EncryptUpdate(
+          encrypt,
+          out.subarray(at),
+          length,
+          part,
+          part.length,
+        ) === 1;
+        at += part.length;
+      }
       if (
-        c.EVP_EncryptInit_ex(encrypt, null, null, null, iv) !== 1 ||
-        (aad.length > 0 &&
-          c.EVP_EncryptUpdate(encrypt, null, length, aad, aad.length) !==
-            1) ||
-        (plaintext.length > 0 &&
-          c.EVP_EncryptUpdate(
-              encrypt,
-              out,
-              length,
-              plaintext,
-              plaintext.length,
-            ) !== 1) ||
-        // GCM is a stream mode: Final writes nothing, only computes the tag.
+        !ok ||
+        // Final writes nothing, only computes the tag.
         c.EVP_EncryptFinal_ex(encrypt, scratch, length) !== 1 ||
         c.EVP_CIPHER_CTX_ctrl(
             encrypt,
             EVP_CTRL_GCM_GET_TAG,
             TAG,
-            out.subarray(plaintext.length),
+            out.subarray(size),
           ) !== 1
       ) throw new Error("OpenSSL AES-GCM seal failed");
-      return out;
     },
     open(iv, aad, sealed) {
       if (iv.length !== IV) throw new RangeError(`IV of ${iv.length} bytes`);

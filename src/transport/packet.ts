@@ -12,14 +12,15 @@ import {
   NONCE_SPACE_DATA,
   open,
   type PacketKey,
-  seal,
+  sealInto,
+  TAG_BYTES,
 } from "./crypto.ts";
 import { FRAME_HEADER_BYTES } from "./frame.ts";
 import {
   FrameType,
   PACKET_HEADER_BYTES,
   packetCounter,
-  packetHeader,
+  writePacketHeader,
 } from "./wire.ts";
 
 /** The two kinds of sealed packet. */
@@ -29,20 +30,37 @@ function nonceSpace(type: PacketType): number {
   return type === FrameType.Data ? NONCE_SPACE_DATA : NONCE_SPACE_CONTROL;
 }
 
-/** Seals `plaintext` as packet `counter`; resolves with the whole frame. */
+/**
+ * Seals `plaintext` (or the concatenation of its parts) as packet
+ * `counter`; resolves with the whole frame. The frame is made once and the
+ * ciphertext written into it in place (see `sealInto`): a 64 KiB chunk of
+ * bulk output is not copied on its way in.
+ */
 export async function sealPacket(
   key: PacketKey,
   type: PacketType,
   counter: number,
-  plaintext: Uint8Array,
+  plaintext: Uint8Array | readonly Uint8Array[],
 ): Promise<Uint8Array> {
-  const header = packetHeader(type, counter);
-  const sealed = await seal(key, nonceSpace(type), counter, header, plaintext);
-  const bodyLength = PACKET_HEADER_BYTES + sealed.length;
+  const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const bodyLength = PACKET_HEADER_BYTES + size + TAG_BYTES;
   const frame = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
   new DataView(frame.buffer).setUint32(0, bodyLength);
-  frame.set(header, FRAME_HEADER_BYTES);
-  frame.set(sealed, FRAME_HEADER_BYTES + PACKET_HEADER_BYTES);
+  const header = frame.subarray(
+    FRAME_HEADER_BYTES,
+    FRAME_HEADER_BYTES + PACKET_HEADER_BYTES,
+  );
+  writePacketHeader(header, type, counter);
+  await sealInto(
+    key,
+    nonceSpace(type),
+    counter,
+    header,
+    parts,
+    frame.subarray(FRAME_HEADER_BYTES + PACKET_HEADER_BYTES),
+  );
   return frame;
 }
 

@@ -21,8 +21,14 @@ export const DEAD_AFTER_MS = 6000;
 export const HANDSHAKE_TIMEOUT_MS = 5000;
 /** Longest delay of a standalone ack. */
 export const ACK_DELAY_MS = 5;
-/** Packets received before an ack is sent without waiting for the timer. */
-export const ACK_EVERY_PACKETS = 4;
+/**
+ * Packets received before an ack is sent without waiting for the timer.
+ * Eight bulk packets are half the default 1 MiB window, so the sender
+ * never runs dry waiting; every standalone ack is a packet the other end
+ * must take in, and at 4 a bulk stream's client spent more CPU on them
+ * (issue #10: loopback sends of ~0.1 ms each).
+ */
+export const ACK_EVERY_PACKETS = 8;
 /**
  * The wall clock ran this much further than the monotonic clock between
  * two liveness ticks: the machine slept, and the pipe's path is suspect.

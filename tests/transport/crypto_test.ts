@@ -5,6 +5,8 @@ import {
   open,
   seal,
 } from "../../src/transport/mod.ts";
+import { openPacket, sealPacket } from "../../src/transport/packet.ts";
+import { FrameType } from "../../src/transport/wire.ts";
 
 const header = new Uint8Array([0x10, 0, 0, 0, 0, 0, 0, 0, 5]);
 const message = new TextEncoder().encode("the quick brown fox");
@@ -124,4 +126,27 @@ Deno.test("OpenSSL's sealing is the same AES-GCM as WebCrypto's and node:crypto'
     bad[bad.length - 1] ^= 1;
     assert.equal(await open(server.receive, 0, size, header, bad), null);
   }
+});
+
+Deno.test("a packet sealed from parts in place is the packet sealed from their concatenation, with OpenSSL and without", async () => {
+  const secret = generateSessionSecret();
+  const client = await deriveSessionKeys(secret, "client");
+  const server = await deriveSessionKeys(secret, "server");
+  const plainSend = { ...client.send, gcm: null };
+  for (const size of [0, 1, 4083, 4084, 65536]) {
+    const head = crypto.getRandomValues(new Uint8Array(13));
+    const body = crypto.getRandomValues(new Uint8Array(size));
+    const joined = new Uint8Array([...head, ...body]);
+    const whole = await sealPacket(client.send, FrameType.Data, 7, joined);
+    const fast = await sealPacket(client.send, FrameType.Data, 7, [head, body]);
+    const slow = await sealPacket(plainSend, FrameType.Data, 7, [head, body]);
+    assert.deepEqual(fast, whole, `OpenSSL, ${size} bytes`);
+    assert.deepEqual(slow, whole, `node:crypto or WebCrypto, ${size} bytes`);
+    const frameBody = fast.subarray(4);
+    assert.deepEqual(
+      await openPacket(server.receive, FrameType.Data, frameBody),
+      joined,
+    );
+  }
+  assert.ok(client.send.gcm, "libcrypto.so.3 opened: the fast path ran");
 });

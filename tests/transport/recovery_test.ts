@@ -121,7 +121,7 @@ Deno.test("with a peer, a waiting write goes out whole once the credit is back",
   );
   const channel = client.channel(1);
   // A 64 KiB window makes 32 KiB the atomic limit (credit comes back in
-  // quarter-window batches, so more might never be granted whole).
+  // half-window batches, so more might never be granted whole).
   await channel.write(patternBytes(40_000, 7));
   assert.equal(channel.credit, 64 * 1024 - 40_000);
   const whole = channel.write(patternBytes(30_000, 8));
