@@ -147,6 +147,12 @@ const LINUX_ONLY_SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  // Synchronous, with a timeout finer than poll's milliseconds: a pty's
+  // short wait for an echo on the event loop's own thread (pty.ts).
+  ppoll: {
+    parameters: ["buffer", "u64", "buffer", "pointer"],
+    result: "i32",
+  },
   accept4: {
     parameters: ["i32", "buffer", "buffer", "i32"],
     result: "i32",

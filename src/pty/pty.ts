@@ -51,6 +51,13 @@ export interface PtySpawnOptions {
   cols: number;
   /** Initial height in rows (0..65535). */
   rows: number;
+  /**
+   * Watch for the child's echo after each keystroke-sized write (see
+   * {@linkcode ECHO_WATCH_MS}): for a remote session's pty, whose echo
+   * has a network to cross, not for a terminal that shows it locally.
+   * @default {false}
+   */
+  watchEcho?: boolean;
 }
 
 /**
@@ -84,6 +91,28 @@ const SYNC_CALLS_BEFORE_YIELD = 16;
  * cost latency, not a stuck write.
  */
 const WRITE_POLL_MS = 50;
+
+/**
+ * A write of at most this many bytes is a keystroke (or a few) whose echo
+ * is worth watching for: see {@linkcode ECHO_WATCH_MS}.
+ */
+const ECHO_WATCH_MAX_BYTES = 64;
+
+/**
+ * How long, after a keystroke-sized write, the event loop's own thread waits
+ * (in `ppoll`, asleep: no CPU) for the child's answer, its echo, before the
+ * read is left to its `poll` on a worker thread. A shell echoes within
+ * ~0.1–0.2 ms here; caught inside this window, the echo skips that worker's
+ * wake-up and the event loop's (~0.05–0.2 ms, more under load). The price:
+ * everything else in the process (other sessions of the same host) waits
+ * too, at most this long, once per keystroke; nothing when nobody types.
+ */
+const ECHO_WATCH_MS = 0.5;
+
+// struct timespec { time_t tv_sec; long tv_nsec; } of ECHO_WATCH_MS.
+const ECHO_WATCH_TIMESPEC = new Uint8Array(
+  new BigInt64Array([0n, BigInt(ECHO_WATCH_MS * 1e6)]).buffer,
+);
 
 /** How long a child may outlive `close()`'s hangup before it gets SIGKILL. */
 const CLOSE_GRACE_MS = 3000;
@@ -131,6 +160,7 @@ export class Pty {
   #slave: number;
   // An eventfd that close() signals to wake every pending poll at once.
   #wake: number;
+  #watchEcho: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
   #eof = false;
@@ -139,10 +169,21 @@ export class Pty {
   #reads: Promise<unknown> = Promise.resolve();
   #writes: Promise<unknown> = Promise.resolve();
   #syncReads = 0;
+  // The read's poll in flight (on a worker thread), kept across reads: a
+  // read that an echo watch served leaves it pending, and the next read
+  // waits on the same one instead of starting another.
+  #readPoll: Promise<void> | null = null;
+  // Wakes the read waiting on #readPoll early: an echo watch read output.
+  #nudgeReader: (() => void) | null = null;
+  // Output an echo watch read, for the next read() to return first.
+  #early: Uint8Array<ArrayBuffer> | null = null;
+  #echoesCaught = 0;
   // Reused for every call so the hot path allocates only the returned chunk.
   #readBuffer = new Uint8Array(READ_CHUNK_BYTES);
   #readPollFds = new Uint8Array(16);
   #readPollView = new DataView(this.#readPollFds.buffer);
+  #watchPollFds = new Uint8Array(8);
+  #watchPollView = new DataView(this.#watchPollFds.buffer);
   #writePollFds = new Uint8Array(16);
   #writePollView = new DataView(this.#writePollFds.buffer);
   #winsize = new Uint8Array(8);
@@ -152,7 +193,9 @@ export class Pty {
     slave: number,
     wake: number,
     child: Deno.ChildProcess,
+    watchEcho: boolean,
   ) {
+    this.#watchEcho = watchEcho;
     this.#master = master;
     this.#slave = slave;
     this.#wake = wake;
@@ -223,7 +266,7 @@ export class Pty {
         stdout: "null",
         stderr: "null",
       }).spawn();
-      return new Pty(master, slave, wake, child);
+      return new Pty(master, slave, wake, child, options.watchEcho ?? false);
     } catch (error) {
       closeQuietly(wake);
       closeQuietly(slave);
@@ -257,6 +300,15 @@ export class Pty {
     const done = this.#writes.then(() => this.#writeAll(data));
     this.#writes = done.catch(() => {});
     return done;
+  }
+
+  /**
+   * How many writes an echo watch answered (output read right after the
+   * write, without waiting in `poll`); 0 unless spawned with `watchEcho`.
+   * For tests and debug dumps.
+   */
+  get echoesCaught(): number {
+    return this.#echoesCaught;
   }
 
   /**
@@ -322,6 +374,11 @@ export class Pty {
     const c = libc();
     const buffer = this.#readBuffer;
     while (!this.#closed && !this.#eof) {
+      const early = this.#early;
+      if (early !== null) {
+        this.#early = null;
+        return early;
+      }
       if (this.#syncReads < SYNC_CALLS_BEFORE_YIELD) {
         // errno read back through FFI may be clobbered: a failure counts
         // only once it repeats (callDoubtingErrno).
@@ -342,9 +399,61 @@ export class Pty {
         if (code !== EAGAIN) throw errnoError("read", code);
       }
       this.#syncReads = 0;
-      await this.#poll(this.#readPollFds, this.#readPollView, POLLIN, -1);
+      await this.#readable();
     }
     return null;
+  }
+
+  /**
+   * Resolves once the master may be readable: its poll returned, or an
+   * echo watch read output meanwhile (then that poll stays in flight for
+   * the next read to wait on).
+   */
+  #readable(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#nudgeReader = resolve;
+      // One callback per poll (not one per read waiting on it), so reads
+      // served by echo watches never pile callbacks on a long poll.
+      this.#readPoll ??= this.#poll(
+        this.#readPollFds,
+        this.#readPollView,
+        POLLIN,
+        -1,
+      ).finally(() => {
+        this.#readPoll = null;
+        const wake = this.#nudgeReader;
+        this.#nudgeReader = null;
+        wake?.();
+      });
+    });
+  }
+
+  /**
+   * After a keystroke-sized write, while a read waits in `poll`: waits up
+   * to {@linkcode ECHO_WATCH_MS} on this thread for the master to become
+   * readable, reads what came and hands it to that read at once. Anything
+   * else (the time ran out, a hangup, a failed read: no errno is read
+   * here at all) ends the watch and is left to the waiting read, whose
+   * poll wakes for it and whose own read meets it: the watch never ends a
+   * read loop itself.
+   */
+  #watchForEcho() {
+    const nudge = this.#nudgeReader;
+    if (nudge === null || this.#early !== null || this.#closed) return;
+    const c = libc();
+    const view = this.#watchPollView;
+    view.setInt32(0, this.#master, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt16(6, 0, true);
+    if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
+      return;
+    }
+    const n = Number(c.read(this.#master, this.#readBuffer, READ_CHUNK_SIZE_T));
+    if (n <= 0) return;
+    this.#echoesCaught++;
+    this.#early = this.#readBuffer.slice(0, this.#readMore(n));
+    this.#nudgeReader = null;
+    nudge();
   }
 
   /**
@@ -376,6 +485,12 @@ export class Pty {
         if (n >= 0) {
           offset += n;
           syncWrites++;
+          if (
+            this.#watchEcho && offset === data.length &&
+            data.length <= ECHO_WATCH_MAX_BYTES
+          ) {
+            this.#watchForEcho();
+          }
           continue;
         }
         const code = -n;

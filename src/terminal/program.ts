@@ -104,6 +104,8 @@ export async function startProgram(
       cwd: home,
       cols: spec.cols,
       rows: spec.rows,
+      // The echo of a keystroke crosses the network: catch it early.
+      watchEcho: true,
     }))
     : pipeProgram(shell, args, env, home);
 }

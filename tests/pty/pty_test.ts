@@ -412,3 +412,78 @@ Deno.test("spawn() rejects a bad size", () => {
     RangeError,
   );
 });
+
+Deno.test("watchEcho: keystrokes' echoes are caught early and arrive once, in order, beside streamed output", async () => {
+  // cat echoes each keystroke (raw: byte by byte); a background loop
+  // streams lines meanwhile, so reads served by the watch and reads that
+  // waited in poll interleave.
+  const pty = spawn({
+    command: "/bin/sh",
+    args: [
+      "-c",
+      "stty raw -echo; (i=0; while [ $i -lt 300 ]; do echo L$i; i=$((i+1)); done) & exec cat",
+    ],
+    watchEcho: true,
+  });
+  try {
+    const transcript = new Transcript(pty);
+    await transcript.waitFor(/L299\n/, 0, 10_000);
+    const keys = "abcdefghijklmnopqrstuvwxyz".repeat(8);
+    for (const key of keys) {
+      await pty.write(encoder.encode(key));
+      if (Math.random() < 0.5) await new Promise((r) => setTimeout(r, 2));
+    }
+    await transcript.waitFor(new RegExp(`L299\\n${keys}$`), 0, 10_000);
+    // Every line once and in order, then every key once and in order.
+    const lines = Array.from({ length: 300 }, (_, i) => `L${i}\n`).join("");
+    assert.equal(transcript.text, lines + keys);
+    assert.ok(
+      pty.echoesCaught > 0,
+      `no echo of ${keys.length} was caught by the watch`,
+    );
+  } finally {
+    // A watch that caught the last echo leaves its read's poll in flight:
+    // close() must still end it.
+    await withTimeout(pty.close(), 2000, "close() did not end the poll");
+  }
+});
+
+Deno.test("watchEcho: a keystroke without an echo leaves later output to the poll", async () => {
+  const pty = spawn({
+    command: "/bin/sh",
+    args: [
+      "-c",
+      "stty raw -echo; dd bs=1 count=1 of=/dev/null 2>/dev/null; sleep 0.3; echo late",
+    ],
+    watchEcho: true,
+  });
+  try {
+    const transcript = new Transcript(pty);
+    // Let dd start reading before the keystroke comes.
+    await new Promise((r) => setTimeout(r, 200));
+    await pty.write(encoder.encode("k"));
+    await transcript.waitFor(/late\n/, 0, 5000);
+    await transcript.done;
+    assert.equal(transcript.text, "late\n");
+    assert.equal(pty.echoesCaught, 0);
+    assert.deepEqual(await pty.exited, { code: 0, signal: null });
+  } finally {
+    await pty.close();
+  }
+});
+
+Deno.test("a pty spawned without watchEcho never reads ahead of its reader", async () => {
+  const pty = spawn({
+    command: "/bin/sh",
+    args: ["-c", "stty raw -echo; exec cat"],
+  });
+  try {
+    const transcript = new Transcript(pty);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const key of "hello") await pty.write(encoder.encode(key));
+    await transcript.waitFor(/hello$/);
+    assert.equal(pty.echoesCaught, 0);
+  } finally {
+    await pty.close();
+  }
+});
