@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { PtyProcess } from "../helpers/pty_process.ts";
+import { patternBytes } from "../helpers/session_pair.ts";
 import {
   parseSessionList,
   PipedClient,
@@ -23,19 +24,6 @@ import {
 } from "./_client.ts";
 import { E2E_TEST, ROOT, withWorld } from "./_world.ts";
 
-/** Deterministic bytes of every value (xorshift), `length` of them. */
-function noise(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 Deno.test({
   ...E2E_TEST,
   name:
@@ -43,11 +31,11 @@ Deno.test({
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
       const dir = world.dir;
-      const before = noise(32 * 1024, 7);
+      const before = patternBytes(32 * 1024, 7);
       // More than the channel window, the connected lead and one chunk:
       // some of it sits in the first client unwritten, some in the
       // transport unacknowledged, the rest in the session's backlog.
-      const missed = noise(3 * 1024 * 1024, 11);
+      const missed = patternBytes(3 * 1024 * 1024, 11);
       await Deno.writeFile(`${dir}/before.bin`, before);
       await Deno.writeFile(`${dir}/missed.bin`, missed);
       // Raw: the remote pty passes every byte as is (no \n -> \r\n).
@@ -150,7 +138,7 @@ Deno.test({
     "a stdout that says EAGAIN when full (a non-blocking pipe, a slow reader) is waited out, not taken for gone: exit 0, bytes exact",
   fn: () =>
     withWorld({ privateRuntime: true }, async (world) => {
-      const data = noise(2 * 1024 * 1024, 5);
+      const data = patternBytes(2 * 1024 * 1024, 5);
       await Deno.writeFile(`${world.dir}/data.bin`, data);
       const child = new Deno.Command(Deno.execPath(), {
         args: [
