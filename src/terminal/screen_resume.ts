@@ -36,6 +36,15 @@ const log = logger("resume");
  */
 export const SCREEN_RESUME_THRESHOLD_BYTES = 1024 * 1024;
 
+/**
+ * Size at which the output log starts over: the full part becomes
+ * `<id>.out.1` (replacing an older one) and a new `<id>.out` begins. So a
+ * program printing for days keeps at most twice this on the remote disk
+ * (the runtime directory is often a tmpfs, in memory), always the latest
+ * of its output.
+ */
+export const SCREEN_LOG_PART_BYTES = 256 * 1024 * 1024;
+
 /** Lines of scrollback a snapshot carries above the screen. */
 export const SNAPSHOT_SCROLLBACK_LINES = 500;
 
@@ -83,6 +92,11 @@ export interface ScreenResumeOptions {
   /** The pty's size at the start. */
   cols: number;
   rows: number;
+  /**
+   * Where the log starts over (tests make it small).
+   * @default {SCREEN_LOG_PART_BYTES}
+   */
+  logPartBytes?: number;
 }
 
 /** A session's emulator, log file and resume decision. */
@@ -97,6 +111,10 @@ export class ScreenResume {
   #serializer: any;
   #log: Deno.FsFile | null;
   #logBytes = 0;
+  // Bytes in the current part, its cap, and whether an older part exists.
+  #partBytes = 0;
+  #partCap: number;
+  #rotated = false;
   #logError: string | null = null;
   #backlog: OutputBacklog | null = null;
   // Bytes dropped since the client last caught up (folded while away).
@@ -109,12 +127,14 @@ export class ScreenResume {
   private constructor(
     logPath: string,
     logFile: Deno.FsFile,
+    partCap: number,
     // deno-lint-ignore no-explicit-any
     terminal: any,
     // deno-lint-ignore no-explicit-any
     serializer: any,
   ) {
     this.logPath = logPath;
+    this.#partCap = partCap;
     this.#log = logFile;
     this.#terminal = terminal;
     this.#core = terminal._core;
@@ -144,12 +164,14 @@ export class ScreenResume {
     const serializer = new SerializeAddon();
     terminal.loadAddon(serializer);
     const logPath = `${options.dir}/${options.idHex}.out`;
-    const logFile = await Deno.open(logPath, {
-      write: true,
-      createNew: true,
-      mode: 0o600,
-    });
-    return new ScreenResume(logPath, logFile, terminal, serializer);
+    const logFile = await openNewLog(logPath);
+    return new ScreenResume(
+      logPath,
+      logFile,
+      Math.max(1, options.logPartBytes ?? SCREEN_LOG_PART_BYTES),
+      terminal,
+      serializer,
+    );
   }
 
   /**
@@ -286,6 +308,11 @@ export class ScreenResume {
     return `${region}\x1b[${row + 1};${buffer.x + 1}H`;
   }
 
+  /** Where the log's previous part is, once it started over. */
+  get olderLogPath(): string {
+    return `${this.logPath}.1`;
+  }
+
   /** Bytes written to the log so far. */
   get logBytes(): number {
     return this.#logBytes;
@@ -304,9 +331,11 @@ export class ScreenResume {
     this.#log = null;
     this.#terminal.dispose();
     if (!this.#announced) {
-      try {
-        Deno.removeSync(this.logPath);
-      } catch { /* gone */ }
+      for (const path of [this.logPath, this.olderLogPath]) {
+        try {
+          Deno.removeSync(path);
+        } catch { /* gone */ }
+      }
     }
   }
 
@@ -316,9 +345,15 @@ export class ScreenResume {
     if (this.#log === null) return;
     try {
       for (let at = 0; at < chunk.length;) {
-        at += this.#log.writeSync(chunk.subarray(at));
+        if (this.#partBytes >= this.#partCap) this.#startOver();
+        const room = this.#partCap - this.#partBytes;
+        const n = this.#log.writeSync(
+          chunk.subarray(at, Math.min(chunk.length, at + room)),
+        );
+        at += n;
+        this.#partBytes += n;
+        this.#logBytes += n;
       }
-      this.#logBytes += chunk.length;
     } catch (error) {
       // Disk full, say: the session goes on, the notice says the log is
       // incomplete.
@@ -331,9 +366,28 @@ export class ScreenResume {
     }
   }
 
+  /**
+   * The current part is full: it becomes the older part (replacing the
+   * one before) and a new part begins. Both names are in the user's
+   * private directory, ours alone, so nobody can swap in a link.
+   */
+  #startOver() {
+    this.#log!.close();
+    this.#log = null;
+    Deno.renameSync(this.logPath, this.olderLogPath);
+    this.#rotated = true;
+    this.#log = openNewLogSync(this.logPath);
+    this.#partBytes = 0;
+  }
+
   #notice(missed: number): string {
+    const kept = this.#rotated
+      ? `the last ${
+        formatBytes(this.#partCap + this.#partBytes)
+      } of it are in ${this.olderLogPath} and ${this.logPath}`
+      : `all of it is in ${this.logPath} (${formatBytes(this.#logBytes)})`;
     const where = this.#logError === null
-      ? `all of it is in ${this.logPath} (${formatBytes(this.#logBytes)})`
+      ? kept
       : `the log ${this.logPath} stopped at ${
         formatBytes(this.#logBytes)
       } (${this.#logError})`;
@@ -341,6 +395,17 @@ export class ScreenResume {
       formatBytes(missed)
     } of output skipped while you were away; ${where}]\r\n`;
   }
+}
+
+/** Options of a new log part: owner-only, never an existing file or link. */
+const NEW_LOG: Deno.OpenOptions = { write: true, createNew: true, mode: 0o600 };
+
+function openNewLog(path: string): Promise<Deno.FsFile> {
+  return Deno.open(path, NEW_LOG);
+}
+
+function openNewLogSync(path: string): Deno.FsFile {
+  return Deno.openSync(path, NEW_LOG);
 }
 
 /** 1536 → "1.5 KiB"; bytes for a person. */

@@ -285,3 +285,60 @@ Deno.test("screen resume: at most the threshold missed, the bytes stay as they a
   await assert.rejects(() => Deno.stat(screen.logPath), Deno.errors.NotFound);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("screen resume: past its part size the log starts over, keeping one older part: the two parts end with exactly the latest output, 0600, and the notice names both", async () => {
+  const dir = await privateDir();
+  const part = 256 * 1024;
+  // seq's lines, 1.5 MiB and more: the log starts over several times.
+  const program = await startProgram(spec("stty -opost; seq 1 200000"));
+  const screen = await ScreenResume.start({
+    dir,
+    idHex: "ab".repeat(16),
+    cols: COLS,
+    rows: ROWS,
+    logPartBytes: part,
+  });
+  try {
+    const backlog = new OutputBacklog(
+      screen.tap(program.output, () => true),
+      () => Infinity,
+    );
+    screen.bind(backlog);
+    await waitUntil(() => backlog.sourceDone, "output complete");
+    const expected =
+      (await new Deno.Command("seq", { args: ["1", "200000"] }).output())
+        .stdout;
+    assert.equal(screen.logBytes, expected.length);
+    const older = await Deno.readFile(screen.olderLogPath);
+    const newer = await Deno.readFile(screen.logPath);
+    assert.equal(older.length, part, "the older part is whole");
+    assert.ok(newer.length <= part, `current part ${newer.length} bytes`);
+    const kept = new Uint8Array([...older, ...newer]);
+    const tail = expected.subarray(expected.length - kept.length);
+    const hash = (b: Uint8Array) =>
+      createHash("sha256").update(b).digest("hex");
+    assert.equal(hash(kept), hash(tail), "the parts hold the latest output");
+    for (const path of [screen.logPath, screen.olderLogPath]) {
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, path);
+    }
+    assert.ok(screen.clientBack());
+    const notice = new TextDecoder().decode((await drain(backlog)).at(-1));
+    assert.ok(
+      notice.includes(
+        `the last ${
+          (kept.length / 1024).toFixed(1)
+        } KiB of it are in ${screen.olderLogPath} and ${screen.logPath}`,
+      ),
+      notice,
+    );
+    const entries = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(entries, [
+      `${"ab".repeat(16)}.out`,
+      `${"ab".repeat(16)}.out.1`,
+    ]);
+  } finally {
+    screen.close();
+    await program.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
