@@ -21,6 +21,7 @@ import {
   TtyWriter,
 } from "../pty/mod.ts";
 import { logger } from "../log.ts";
+import { sleep } from "../deadline.ts";
 
 const log = logger("client");
 const STDIN_FD = 0;
@@ -439,7 +440,7 @@ export async function writeWaitingForRoom(
       if (error instanceof Deno.errors.Interrupted) continue;
       if (!(error instanceof Deno.errors.WouldBlock)) throw error;
     }
-    await new Promise((resolve) => setTimeout(resolve, pause));
+    await sleep(pause);
   }
 }
 

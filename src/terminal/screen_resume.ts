@@ -45,6 +45,9 @@ export const SCREEN_RESUME_THRESHOLD_BYTES = 1024 * 1024;
  */
 export const SCREEN_LOG_PART_BYTES = 256 * 1024 * 1024;
 
+/** Options of a new log part: owner-only, never an existing file or link. */
+const NEW_LOG: Deno.OpenOptions = { write: true, createNew: true, mode: 0o600 };
+
 /** Lines of scrollback a snapshot carries above the screen. */
 export const SNAPSHOT_SCROLLBACK_LINES = 500;
 
@@ -164,7 +167,7 @@ export class ScreenResume {
     const serializer = new SerializeAddon();
     terminal.loadAddon(serializer);
     const logPath = `${options.dir}/${options.idHex}.out`;
-    const logFile = await openNewLog(logPath);
+    const logFile = await Deno.open(logPath, NEW_LOG);
     return new ScreenResume(
       logPath,
       logFile,
@@ -376,7 +379,7 @@ export class ScreenResume {
     this.#log = null;
     Deno.renameSync(this.logPath, this.olderLogPath);
     this.#rotated = true;
-    this.#log = openNewLogSync(this.logPath);
+    this.#log = Deno.openSync(this.logPath, NEW_LOG);
     this.#partBytes = 0;
   }
 
@@ -395,17 +398,6 @@ export class ScreenResume {
       formatBytes(missed)
     } of output skipped while you were away; ${where}]\r\n`;
   }
-}
-
-/** Options of a new log part: owner-only, never an existing file or link. */
-const NEW_LOG: Deno.OpenOptions = { write: true, createNew: true, mode: 0o600 };
-
-function openNewLog(path: string): Promise<Deno.FsFile> {
-  return Deno.open(path, NEW_LOG);
-}
-
-function openNewLogSync(path: string): Deno.FsFile {
-  return Deno.openSync(path, NEW_LOG);
 }
 
 /** 1536 → "1.5 KiB"; bytes for a person. */

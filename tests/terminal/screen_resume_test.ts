@@ -250,30 +250,49 @@ Deno.test("screen resume: the program is never blocked while away, memory stays 
   }
 });
 
-Deno.test("screen resume: at most the threshold missed, the bytes stay as they are; an unannounced log is removed", async () => {
-  const dir = await privateDir();
-  const program = await startProgram(spec("stty -opost; seq 1 100000"));
+/**
+ * Runs `seq 1 <count>` on a pty into a ScreenResume whose client stays
+ * away, until its output is complete; the caller closes both.
+ */
+async function seqWhileAway(
+  dir: string,
+  count: number,
+  idHex: string,
+  logPartBytes?: number,
+) {
+  const program = await startProgram(spec(`stty -opost; seq 1 ${count}`));
   const screen = await ScreenResume.start({
     dir,
-    idHex: "ef".repeat(16),
+    idHex,
     cols: COLS,
     rows: ROWS,
+    logPartBytes,
   });
+  const backlog = new OutputBacklog(
+    screen.tap(program.output, () => true),
+    () => Infinity,
+  );
+  screen.bind(backlog);
+  await waitUntil(() => backlog.sourceDone, "output complete");
+  const expected = await new Deno.Command("seq", { args: ["1", `${count}`] })
+    .output();
+  return { program, screen, backlog, expected: expected.stdout };
+}
+
+Deno.test("screen resume: at most the threshold missed, the bytes stay as they are; an unannounced log is removed", async () => {
+  const dir = await privateDir();
+  const { program, screen, backlog, expected } = await seqWhileAway(
+    dir,
+    100000,
+    "ef".repeat(16),
+  );
   try {
-    const backlog = new OutputBacklog(
-      screen.tap(program.output, () => true),
-      () => Infinity,
-    );
-    screen.bind(backlog);
-    await waitUntil(() => backlog.sourceDone, "output complete");
     assert.ok(backlog.bytes <= SCREEN_RESUME_THRESHOLD_BYTES);
     assert.equal(screen.clientBack(), false);
     const chunks = await drain(backlog);
-    const expected = await new Deno.Command("seq", { args: ["1", "100000"] })
-      .output();
     const sent = createHash("sha256");
     for (const chunk of chunks) sent.update(chunk);
-    const want = createHash("sha256").update(expected.stdout).digest("hex");
+    const want = createHash("sha256").update(expected).digest("hex");
     assert.equal(sent.digest("hex"), want);
     const logged = await Deno.readFile(screen.logPath);
     assert.equal(createHash("sha256").update(logged).digest("hex"), want);
@@ -289,25 +308,14 @@ Deno.test("screen resume: at most the threshold missed, the bytes stay as they a
 Deno.test("screen resume: past its part size the log starts over, keeping one older part: the two parts end with exactly the latest output, 0600, and the notice names both", async () => {
   const dir = await privateDir();
   const part = 256 * 1024;
-  // seq's lines, 1.5 MiB and more: the log starts over several times.
-  const program = await startProgram(spec("stty -opost; seq 1 200000"));
-  const screen = await ScreenResume.start({
+  // seq's lines, 1.2 MiB: the log starts over several times.
+  const { program, screen, backlog, expected } = await seqWhileAway(
     dir,
-    idHex: "ab".repeat(16),
-    cols: COLS,
-    rows: ROWS,
-    logPartBytes: part,
-  });
+    200000,
+    "ab".repeat(16),
+    part,
+  );
   try {
-    const backlog = new OutputBacklog(
-      screen.tap(program.output, () => true),
-      () => Infinity,
-    );
-    screen.bind(backlog);
-    await waitUntil(() => backlog.sourceDone, "output complete");
-    const expected =
-      (await new Deno.Command("seq", { args: ["1", "200000"] }).output())
-        .stdout;
     assert.equal(screen.logBytes, expected.length);
     const older = await Deno.readFile(screen.olderLogPath);
     const newer = await Deno.readFile(screen.logPath);
