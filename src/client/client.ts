@@ -48,11 +48,8 @@ import {
 import { type Destination, hostPort, sshTarget } from "./destination.ts";
 import { EscapeFilter } from "./escape.ts";
 import { agentTunnel, ClientTunnels, configuredForwarding } from "./tunnels.ts";
-import {
-  LocalTerminal,
-  notice,
-  writeWaitingForRoom,
-} from "./local_terminal.ts";
+import { LocalTerminal, notice } from "./local_terminal.ts";
+import { StdOutput } from "../platform/std_output.ts";
 import {
   type CopyState,
   LocalOutputError,
@@ -966,9 +963,7 @@ async function runSession(
       () => [describeSession(connection, copying, local, echo)],
     );
     if (!run.pty) {
-      copies.add(connection.channel(STDERR_CHANNEL), {
-        write: (p) => writeWaitingForRoom(Deno.stderr, p),
-      });
+      copies.add(connection.channel(STDERR_CHANNEL), StdOutput.open(2));
     }
     const outcome = await Promise.race([
       copies.ended,

@@ -18,12 +18,9 @@ import {
   preloadTermios,
   setTermios,
   TCSADRAIN,
-  TtyWriter,
 } from "../pty/mod.ts";
-import { logger } from "../log.ts";
-import { sleep } from "../deadline.ts";
+import { StdOutput } from "../platform/std_output.ts";
 
-const log = logger("client");
 const STDIN_FD = 0;
 
 /**
@@ -181,9 +178,9 @@ export class LocalTerminal {
   #os: typeof Deno.build.os;
   #rawMode: RawMode;
   #raw = false;
-  // Opened on the first write, when stdout is a terminal (Linux).
-  #direct: TtyWriter | null | undefined;
-  // A write handed to Deno.stdout that has not finished yet, and since when.
+  // Opened on the first write.
+  #output: StdOutput | undefined;
+  // A write waiting for room that has not finished yet, and since when.
   #slow: Promise<unknown> | null = null;
   #slowSince = 0;
 
@@ -356,33 +353,20 @@ export class LocalTerminal {
 
   /**
    * Writes some of `bytes` to stdout and resolves with how many (callers
-   * loop, as with `Deno.stdout.write`). On a terminal on Linux the bytes go
-   * out synchronously through a non-blocking description of our own
-   * ({@linkcode TtyWriter}): no thread hop on a keystroke's echo. What the
-   * terminal does not take at once (its buffer is full: a slow terminal,
-   * or output stopped with Ctrl-S) goes through `Deno.stdout.write`, whose
-   * wait is on a pool thread, so the event loop, and with it the network
-   * side of the session, never waits for the terminal. Writes never
-   * overtake one another.
+   * loop, as with `Deno.stdout.write`), each byte exactly once. On Linux
+   * the bytes go out synchronously when the output has room: no thread hop
+   * on a keystroke's echo ({@linkcode StdOutput}). What it does not take at
+   * once (its buffer is full: a slow terminal or reader, or output stopped
+   * with Ctrl-S) waits for room on a worker thread, so the event loop, and
+   * with it the network side of the session, never waits for the terminal.
+   * Writes never overtake one another.
    */
   async write(bytes: Uint8Array): Promise<number> {
-    if (this.#direct === undefined) {
-      this.#direct = this.#isOutputTty && this.#os !== "windows"
-        ? TtyWriter.open(1)
-        : null;
-    }
+    this.#output ??= StdOutput.open(1);
     if (this.#slow !== null) await this.#slow;
-    if (this.#direct !== null) {
-      const n = this.#direct.tryWrite(bytes);
-      if (n > 0) return n;
-      const odd = this.#direct.oddFailure;
-      if (odd !== null) {
-        log.info(
-          `terminal write failed (errno read back: ${odd}): retried the slow way`,
-        );
-      }
-    }
-    const slow = writeWaitingForRoom(Deno.stdout, bytes);
+    const n = this.#output.tryWrite(bytes);
+    if (n > 0) return n;
+    const slow = this.#output.write(bytes);
     this.#slow = slow;
     this.#slowSince = performance.now();
     try {
@@ -393,8 +377,8 @@ export class LocalTerminal {
   }
 
   /**
-   * For a debug dump: whether a write to a full terminal (on a pool
-   * thread) is pending, and for how long.
+   * For a debug dump: whether a write to a full terminal is waiting for
+   * room, and for how long.
    */
   describe(): string {
     if (this.#slow === null) return "terminal: no slow write";
@@ -416,32 +400,6 @@ export class LocalTerminal {
 export function notice(text: string, raw: boolean) {
   const line = raw ? `\r\n[et: ${text}]\r\n` : `et: ${text}\n`;
   writeAllSync(Deno.stderr, encoder.encode(line));
-}
-
-/** Longest pause between two tries of a write that found no room. */
-const NO_ROOM_PAUSE_MAX_MS = 50;
-
-/**
- * `stream.write(bytes)`, waiting out "no room now": a stdout (or stderr)
- * whose file description another process made non-blocking throws
- * WouldBlock (EAGAIN) when full instead of waiting, and that is a slow
- * reader, not a terminal that is gone. Tries again after a pause (1 ms,
- * doubling up to 50 ms); an interrupted write is tried again at once. Any
- * other error is a real failure and is thrown.
- */
-export async function writeWaitingForRoom(
-  stream: { write(p: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<number> {
-  for (let pause = 1;; pause = Math.min(pause * 2, NO_ROOM_PAUSE_MAX_MS)) {
-    try {
-      return await stream.write(bytes);
-    } catch (error) {
-      if (error instanceof Deno.errors.Interrupted) continue;
-      if (!(error instanceof Deno.errors.WouldBlock)) throw error;
-    }
-    await sleep(pause);
-  }
 }
 
 /** Writes all of `bytes`; gives up quietly if the stream is closed. */

@@ -26,6 +26,8 @@ const HOST: LibcConstants = libcConstants(Deno.build.os) ?? LINUX_LIBC;
 
 /** `open` / `posix_openpt` flag: read and write. */
 export const O_RDWR: number = HOST.O_RDWR;
+/** `open` flag: write only. */
+export const O_WRONLY: number = HOST.O_WRONLY;
 /** `open` flag: do not make the tty our controlling terminal. */
 export const O_NOCTTY: number = HOST.O_NOCTTY;
 /** `open` flag: calls return EAGAIN instead of blocking. */

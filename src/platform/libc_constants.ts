@@ -70,6 +70,8 @@ export interface LibcConstants {
   library: string;
   /** `open` / `posix_openpt` flag: read and write. */
   O_RDWR: number;
+  /** `open` flag: write only. */
+  O_WRONLY: number;
   /** `open` flag: do not make the tty our controlling terminal. */
   O_NOCTTY: number;
   /** `open` flag: calls return EAGAIN instead of blocking. */
@@ -98,6 +100,7 @@ export interface LibcConstants {
 export const LINUX_LIBC: LibcConstants = Object.freeze({
   library: "libc.so.6",
   O_RDWR: 0o2,
+  O_WRONLY: 0o1,
   O_NOCTTY: 0o400,
   O_NONBLOCK: 0o4000,
   O_CLOEXEC: 0o2000000,
@@ -142,9 +145,10 @@ export const LINUX_LIBC: LibcConstants = Object.freeze({
  */
 export const DARWIN_LIBC: LibcConstants = Object.freeze({
   library: "/usr/lib/libSystem.B.dylib",
-  // bsd/sys/fcntl.h: O_RDWR 0x0002, O_NONBLOCK 0x00000004,
+  // bsd/sys/fcntl.h: O_RDWR 0x0002, O_WRONLY 0x0001, O_NONBLOCK 0x00000004,
   // O_NOCTTY 0x00020000, O_CLOEXEC 0x01000000.
   O_RDWR: 0x0002,
+  O_WRONLY: 0x0001,
   O_NOCTTY: 0x00020000,
   O_NONBLOCK: 0x00000004,
   O_CLOEXEC: 0x01000000,

@@ -28,4 +28,3 @@ export {
   type TermiosPlatform,
   termiosPlatform,
 } from "./termios.ts";
-export { TtyWriter } from "./tty_writer.ts";

@@ -226,13 +226,14 @@ Deno.test("FFI is opened only behind the OS switch, and never while modules load
   assert.equal(dlopens, 2, "one dlopen per supported system");
 });
 
-Deno.test("the client's graph reaches in src/platform only the libc binding, its tables and the share socket's modules", async () => {
+Deno.test("the client's graph reaches in src/platform only the libc binding, its tables, its standard output and the share socket's modules", async () => {
   const modules = await moduleGraph("src/client/mod.ts");
   const platform = modules.map((m) => relative(ROOT, m.local!))
     .filter((file) => file.startsWith("src/platform/")).sort();
   // The socket modules come in (imported lazily) only for session
   // sharing's Unix socket: its accept loop and the caller's uid
-  // (SO_PEERCRED), src/client/session_share.ts.
+  // (SO_PEERCRED), src/client/session_share.ts. std_output.ts writes
+  // stdout and stderr (sockets among them: it needs socket.ts too).
   assert.deepEqual(platform, [
     "src/platform/accept_loop.ts",
     "src/platform/libc.ts",
@@ -240,6 +241,7 @@ Deno.test("the client's graph reaches in src/platform only the libc binding, its
     "src/platform/reactor.ts",
     "src/platform/socket.ts",
     "src/platform/socket_pipe.ts",
+    "src/platform/std_output.ts",
     "src/platform/termios_layout.ts",
   ]);
 });

@@ -89,6 +89,7 @@ Deno.test({
   assert.equal(libcConstants("linux"), LINUX_LIBC);
   const names = [
     "O_RDWR",
+    "O_WRONLY",
     "O_NOCTTY",
     "O_NONBLOCK",
     "O_CLOEXEC",

@@ -1,0 +1,203 @@
+/**
+ * Writing to this process's stdout or stderr exactly once per byte, without
+ * ever blocking the event loop.
+ *
+ * `Deno.stdout.write` is not safe for that: it goes through Rust's buffered
+ * stdout, which may take bytes into its buffer and then throw when the
+ * flush finds no room (a stdout whose file description another program made
+ * non-blocking says EAGAIN when full). The caller cannot know those bytes
+ * were taken, writes them again, and the buffer writes them too: output
+ * doubled (2 MiB came out as 2.1 MiB). It also hops to a pool thread for
+ * every write, even a keystroke's echo.
+ *
+ * So on Linux the descriptor is written with `write(2)` directly, never
+ * through a buffer, and never on a description whose blocking mode someone
+ * else controls:
+ * - a terminal or a pipe is opened a second time through
+ *   `/proc/self/fd/N`, which gives a file description of our own: its
+ *   O_NONBLOCK is ours and changes nothing for the shell that shares the
+ *   original one;
+ * - a socket is written with `send(MSG_DONTWAIT)`, non-blocking per call;
+ * - anything else (a regular file, /dev/null: writes there never wait for
+ *   a reader), and every descriptor on other systems, is written the
+ *   runtime's way, whose wait is on a pool thread.
+ *
+ * A write that finds no room waits for it in `poll` on a worker thread.
+ *
+ * @module
+ */
+
+import {
+  callDoubtingErrno,
+  closeQuietly,
+  EAGAIN,
+  EPIPE,
+  errnoError,
+  libc,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_WRONLY,
+  POLLOUT,
+} from "./libc.ts";
+import { sendSome, SocketError, WOULD_BLOCK } from "./socket.ts";
+
+/** The standard descriptors written here: stdout and stderr. */
+export type StdOutputFd = 1 | 2;
+
+/**
+ * Longest one wait for room lasts in `poll` before the write is tried
+ * again. Its answer is not trusted either way (the worker thread's errno
+ * is out of reach); the next write tells the real state, so a lost wakeup
+ * costs this much latency, not a stuck write.
+ */
+const ROOM_POLL_MS = 100;
+
+/** Longest pause between two tries of a runtime write that found no room. */
+const NO_ROOM_PAUSE_MAX_MS = 50;
+
+/**
+ * stdout or stderr, written without a buffer in between and without
+ * blocking the event loop.
+ *
+ * @example
+ * ```ts
+ * const out = StdOutput.open(1);
+ * const bytes = new TextEncoder().encode("hi\n");
+ * for (let at = 0; at < bytes.length;) at += await out.write(bytes.subarray(at));
+ * ```
+ */
+export class StdOutput {
+  #fd: number;
+  #way: "own" | "socket" | "runtime";
+  #pollFds = new Uint8Array(8);
+
+  private constructor(fd: number, way: "own" | "socket" | "runtime") {
+    this.#fd = fd;
+    this.#way = way;
+  }
+
+  /**
+   * The best way to write descriptor `fd` here (see the module's text).
+   * Never fails: when nothing better can be had, the runtime's way.
+   */
+  static open(fd: StdOutputFd): StdOutput {
+    if (Deno.build.os !== "linux") return new StdOutput(fd, "runtime");
+    try {
+      const target = Deno.statSync(`/proc/self/fd/${fd}`);
+      if (target.isSocket) return new StdOutput(fd, "socket");
+      if (!target.isFifo && !isTerminal(fd)) {
+        return new StdOutput(fd, "runtime");
+      }
+      // O_WRONLY: a pipe opened for reading too would make us one of its
+      // readers, and a reader that left would never be noticed.
+      // O_NOCTTY: never become our controlling terminal by this open.
+      const path = new TextEncoder().encode(`/proc/self/fd/${fd}\0`);
+      const own = libc().open(
+        path,
+        O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+      );
+      if (own >= 0) return new StdOutput(own, "own");
+    } catch {
+      // fd closed (stat fails), no /proc: the runtime's way reports it
+    }
+    return new StdOutput(fd, "runtime");
+  }
+
+  /**
+   * How this output is written: "own" (a description of our own),
+   * "socket" or "runtime". For logs and tests.
+   */
+  get way(): string {
+    return this.#way;
+  }
+
+  /**
+   * Writes as much of `data` as the output takes now, synchronously: all
+   * of it, part of it, or nothing (0: no room now, or this output has no
+   * synchronous way; {@linkcode write} waits). Throws on a real failure:
+   * `Deno.errors.BrokenPipe` when the reader of a pipe or socket left
+   * (EPIPE), another error otherwise (EIO: a hung-up terminal). An errno
+   * is believed only once a second try repeats it (`callDoubtingErrno`).
+   */
+  tryWrite(data: Uint8Array): number {
+    if (this.#fd < 0) throw new Deno.errors.BadResource("output closed");
+    if (this.#way === "runtime") return 0;
+    if (this.#way === "socket") {
+      try {
+        const n = sendSome(this.#fd, data);
+        return n === WOULD_BLOCK ? 0 : n;
+      } catch (error) {
+        if (error instanceof SocketError && error.code === EPIPE) {
+          throw new Deno.errors.BrokenPipe(error.message);
+        }
+        throw error;
+      }
+    }
+    const c = libc();
+    const n = callDoubtingErrno(() =>
+      Number(c.write(this.#fd, data, BigInt(data.length)))
+    );
+    if (n >= 0) return n;
+    if (n === -EAGAIN) return 0;
+    if (n === -EPIPE) {
+      throw new Deno.errors.BrokenPipe(errnoError("write", EPIPE).message);
+    }
+    throw errnoError("write", -n);
+  }
+
+  /**
+   * Writes some of `data` (at least one byte when `data` is not empty),
+   * waiting for room as long as it takes: a slow reader, or a terminal
+   * stopped with Ctrl-S, is no failure. Resolves with the count; callers
+   * loop. Rejects as {@linkcode tryWrite} throws.
+   */
+  async write(data: Uint8Array): Promise<number> {
+    if (data.length === 0) return 0;
+    if (this.#way === "runtime") return await this.#runtimeWrite(data);
+    while (true) {
+      const n = this.tryWrite(data);
+      if (n > 0) return n;
+      await this.#waitForRoom();
+    }
+  }
+
+  /** Closes our own description, if any; the shared one is untouched. */
+  close(): void {
+    if (this.#way === "own") closeQuietly(this.#fd);
+    this.#fd = -1;
+  }
+
+  async #waitForRoom(): Promise<void> {
+    // struct pollfd { int fd; short events; short revents; }
+    const view = new DataView(this.#pollFds.buffer);
+    view.setInt32(0, this.#fd, true);
+    view.setInt16(4, POLLOUT, true);
+    view.setInt16(6, 0, true);
+    await libc().poll(this.#pollFds, 1n, ROOM_POLL_MS);
+  }
+
+  /**
+   * The runtime's write, waiting out "no room now" (WouldBlock) with a
+   * pause that doubles from 1 ms to 50 ms. Only for outputs where that
+   * cannot double bytes: a regular file never says EAGAIN, and on other
+   * systems there is no better way.
+   */
+  async #runtimeWrite(data: Uint8Array): Promise<number> {
+    const stream = this.#fd === 2 ? Deno.stderr : Deno.stdout;
+    for (let pause = 1;; pause = Math.min(pause * 2, NO_ROOM_PAUSE_MAX_MS)) {
+      try {
+        return await stream.write(data);
+      } catch (error) {
+        if (error instanceof Deno.errors.Interrupted) continue;
+        if (!(error instanceof Deno.errors.WouldBlock)) throw error;
+      }
+      // Not deadline.ts's sleep: platform/ imports nothing of ours.
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+function isTerminal(fd: number): boolean {
+  return fd === 2 ? Deno.stderr.isTerminal() : Deno.stdout.isTerminal();
+}
