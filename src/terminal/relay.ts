@@ -21,6 +21,7 @@ import {
   RELAY_SESSION_ID,
 } from "../session/mod.ts";
 import { controlSocketPath } from "./control_socket.ts";
+import { StdOutput } from "../platform/std_output.ts";
 
 const encoder = new TextEncoder();
 
@@ -85,7 +86,9 @@ export async function runRelay(idHex: string): Promise<number> {
   // the session dropped the connection (socket EOF).
   await Promise.race([
     copy(Deno.stdin, conn),
-    copy(conn, Deno.stdout),
+    // Not Deno.stdout: its buffer can write a frame's bytes twice when
+    // stdout is non-blocking (platform/std_output.ts).
+    copy(conn, StdOutput.open(1)),
   ]);
   try {
     conn.close();
