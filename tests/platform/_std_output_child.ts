@@ -64,6 +64,7 @@ if (mode === "pattern") {
   }
   injectErrnoFault(null);
   outcome.tries = tries;
+  outcome.errnoReads = reads;
 } else if (mode === "until-failure") {
   const bytes = new Uint8Array(4096).fill(0x42);
   try {

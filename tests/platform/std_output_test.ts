@@ -119,8 +119,16 @@ Deno.test({
         assert.equal(outcome.way, "own");
         assert.ok((outcome.filled as number) > 0, JSON.stringify(outcome));
         // A clobbered errno (ENOENT) taken at its word ended the client's
-        // output for good while its session stayed up.
-        assert.deepEqual(outcome.tries, Array(20).fill("took 0"));
+        // output for good while its session stayed up. The line discipline
+        // may free some room meanwhile (it moves bytes on in a kernel
+        // worker), so a try may take a little; none may throw.
+        const tries = outcome.tries as string[];
+        assert.equal(tries.length, 20);
+        for (const each of tries) assert.match(each, /^took \d+$/);
+        const full = tries.filter((each) => each === "took 0").length;
+        assert.ok(full >= 10, `most tries found no room: ${tries}`);
+        // Each of those read errno twice: clobbered, then the real EAGAIN.
+        assert.ok((outcome.errnoReads as number) >= 2 * full);
       } finally {
         await pty.close();
       }
