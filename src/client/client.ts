@@ -349,7 +349,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
         predict,
         cols,
         rows,
-        (bytes) => writeAll(local, bytes),
+        (bytes, how) => writeAll(local, bytes, how),
       );
       echo.catch(() => {}); // a failure shows where the session awaits it
     }
@@ -1100,7 +1100,7 @@ async function startPredictiveEcho(
     mode,
     cols,
     rows,
-    (bytes) => writeAll(local, bytes),
+    (bytes, how) => writeAll(local, bytes, how),
   );
   // Made ahead at the size then: a resize since is its to follow.
   if (made) await echo.resize(cols, rows);

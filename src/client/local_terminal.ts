@@ -359,14 +359,16 @@ export class LocalTerminal {
    * once (its buffer is full: a slow terminal or reader, or output stopped
    * with Ctrl-S) waits for room on a worker thread, so the event loop, and
    * with it the network side of the session, never waits for the terminal.
-   * Writes never overtake one another.
+   * Writes never overtake one another. Once `signal` is aborted it
+   * resolves 0 and writes nothing more (see {@linkcode StdOutput.write}).
    */
-  async write(bytes: Uint8Array): Promise<number> {
+  async write(bytes: Uint8Array, signal?: AbortSignal): Promise<number> {
     this.#output ??= StdOutput.open(1);
     if (this.#slow !== null) await this.#slow;
+    if (signal?.aborted) return 0;
     const n = this.#output.tryWrite(bytes);
     if (n > 0) return n;
-    const slow = this.#output.write(bytes);
+    const slow = this.#output.write(bytes, signal);
     this.#slow = slow;
     this.#slowSince = performance.now();
     try {

@@ -28,9 +28,14 @@ export interface CopyState {
   bytes: number;
 }
 
-/** A local output: resolves with how many of `p` it took (callers loop). */
+/**
+ * A local output: resolves with how many of `p` it took (callers loop).
+ * One that honours `signal` resolves 0 once it is aborted and writes
+ * nothing more, so a copy stopped while its output was full still knows
+ * its exact count; one that ignores it is waited for, then left out.
+ */
 export interface LocalOutput {
-  write(p: Uint8Array): Promise<number>;
+  write(p: Uint8Array, signal?: AbortSignal): Promise<number>;
 }
 
 /** A local write failed: the output behind a copy is gone. */
@@ -65,6 +70,7 @@ export class LocalOutputError extends Error {
 export class OutputCopies {
   #copies: Array<{ id: number; state: CopyState; done: Promise<void> }> = [];
   #stopped = false;
+  #stopping = new AbortController();
   #onReaderGone?: (channel: number) => void;
   #fail!: (error: LocalOutputError) => void;
   /** Resolves with the first copy that failed (never rejects). */
@@ -100,11 +106,14 @@ export class OutputCopies {
    * Stops every copy (no write starts after this), waits up to `timeoutMs`
    * for writes under way to settle, and returns, per channel, how many of
    * its bytes the local output took: exact, because nothing more is
-   * written. A copy whose write is still pending after the wait (a
-   * terminal stopped with Ctrl-S) is left out: its count may still grow.
+   * written. A write waiting for room (a terminal stopped with Ctrl-S)
+   * settles at once when its output honours the stop signal (the plain
+   * terminal and stdout do); one still pending after the wait (the
+   * predictive echo's) is left out: its count may still grow.
    */
   async stop(timeoutMs: number): Promise<Record<number, number>> {
     this.#stopped = true;
+    this.#stopping.abort();
     const deadline = performance.now() + timeoutMs;
     const writing = () =>
       this.#copies.some((copy) => copy.state.step === "writing");
@@ -130,7 +139,10 @@ export class OutputCopies {
         if (this.#stopped) return enter("stopped");
         enter("writing");
         for (let offset = 0; offset < data.length;) {
-          const n = await out.write(data.subarray(offset));
+          const n = await out.write(
+            data.subarray(offset),
+            this.#stopping.signal,
+          );
           offset += n;
           state.bytes += n;
           if (this.#stopped && offset < data.length) return enter("stopped");

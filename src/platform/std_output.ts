@@ -150,16 +150,20 @@ export class StdOutput {
    * Writes some of `data` (at least one byte when `data` is not empty),
    * waiting for room as long as it takes: a slow reader, or a terminal
    * stopped with Ctrl-S, is no failure. Resolves with the count; callers
-   * loop. Rejects as {@linkcode tryWrite} throws.
+   * loop. Rejects as {@linkcode tryWrite} throws. Once `signal` is
+   * aborted it resolves 0 and writes nothing more, even while waiting for
+   * room (so a caller that stops knows exactly what was written); the
+   * runtime's way cannot be called back and ignores it.
    */
-  async write(data: Uint8Array): Promise<number> {
+  async write(data: Uint8Array, signal?: AbortSignal): Promise<number> {
     if (data.length === 0) return 0;
     if (this.#way === "runtime") return await this.#runtimeWrite(data);
-    while (true) {
+    while (!signal?.aborted) {
       const n = this.tryWrite(data);
       if (n > 0) return n;
-      await this.#waitForRoom();
+      await this.#waitForRoom(signal);
     }
+    return 0;
   }
 
   /** Closes our own description, if any; the shared one is untouched. */
@@ -168,13 +172,24 @@ export class StdOutput {
     this.#fd = -1;
   }
 
-  async #waitForRoom(): Promise<void> {
+  async #waitForRoom(signal?: AbortSignal): Promise<void> {
     // struct pollfd { int fd; short events; short revents; }
     const view = new DataView(this.#pollFds.buffer);
     view.setInt32(0, this.#fd, true);
     view.setInt16(4, POLLOUT, true);
     view.setInt16(6, 0, true);
-    await libc().poll(this.#pollFds, 1n, ROOM_POLL_MS);
+    const polled = libc().poll(this.#pollFds, 1n, ROOM_POLL_MS);
+    if (signal === undefined) return void await polled;
+    // An abort need not wait for the poll: nothing is written after it,
+    // and the poll ends by itself within ROOM_POLL_MS.
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => onAbort = resolve);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await Promise.race([polled, aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /**

@@ -89,6 +89,8 @@ export class PtyProcess {
   #waiters = new Set<() => void>();
   #ended = false;
   #closed = false;
+  #paused: Promise<void> | null = null;
+  #resume = () => {};
 
   private constructor(pty: Pty, master: number) {
     this.pty = pty;
@@ -118,7 +120,10 @@ export class PtyProcess {
 
   async #pump(): Promise<void> {
     try {
-      for (let chunk; (chunk = await this.pty.read()) !== null;) {
+      for (
+        let chunk;
+        (await this.#paused, chunk = await this.pty.read()) !== null;
+      ) {
         this.#append(chunk);
       }
     } catch (error) {
@@ -245,6 +250,21 @@ export class PtyProcess {
     return getTermios(this.#master);
   }
 
+  /**
+   * Stops reading the terminal after the read under way (its chunk still
+   * arrives): the program's output fills the terminal and its writes find
+   * no room, as behind a slow terminal or one stopped with Ctrl-S.
+   */
+  pause(): void {
+    this.#paused ??= new Promise((resolve) => this.#resume = resolve);
+  }
+
+  /** Reads the terminal again after {@linkcode pause}. */
+  resume(): void {
+    this.#paused = null;
+    this.#resume();
+  }
+
   /** Sends `signal` to the program alone, as `kill -SIG pid` does. */
   signal(signal: Deno.Signal): void {
     Deno.kill(this.pid, signal);
@@ -284,6 +304,7 @@ export class PtyProcess {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.resume();
     await this.pty.close();
     await this.drained;
     await this.pty.exited;

@@ -6,13 +6,19 @@
  * @module
  */
 
+import type { LocalWriteOptions } from "./predictive_echo.ts";
+
 export {
   EchoPredictor,
   type Overlay,
   type OverlayCell,
   type PredictMode,
 } from "./echo_predictor.ts";
-export { type LocalWrite, PredictiveEcho } from "./predictive_echo.ts";
+export {
+  type LocalWrite,
+  type LocalWriteOptions,
+  PredictiveEcho,
+} from "./predictive_echo.ts";
 export { preloadScreenModel, ScreenModel } from "./screen_model.ts";
 export type { CursorPosition, ScreenView } from "./screen_view.ts";
 
@@ -37,12 +43,20 @@ export function parsePredictMode(text: string): (typeof PREDICT_MODES)[number] {
   return mode;
 }
 
-/** Writes all of `bytes` to `out`. */
+/**
+ * Writes all of `bytes` to `out`, or, once `options.signal` is aborted,
+ * what `out` took until then (an `out` that honours the signal resolves 0
+ * then). `options.taken` hears each count.
+ */
 export async function writeAll(
-  out: { write(p: Uint8Array): Promise<number> },
+  out: { write(p: Uint8Array, signal?: AbortSignal): Promise<number> },
   bytes: Uint8Array,
+  options?: LocalWriteOptions,
 ): Promise<void> {
   for (let at = 0; at < bytes.length;) {
-    at += await out.write(bytes.subarray(at));
+    const n = await out.write(bytes.subarray(at), options?.signal);
+    if (n === 0 && options?.signal.aborted) return;
+    at += n;
+    options?.taken?.(n);
   }
 }

@@ -56,8 +56,22 @@ function isEmpty(overlay: Overlay): boolean {
   return overlay.cells.length === 0 && overlay.cursor === null;
 }
 
-/** Where the bytes for the local terminal go, in order. */
-export type LocalWrite = (bytes: Uint8Array) => Promise<void>;
+/** What a {@linkcode LocalWrite} is given besides the bytes. */
+export interface LocalWriteOptions {
+  /**
+   * Once aborted, the write writes nothing more and resolves (a write
+   * waiting for room included): the client is leaving.
+   */
+  signal: AbortSignal;
+  /** Called with each count of these bytes the terminal took (for the remote's output only). */
+  taken?: (count: number) => void;
+}
+
+/** Where the bytes for the local terminal go, in order: all of them. */
+export type LocalWrite = (
+  bytes: Uint8Array,
+  options: LocalWriteOptions,
+) => Promise<void>;
 
 /**
  * Predictive echo between the session and the local terminal.
@@ -84,6 +98,15 @@ export class PredictiveEcho {
   #writing = 0;
   #wasShowing = false;
   #partialReport = "";
+  // Stopped by the sink's signal: no write starts after it.
+  #stopping = new AbortController();
+  // The remote's chunk being written through the sink, and how many of
+  // the remote's bytes the terminal took through it, in all.
+  #counted: Uint8Array | null = null;
+  #remoteTaken = 0;
+  #countRemote = (count: number) => {
+    this.#remoteTaken += count;
+  };
   #reportTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
@@ -120,11 +143,33 @@ export class PredictiveEcho {
     return this.#predictor;
   }
 
-  /** The remote's output goes here instead of to the terminal. */
-  readonly sink: { write(p: Uint8Array): Promise<number> } = {
-    write: async (p) => {
-      await this.output(p);
-      return p.length;
+  /**
+   * The remote's output goes here instead of to the terminal. Resolves
+   * with `p.length` once the terminal took it all. Once `signal` is
+   * aborted (the client is leaving) the echo writes nothing more, a write
+   * waiting for room included, and this resolves with how many of `p`'s
+   * bytes the terminal took: exact, so the session can send the rest to
+   * the next client.
+   */
+  readonly sink: {
+    write(p: Uint8Array, signal?: AbortSignal): Promise<number>;
+  } = {
+    write: async (p, signal) => {
+      if (signal?.aborted) this.#stopping.abort();
+      if (this.#stopping.signal.aborted) return 0;
+      const stop = () => this.#stopping.abort();
+      signal?.addEventListener("abort", stop, { once: true });
+      const before = this.#remoteTaken;
+      this.#counted = p;
+      try {
+        await this.output(p);
+      } finally {
+        this.#counted = null;
+        signal?.removeEventListener("abort", stop);
+      }
+      return this.#stopping.signal.aborted
+        ? this.#remoteTaken - before
+        : p.length;
     },
   };
 
@@ -390,7 +435,12 @@ export class PredictiveEcho {
 
   /** Writes in call order (keystrokes and output share one terminal). */
   #enqueue(...parts: Uint8Array[]): Promise<void> {
-    const write = this.#write;
+    const signal = this.#stopping.signal;
+    const write = (part: Uint8Array) =>
+      signal.aborted ? Promise.resolve() : this.#write(part, {
+        signal,
+        taken: part === this.#counted ? this.#countRemote : undefined,
+      });
     const nonEmpty = parts.filter((part) => part.length > 0);
     if (this.#writing === 0 && nonEmpty.length === 1) {
       // Nothing in flight: write at once (a bulk stream's common case).
