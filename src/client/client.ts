@@ -779,7 +779,11 @@ async function runSession(
     notice(text, local.isRaw);
     echo?.locate().catch(() => {}); // the notice moved the cursor
   };
+  // Aborted when the client leaves on purpose (a detach): the session
+  // drops the pipe then, and dialling again would attach it once more.
+  const leaving = new AbortController();
   const reconnecting = keepConnected(connection, {
+    signal: leaving.signal,
     dial: run.dial,
     connectTimeoutMs: run.connectTimeoutMs,
     awayTimeoutMs: run.sessionTimeoutMs,
@@ -847,10 +851,15 @@ async function runSession(
   // how much of each output its local side took, so the next client gets
   // the rest (what sat received but unwritten here included). `budgetMs`
   // bounds the whole (a signal's cleanup has 300 ms).
-  const detach = async (budgetMs = 250) => {
+  const detach = async (why: string, budgetMs = 250) => {
+    log.info(`detaching: ${why}`);
     detaching = true;
     const deadline = performance.now() + budgetMs;
     const written = await copies.stop(Math.min(100, budgetMs / 3));
+    // Connected: the detach goes out on this pipe, which the session drops
+    // on reading it, so no redial. Down: a reconnect may still carry it;
+    // redialling stops once it is through or the budget is spent.
+    if (connection.connected) leaving.abort();
     // Bounded: with the connection down and its window full, the write
     // would wait for a reconnect that may never come.
     await withDeadline(
@@ -870,12 +879,13 @@ async function runSession(
       // on a detach). Down when it was written: a reconnect may carry it.
       (connection.connected || !sentWhileConnected)
     ) await sleep(10);
+    leaving.abort();
     return connection.unacknowledgedBytes === 0 || !connection.connected &&
         sentWhileConnected;
   };
   local.guardSignals(async () => {
     // The share socket goes too (no FFI wait may outlive the process).
-    await Promise.all([detach(), sharing?.close()]);
+    await Promise.all([detach("a signal"), sharing?.close()]);
   });
 
   const terminal = connection.channel(TERMINAL_CHANNEL);
@@ -931,7 +941,7 @@ async function runSession(
               if (action === "help") say(ESCAPE_HELP);
               if (action === "detach") {
                 if (bytes.length > 0) await terminal.write(bytes);
-                await detach();
+                await detach("~. typed");
                 detachedByEscape = true;
                 return;
               }
@@ -1125,7 +1135,7 @@ function refusedControlLine(length: number) {
 async function leaveLocalOutputGone(
   failure: LocalOutputError,
   how: {
-    detach: (budgetMs: number) => Promise<boolean>;
+    detach: (why: string, budgetMs: number) => Promise<boolean>;
     local: LocalTerminal;
     resumeHint: string;
     pty: boolean;
@@ -1139,7 +1149,7 @@ async function leaveLocalOutputGone(
   log.warn(`local output failed (${what}): ${failure.message}; detaching`);
   // Longer than a signal's budget: nothing else hurries us, and a session
   // that has the counts keeps every byte for the next client.
-  const told = await how.detach(3000);
+  const told = await how.detach("the local output failed", 3000);
   how.local.restore();
   how.local.resetModes();
   const loss = told ? "" : " (it may not have learnt where output stopped)";

@@ -63,6 +63,13 @@ export interface KeepConnectedOptions {
   awayTimeoutMs?: number;
   /** Told about each failed attempt (for status lines and logs). */
   onAttemptFailed?: (error: Error) => void;
+  /**
+   * Stops the loop once aborted: no attempt starts after it, attempts in
+   * flight are abandoned, and the connection is left as it is (not
+   * closed). For an end that leaves on purpose without ending the
+   * session: a pipe the peer drops then must not be dialled again.
+   */
+  signal?: AbortSignal;
 }
 
 /** What the redial loop is doing, for a status line. Read live. */
@@ -247,6 +254,11 @@ async function redial(
   let downSince = status.since;
   let delay = 0;
   let settled: () => void = () => {};
+  const stop = options.signal;
+  const stopped = new Promise<void>((resolve) => {
+    if (stop?.aborted) resolve();
+    stop?.addEventListener("abort", () => resolve(), { once: true });
+  });
 
   const start = () => {
     const attempt: Attempt = { abort: new AbortController(), proving: false };
@@ -291,7 +303,7 @@ async function redial(
     })();
   };
 
-  while (!connection.isClosed) {
+  while (!connection.isClosed && !stop?.aborted) {
     if (connection.isEnding) {
       await connection.closed;
       break;
@@ -312,7 +324,11 @@ async function redial(
         if (!attempt.proving) attempt.abort.abort();
       }
       delay = 0;
-      await Promise.race([connection.waitDetached(), connection.closed]);
+      await Promise.race([
+        connection.waitDetached(),
+        connection.closed,
+        stopped,
+      ]);
       continue;
     }
     const now = monotonicNow();
@@ -339,13 +355,14 @@ async function redial(
       Math.min(wait, deadline - now),
       new Promise<void>((resolve) => settled = resolve),
       connection.closed,
+      stopped,
     );
-    if (!connection.connected && !connection.isClosed) {
+    if (!connection.connected && !connection.isClosed && !stop?.aborted) {
       // A fast failure still waits out the backoff before the next try.
       const after = monotonicNow();
       const rest = Math.min(wait - (after - began), deadline - after);
       if (rest > 0 && pending.size === 0) {
-        await pause(rest, connection.closed);
+        await pause(rest, connection.closed, stopped);
       }
     }
     delay = Math.min(Math.max(delay * 2, FIRST_RETRY_MS), maxBackoff);

@@ -115,6 +115,14 @@ for (
             143,
             `the client's exit; stderr: ${Deno.readTextFileSync(`${dir}/err`)}`,
           );
+          // The leaving client dialled no new pipe after its detach (the
+          // session dropped the one it came on): it was attached once.
+          const hostLog = await terminalLogs(world.runtimeDir);
+          const afterDetach = hostLog.slice(
+            hostLog.lastIndexOf("client detached"),
+          );
+          assert.ok(afterDetach.length > 0, `a detach: ${hostLog}`);
+          assert.doesNotMatch(afterDetach, /away -> connected/, hostLog);
           const listed = await runToEnd(world.client(["--list"]));
           const sessions = parseSessionList(listed.stdout);
           assert.deepEqual(
@@ -163,4 +171,15 @@ for (
         }
       }),
   });
+}
+
+/** The world's terminal logs, concatenated. */
+async function terminalLogs(runtimeDir: string): Promise<string> {
+  let text = "";
+  for await (const entry of Deno.readDir(runtimeDir)) {
+    if (/^terminal-[0-9a-f]{8}\.log$/.test(entry.name)) {
+      text += await Deno.readTextFile(`${runtimeDir}/${entry.name}`);
+    }
+  }
+  return text;
 }
