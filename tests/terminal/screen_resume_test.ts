@@ -350,3 +350,78 @@ Deno.test("screen resume: past its part size the log starts over, keeping one ol
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("screen resume: charsets, a pending wrap, the saved cursor, tab stops, newline mode and the region come back: what the program prints next lands alike", async () => {
+  const { truth, local } = await resumeOnto(
+    FLOOD +
+      // Saved at 5;10 (default pen, ASCII), then DEC graphics in G0, G1
+      // ASCII, newline mode, a region, one tab stop at 5, and text up to
+      // the last column of the region's bottom line (a pending wrap).
+      `printf '\\033[5;10H\\0337\\033[1;33m\\033(0\\033)B\\033[20h` +
+      `\\033[3;20r\\033[3g\\033[1;5H\\033H\\033[20;75Habcdef'`,
+    // The person's terminal: other charsets shifted in, origin mode, a
+    // saved cursor elsewhere.
+    "\x1b)0\x0e\x1b[10;10H\x1b7\x1b[?6hJUNK",
+  );
+  assert.deepEqual(view(local), view(truth));
+  // The program goes on: graphics wrap onto a scrolled line, LF is CR LF,
+  // a tab to the one stop, the saved cursor back with its pen and ASCII.
+  const next = new TextEncoder().encode("lqk\n\tX\x1b8Y\x0ex");
+  feed(truth, next);
+  feed(local, next);
+  assert.deepEqual(view(local), view(truth));
+  const rows = view(truth).rows;
+  assert.equal(rows[18], "┌─┐");
+  assert.equal(rows[19], "    X");
+  assert.equal(rows[4]?.slice(9, 11), "Yx");
+});
+
+Deno.test("screen resume: output the emulator throws on (ED 1 past the bottom right margin) still reaches the client whole", async () => {
+  const dir = await privateDir();
+  const program = await startProgram(
+    // The pause keeps seq's lines out of the chunk the emulator throws on.
+    spec(
+      `stty -opost; printf '\\033[24;80HX\\033[1J'; sleep 0.3; seq 1 20000`,
+    ),
+  );
+  const screen = await ScreenResume.start({
+    dir,
+    idHex: "fe".repeat(16),
+    cols: COLS,
+    rows: ROWS,
+  });
+  try {
+    const backlog = new OutputBacklog(
+      screen.tap(program.output, () => false),
+      () => 256 * 1024,
+    );
+    screen.bind(backlog);
+    const sent = createHash("sha256");
+    let bytes = 0;
+    while (!backlog.sourceDone || backlog.bytes > 0) {
+      for (const chunk of await drain(backlog)) {
+        sent.update(chunk);
+        bytes += chunk.length;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const seq = await new Deno.Command("seq", { args: ["1", "20000"] })
+      .output();
+    const expected = new Uint8Array([
+      ...new TextEncoder().encode("\x1b[24;80HX\x1b[1J"),
+      ...seq.stdout,
+    ]);
+    assert.equal(bytes, expected.length);
+    assert.equal(
+      sent.digest("hex"),
+      createHash("sha256").update(expected).digest("hex"),
+    );
+    // The emulator goes on too: the snapshot shows the last lines.
+    const text = new TextDecoder().decode(screen.snapshot());
+    assert.ok(text.includes("20000"), "the snapshot has the last line");
+  } finally {
+    screen.close();
+    await program.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
