@@ -192,13 +192,21 @@ function lines(terminal: Any, buffer: Any, scrollback: number): string {
     pen = next;
   };
   // Whether the cursor is past the margin after the line's last cell.
-  let pending = false;
+  let pending = false as boolean;
   // Whether the line was reached by wrapping (it may hold the pen's
   // background, from a scroll, where it is empty).
   let wrapped = false;
+  // A screen without scrollback whose top line continues one gone: it is
+  // reached by wrapping from a line of spaces, which the screen's last
+  // line scrolls away.
+  const lead = scrollback === 0 && buffer.getLine(first)?.isWrapped === true;
+  if (lead) {
+    out += " ".repeat(cols);
+    pending = true;
+  }
   for (let y = first; y < buffer.length; y++) {
     const line = buffer.getLine(y);
-    if (y > first) {
+    if (y > first || lead) {
       if (line.isWrapped && pending && hasText(line.getCell(0))) {
         // The line's first character wraps onto it.
         wrapped = true;
@@ -425,12 +433,17 @@ function modes(terminal: Any): string {
   if (encoding === "SGR") out += "\x1b[?1006h";
   if (encoding === "SGR_PIXELS") out += "\x1b[?1016h";
   if (core.coreService.isCursorHidden) out += "\x1b[?25l";
+  // The cursor's shape, once a program set one (DECSCUSR: 1 blinking
+  // block … 6 steady bar); else the person's own stays.
+  const shape = { block: 1, underline: 3, bar: 5 }[dec.cursorStyle as string];
+  if (shape !== undefined) out += `\x1b[${shape + (dec.cursorBlink ? 0 : 1)} q`;
   return out;
 }
 
 const COLOR_P16 = 0x1000000;
 const DEFAULT_PEN = "\x1b[0m";
 const COLOR_P256 = 0x2000000;
+const COLOR_RGB = 0x3000000;
 
 /**
  * A pen (the emulator's attribute data, or a cell) as one SGR from the
@@ -448,7 +461,15 @@ function sgr(attr: Any): string {
   if (attr.isBold()) params.push(1);
   if (attr.isDim()) params.push(2);
   if (attr.isItalic()) params.push(3);
-  if (attr.isUnderline()) params.push(4);
+  // Single, double, curly, dotted, dashed; and its own colour, if set.
+  // (The emulator can say underlined with no style: plain then.)
+  const underline = attr.getUnderlineStyle();
+  if (underline > 1) params.push(`4:${underline}`);
+  else if (attr.isUnderline()) params.push(4);
+  if (attr.hasExtendedAttrs() && ~attr.extended.underlineColor) {
+    const mode = attr.getUnderlineColorMode();
+    addColor(params, 50, 50, mode, attr.getUnderlineColor());
+  }
   if (attr.isBlink()) params.push(5);
   if (attr.isInverse()) params.push(7);
   if (attr.isInvisible()) params.push(8);
@@ -457,7 +478,10 @@ function sgr(attr: Any): string {
   return `\x1b[${params.join(";")}m`;
 }
 
-/** A colour's SGR parameters, in the form it was set. */
+/**
+ * A colour's SGR parameters, in the form it was set: `base` 30 for the
+ * foreground, 40 the background, 50 the underline (58: no short form).
+ */
 function addColor(
   params: (number | string)[],
   base: number,
@@ -465,11 +489,13 @@ function addColor(
   mode: number,
   c: number,
 ) {
-  if (mode === COLOR_P16) params.push(c < 8 ? base + c : bright + c - 8);
-  else if (mode === COLOR_P256) params.push(`${base + 8};5;${c}`);
-  else {params.push(
-      `${base + 8};2;${c >>> 16 & 255};${c >>> 8 & 255};${c & 255}`,
-    );}
+  if (mode === COLOR_P16 && base !== 50) {
+    params.push(c < 8 ? base + c : bright + c - 8);
+  } else if (mode === COLOR_P16 || mode === COLOR_P256) {
+    params.push(`${base + 8};5;${c}`);
+  } else if (mode === COLOR_RGB) {
+    params.push(`${base + 8};2;${c >>> 16 & 255};${c >>> 8 & 255};${c & 255}`);
+  }
 }
 
 /** The background of a cell alone, as ECH erases with it. */

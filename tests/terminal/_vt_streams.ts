@@ -167,6 +167,7 @@ export function vtStream(
           "\x1b[?25h",
           "\x1b[?45h",
           "\x1b[?45l",
+          `\x1b[${int(7)} q`,
         ]),
     ],
     [2, () => "\b"],
@@ -235,8 +236,10 @@ export function terminalState(terminal: Xterm) {
         // What a wide character covers does not show, whatever it holds.
         if (c.getWidth() === 2) x++;
       }
-      // Whether it continues the line above (not known of the first).
-      const wrapped = y > 0 && line.isWrapped;
+      // Whether it continues the line above (not known of the main
+      // screen's first).
+      const wrapped = line.isWrapped &&
+        (y > 0 || buffer === terminal.buffer.alternate);
       rows.push(`${wrapped ? "+" : " "}${cells.join(" ")}`);
     }
     return rows;
@@ -253,6 +256,10 @@ export function terminalState(terminal: Xterm) {
     cursor: [core.buffer.x, core.buffer.y],
     modes: { ...terminal.modes },
     hidden: core.coreService.isCursorHidden,
+    shape: [
+      core.coreService.decPrivateModes.cursorStyle,
+      core.coreService.decPrivateModes.cursorBlink,
+    ],
     convertEol: terminal.options.convertEol,
     region: [core.buffer.scrollTop, core.buffer.scrollBottom],
     glevel: charsets.glevel,
@@ -265,6 +272,21 @@ export function terminalState(terminal: Xterm) {
 }
 
 const encoder = new TextEncoder();
+
+/** Whether a cell covered by a wide character holds something else. */
+function hidesText(terminal: Xterm): boolean {
+  for (const buffer of [terminal.buffer.normal, terminal.buffer.alternate]) {
+    for (let y = 0; y < buffer.length; y++) {
+      const line = buffer.getLine(y);
+      for (let x = 0; x + 1 < terminal.cols; x++) {
+        if (line.getCell(x).getWidth() !== 2) continue;
+        if (line.getCell(x + 1).getWidth() !== 0) return true;
+        x++;
+      }
+    }
+  }
+  return false;
+}
 
 /** The sizes tried: small screens meet the margins and regions often. */
 const SIZES: [number, number][] = [[20, 8], [13, 5], [80, 24]];
@@ -327,6 +349,19 @@ export async function replay(
       // A known gap: on the alternate screen, a charset in GL that its
       // G-set does not hold (after DECRC) takes over that screen's saved
       // cursor slot to come back; a DECRC in B would then differ.
+      return "gap" as const;
+    }
+    const normal = truth.terminal.buffer.normal;
+    if (normal.baseY === 0 && normal.getLine(0).isWrapped) {
+      // A known gap: the top line of a main screen with no scrollback
+      // continues a line gone (a scroll region moved it there): nothing
+      // wraps onto it. B could move it down.
+      return "gap" as const;
+    }
+    if (hidesText(truth.terminal)) {
+      // A known gap: the emulator can leave a character under the right
+      // half of a wide one (insertions, deletions); no byte stream puts it
+      // back there, and B could uncover it.
       return "gap" as const;
     }
     // The one cell a snapshot cannot make exactly: on the alternate
