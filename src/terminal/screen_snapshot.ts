@@ -211,18 +211,18 @@ function lines(terminal: Any, buffer: Any, scrollback: number): string {
         // The line's first character wraps onto it.
         wrapped = true;
       } else if (line.isWrapped) {
-        // Wrap onto it with a space, then put both cells back: the last
-        // of the line above (erased) and the first of this one.
-        const above = buffer.getLine(y - 1).getCell(cols - 1);
-        const restore = pending ? "" : `\x1b[A\x1b[${cols}G` +
-          sgrBackground(above) + "\x1b[X\x1b[B\r";
-        if (!pending) out += `\x1b[${cols}G`;
+        // Wrap onto it with a space and erase that; when the line above
+        // did not reach the margin, print a space in its last cell first
+        // and erase that too, with its background.
         setPen(DEFAULT_PEN);
-        out += " ";
-        if (!pending) out += " ";
-        out += "\b\x1b[X" + restore;
-        pen = restore === "" ? DEFAULT_PEN : sgrBackground(above);
-        setPen(DEFAULT_PEN);
+        if (pending) out += " \b\x1b[X";
+        else {
+          const above = sgrBackground(buffer.getLine(y - 1).getCell(cols - 1));
+          out += `\x1b[${cols}G  \b\x1b[X\x1b[A\x1b[${cols}G${above}` +
+            "\x1b[X\x1b[B\r";
+          pen = above;
+          setPen(DEFAULT_PEN);
+        }
         wrapped = true;
       } else {
         setPen(DEFAULT_PEN);
@@ -244,8 +244,9 @@ function lines(terminal: Any, buffer: Any, scrollback: number): string {
     };
     for (let x = 0; x < cols; x++) {
       const cell = line.getCell(x);
-      const width = cell.getWidth();
-      if (width === 0) continue;
+      // A wide character's right half is skipped below: one met here is
+      // left over (an insertion moved it) and shows as a blank.
+      const width = Math.max(1, cell.getWidth());
       // A wide character in the last column (the emulator lets insertions
       // push one there) cannot be printed there: it shows as a blank.
       if (!hasText(cell) || x + width > cols) {

@@ -210,7 +210,8 @@ function cell(c: Xterm): string {
     c.isStrikethrough(),
     c.isOverline(),
   ].map((on) => on ? "1" : "0").join("");
-  if (c.getChars() === "") return `""/${c.getWidth()}/${bg}`;
+  // (A right half left over without its wide character is one too.)
+  if (c.getChars() === "") return `""/${bg}`;
   return `${JSON.stringify(c.getChars())}/${c.getWidth()}/${fg}/${bg}/${flags}`;
 }
 
@@ -232,7 +233,7 @@ export function terminalState(terminal: Xterm) {
         const c = line.getCell(x);
         // A wide character pushed into the last column does not show.
         const cut = c.getWidth() === 2 && x === terminal.cols - 1;
-        cells.push(cut ? `""/1/${cell(c).split("/")[3]}` : cell(c));
+        cells.push(cut ? `""/${cell(c).split("/")[3]}` : cell(c));
         // What a wide character covers does not show, whatever it holds.
         if (c.getWidth() === 2) x++;
       }
@@ -378,7 +379,7 @@ export async function replay(
       const s = terminalState(emulator.terminal);
       if (!erasedMargin) return s;
       const blank = (row: string) =>
-        row.replace(/""\/1\/(\S+)/g, '" "/1/d/$1/000000000');
+        row.replace(/""\/(\S+)/g, '" "/1/d/$1/000000000');
       return { ...s, screen: s.screen.map(blank), main: s.main.map(blank) };
     };
     feed(replica, await snapshot(encoder.encode(missed), cols, rows));
