@@ -204,6 +204,12 @@ function lines(terminal: Any, buffer: Any, scrollback: number): string {
     out += " ".repeat(cols);
     pending = true;
   }
+  // One cell read into over and over, and the last text cell's pen.
+  const scratch = buffer.getNullCell();
+  let lastFg = -1;
+  let lastBg = -1;
+  let lastExt: unknown = null;
+  let lastPen = DEFAULT_PEN;
   for (let y = first; y < buffer.length; y++) {
     const line = buffer.getLine(y);
     if (y > first || lead) {
@@ -243,21 +249,30 @@ function lines(terminal: Any, buffer: Any, scrollback: number): string {
       blank = 0;
     };
     for (let x = 0; x < cols; x++) {
-      const cell = line.getCell(x);
+      const cell = line.getCell(x, scratch);
       // A wide character's right half is skipped below: one met here is
       // left over (an insertion moved it) and shows as a blank.
       const width = Math.max(1, cell.getWidth());
       // A wide character in the last column (the emulator lets insertions
       // push one there) cannot be printed there: it shows as a blank.
       if (!hasText(cell) || x + width > cols) {
-        const cellPen = sgrBackground(cell);
+        const cellPen = cell.isBgDefault() ? DEFAULT_PEN : sgrBackground(cell);
         if (blank > 0 && cellPen !== blankPen) flushBlank(false);
         blankPen = cellPen;
         blank += width;
         continue;
       }
       flushBlank(false);
-      setPen(sgr(cell));
+      // The same attributes as the cell before: the same pen (most are).
+      if (
+        cell.fg !== lastFg || cell.bg !== lastBg || cell.extended !== lastExt
+      ) {
+        lastFg = cell.fg;
+        lastBg = cell.bg;
+        lastExt = cell.extended;
+        lastPen = sgr(cell);
+      }
+      setPen(lastPen);
       out += cell.getChars();
       pending = x + width >= cols;
       // What a wide character covers is hidden, whatever it holds.
