@@ -29,6 +29,7 @@ import type { OutputSource } from "./program.ts";
 import {
   createScreenEmulator,
   feedEmulator,
+  neutralText,
   type ScreenEmulator,
   screenSnapshot,
   SNAPSHOT_SCROLLBACK_LINES,
@@ -213,7 +214,10 @@ export class ScreenResume {
       log.warn(`snapshot failed: ${errorMessage(error)}`);
       snapshot = new Uint8Array(0);
     }
-    const notice = encoder.encode(this.#notice(missed));
+    // Readable whatever charset or pen the program left on.
+    const notice = encoder.encode(
+      neutralText(this.#emulator, this.#notice(missed)),
+    );
     // The emulator is what the client's terminal shows: the notice too.
     feedEmulator(this.#emulator, notice);
     backlog.replacePending([snapshot, notice]);

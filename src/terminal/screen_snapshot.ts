@@ -289,6 +289,31 @@ function hasText(cell: Any): boolean {
 }
 
 /**
+ * `text` (a line for the person, ASCII) as bytes that show it as written
+ * whatever state the program left the terminal in, then put that state
+ * back: G0 ASCII shifted in, the default pen, no insertion for the text;
+ * after it the charsets, insert mode and the pen as they were (so the
+ * emulator, fed the same bytes, still holds the program's state).
+ *
+ * @example
+ * ```ts
+ * const bytes = neutralText(emulator, "\r\n[et: a line]\r\n");
+ * ```
+ */
+export function neutralText(emulator: ScreenEmulator, text: string): string {
+  const core = emulator.terminal._core;
+  const charsets = core._charsetService;
+  const insert = core.coreService.modes.insertMode;
+  // A charset in GL that its G-set does not hold (after DECRC) comes
+  // back only by DECRC, which would move the cursor: left alone.
+  const consistent = charsets.charset === charsets._charsets[charsets.glevel];
+  return "\x1b[0m" + (insert ? "\x1b[4l" : "") +
+    (consistent ? "\x1b(B\x0f" : "") + text +
+    (consistent ? designate(charsets) : "") + (insert ? "\x1b[4h" : "") +
+    sgr(core._inputHandler._curAttrData);
+}
+
+/**
  * A screen's state besides its cells: its scroll region, its tab stops
  * and its saved cursor; the cursor ends anywhere, the pen default, G0
  * ASCII shifted in (what cells are written with).

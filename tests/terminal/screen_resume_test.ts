@@ -132,11 +132,14 @@ async function resumeOnto(command: string, mess: string) {
     assert.ok(screen.clientBack(), "past the threshold: a snapshot");
     const [snapshot, notice] = await drain(backlog);
     const text = new TextDecoder().decode(notice);
-    assert.match(text, /^\r\n\[et: [\d.]+ MiB of output skipped/);
+    assert.match(
+      text,
+      /^\x1b\[0m(\x1b\[4l)?(\x1b\(B\x0f)?\r\n\[et: [\d.]+ MiB of output skipped/,
+    );
     assert.ok(text.includes(screen.logPath));
     feed(local, snapshot);
     const logged = await Deno.readFile(screen.logPath);
-    return { truth, local, snapshot, logged, screen };
+    return { truth, local, snapshot, notice, logged, screen };
   } finally {
     screen.close();
     await program.close();
@@ -424,4 +427,32 @@ Deno.test("screen resume: output the emulator throws on (ED 1 past the bottom ri
     await program.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("screen resume: the notice reads as ASCII under DEC graphics, a pen and insert mode, which hold again after it", async () => {
+  const { truth, local, notice } = await resumeOnto(
+    FLOOD + `printf '\\033[1;31m\\033(0\\033[4h\\033[10;1H'`,
+    "junk\r\n",
+  );
+  // The session's emulator takes the notice too: so does the truth.
+  feed(truth, notice);
+  feed(local, notice);
+  const next = new TextEncoder().encode("lqk");
+  feed(truth, next);
+  feed(local, next);
+  assert.deepEqual(view(local), view(truth));
+  const rows = view(local).rows;
+  const at = rows.findIndex((row: string) => row.startsWith("[et: "));
+  assert.ok(at >= 0, rows.join("\n"));
+  assert.match(rows[at], /of output skipped while you were away/);
+  // (The notice wraps at 80 columns: the next line is after it.) The
+  // graphics are inserted before the line's text, not over it.
+  const after = rows.findIndex((row: string, y: number) =>
+    y > at && row.startsWith("┌─┐")
+  );
+  assert.ok(after > at, "graphics again after the notice");
+  assert.equal(rows[after], "┌─┐" + "x".repeat(77), "inserted");
+  const cell = local.buffer.active.getLine(local.buffer.active.baseY + after)
+    .getCell(0);
+  assert.ok(cell.isBold() && cell.getFgColor() === 1, "and the pen");
 });
