@@ -7,18 +7,18 @@
  * it, the waiting bytes leave memory (they are in the log and the
  * emulator). When a client is back and more than the threshold was
  * missed, the missed bytes are replaced by a snapshot of the screen (the
- * last {@link SNAPSHOT_SCROLLBACK_LINES} lines of scrollback, the screen,
- * the cursor and the modes: `@xterm/addon-serialize`) and one line saying
- * where the whole stream is. Below the threshold the bytes go as they
- * are.
+ * last {@link SNAPSHOT_SCROLLBACK_LINES} lines of scrollback, the screen
+ * and all the state later output depends on: `screen_snapshot.ts`) and
+ * one line saying where the whole stream is. Below the threshold the
+ * bytes go as they are.
  *
  * The transport knows nothing of this: the decision is made on the
  * session's output backlog, on bytes the transport does not hold yet.
  * Bytes it holds (its window) are sent again as always, before the
  * snapshot, which begins by clearing the screen.
  *
- * Both npm packages load lazily: only sessions with this option pay for
- * them.
+ * The emulator's npm package loads lazily: only sessions with this option
+ * pay for it.
  *
  * @module
  */
