@@ -7,18 +7,18 @@
  * it, the waiting bytes leave memory (they are in the log and the
  * emulator). When a client is back and more than the threshold was
  * missed, the missed bytes are replaced by a snapshot of the screen (the
- * last {@link SNAPSHOT_SCROLLBACK_LINES} lines of scrollback, the screen,
- * the cursor and the modes: `@xterm/addon-serialize`) and one line saying
- * where the whole stream is. Below the threshold the bytes go as they
- * are.
+ * last {@link SNAPSHOT_SCROLLBACK_LINES} lines of scrollback, the screen
+ * and all the state later output depends on: `screen_snapshot.ts`) and
+ * one line saying where the whole stream is. Below the threshold the
+ * bytes go as they are.
  *
  * The transport knows nothing of this: the decision is made on the
  * session's output backlog, on bytes the transport does not hold yet.
  * Bytes it holds (its window) are sent again as always, before the
  * snapshot, which begins by clearing the screen.
  *
- * Both npm packages load lazily: only sessions with this option pay for
- * them.
+ * The emulator's npm package loads lazily: only sessions with this option
+ * pay for it.
  *
  * @module
  */
@@ -26,6 +26,16 @@
 import { errorMessage, logger } from "../log.ts";
 import type { OutputBacklog } from "./backlog.ts";
 import type { OutputSource } from "./program.ts";
+import {
+  createScreenEmulator,
+  feedEmulator,
+  neutralText,
+  type ScreenEmulator,
+  screenSnapshot,
+  SNAPSHOT_SCROLLBACK_LINES,
+} from "./screen_snapshot.ts";
+
+export { SNAPSHOT_SCROLLBACK_LINES };
 
 const log = logger("resume");
 
@@ -48,43 +58,7 @@ export const SCREEN_LOG_PART_BYTES = 256 * 1024 * 1024;
 /** Options of a new log part: owner-only, never an existing file or link. */
 const NEW_LOG: Deno.OpenOptions = { write: true, createNew: true, mode: 0o600 };
 
-/** Lines of scrollback a snapshot carries above the screen. */
-export const SNAPSHOT_SCROLLBACK_LINES = 500;
-
-/**
- * What a snapshot begins with: the local terminal back to the defaults
- * the serialized state is written against (main screen, pen, scroll
- * region, the modes the serializer sets only when they are on, cursor
- * shown), then cursor home and erase display, a full clear (the client's
- * prediction model trusts itself again after it).
- */
-const SNAPSHOT_PREFIX = "\x1b[?1049l" + // leave the alternate screen
-  "\x1b[0m\x1b[r" + // pen, scroll region
-  "\x1b[?1l\x1b>\x1b[?66l\x1b[?2004l\x1b[4l\x1b[?6l\x1b[?45l\x1b[?1004l" +
-  "\x1b[?7h\x1b[?25h" + // wraparound, cursor shown
-  "\x1b[?9l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1016l" + // mouse
-  "\x1b(B\x0f" + // G0 ASCII, shift in
-  "\x1b[H\x1b[2J";
-
 const encoder = new TextEncoder();
-
-// deno-lint-ignore no-explicit-any
-type Module = any;
-let modules: Promise<[Module, Module]> | undefined;
-
-/** Loads the emulator and its serializer once, on first use. */
-function loadEmulator(): Promise<[Module, Module]> {
-  // Inline, not through deno.json's imports: `et` runs from any directory.
-  return modules ??= Promise.all([
-    // deno-lint-ignore no-import-prefix
-    import("npm:@xterm/headless@6.0.0"),
-    // deno-lint-ignore no-import-prefix
-    import("npm:@xterm/addon-serialize@0.14.0"),
-  ]).then(([headless, serialize]) => [
-    headless.default ?? headless,
-    serialize.default ?? serialize,
-  ]);
-}
 
 /** What {@link ScreenResume.start} needs. */
 export interface ScreenResumeOptions {
@@ -106,12 +80,7 @@ export interface ScreenResumeOptions {
 export class ScreenResume {
   /** Where the whole output stream is written. */
   readonly logPath: string;
-  // deno-lint-ignore no-explicit-any
-  #terminal: any;
-  // deno-lint-ignore no-explicit-any
-  #core: any;
-  // deno-lint-ignore no-explicit-any
-  #serializer: any;
+  #emulator: ScreenEmulator;
   #log: Deno.FsFile | null;
   #logBytes = 0;
   // Bytes in the current part, its cap, and whether an older part exists.
@@ -126,22 +95,19 @@ export class ScreenResume {
   // Once a client was told about the log, it outlives the session.
   #announced = false;
   #closed = false;
+  // Logged once: the emulator threw on some output.
+  #emulatorFailed = false;
 
   private constructor(
     logPath: string,
     logFile: Deno.FsFile,
     partCap: number,
-    // deno-lint-ignore no-explicit-any
-    terminal: any,
-    // deno-lint-ignore no-explicit-any
-    serializer: any,
+    emulator: ScreenEmulator,
   ) {
     this.logPath = logPath;
     this.#partCap = partCap;
     this.#log = logFile;
-    this.#terminal = terminal;
-    this.#core = terminal._core;
-    this.#serializer = serializer;
+    this.#emulator = emulator;
   }
 
   /**
@@ -156,24 +122,14 @@ export class ScreenResume {
    * ```
    */
   static async start(options: ScreenResumeOptions): Promise<ScreenResume> {
-    const [{ Terminal }, { SerializeAddon }] = await loadEmulator();
-    const terminal = new Terminal({
-      cols: options.cols,
-      rows: options.rows,
-      scrollback: SNAPSHOT_SCROLLBACK_LINES,
-      allowProposedApi: true,
-      logLevel: "off",
-    });
-    const serializer = new SerializeAddon();
-    terminal.loadAddon(serializer);
+    const emulator = await createScreenEmulator(options.cols, options.rows);
     const logPath = `${options.dir}/${options.idHex}.out`;
     const logFile = await Deno.open(logPath, NEW_LOG);
     return new ScreenResume(
       logPath,
       logFile,
       Math.max(1, options.logPartBytes ?? SCREEN_LOG_PART_BYTES),
-      terminal,
-      serializer,
+      emulator,
     );
   }
 
@@ -229,7 +185,7 @@ export class ScreenResume {
   /** The program's terminal changed size: the emulator follows. */
   resize(cols: number, rows: number): void {
     if (this.#closed) return;
-    this.#terminal.resize(cols, rows);
+    this.#emulator.terminal.resize(cols, rows);
   }
 
   /**
@@ -258,9 +214,12 @@ export class ScreenResume {
       log.warn(`snapshot failed: ${errorMessage(error)}`);
       snapshot = new Uint8Array(0);
     }
-    const notice = encoder.encode(this.#notice(missed));
+    // Readable whatever charset or pen the program left on.
+    const notice = encoder.encode(
+      neutralText(this.#emulator, this.#notice(missed)),
+    );
     // The emulator is what the client's terminal shows: the notice too.
-    this.#core.writeSync(notice);
+    feedEmulator(this.#emulator, notice);
     backlog.replacePending([snapshot, notice]);
     log.info(
       `${missed} bytes missed; a ${snapshot.length}-byte snapshot sent ` +
@@ -273,42 +232,13 @@ export class ScreenResume {
   }
 
   /**
-   * The screen as bytes for a terminal: a reset and full clear, the last
-   * lines of scrollback, the screen (the alternate one after the main one
-   * when it is in use), the modes, the cursor.
+   * The screen as bytes for a terminal ({@link screenSnapshot}): a reset
+   * and full clear, the last lines of scrollback, the screen (the
+   * alternate one after the main one when it is in use), each with its
+   * state, the modes, the cursor, the pen.
    */
   snapshot(): Uint8Array {
-    const body = this.#serializer.serialize({
-      scrollback: SNAPSHOT_SCROLLBACK_LINES,
-    });
-    const hidden = this.#core.coreService?.isCursorHidden ? "\x1b[?25l" : "";
-    // The mouse's encoding, which the serializer leaves out too.
-    const encoding = this.#core.coreMouseService?.activeEncoding;
-    const mouse = encoding === "SGR"
-      ? "\x1b[?1006h"
-      : encoding === "SGR_PIXELS"
-      ? "\x1b[?1016h"
-      : "";
-    return encoder.encode(
-      SNAPSHOT_PREFIX + body + this.#region() + hidden + mouse,
-    );
-  }
-
-  /**
-   * The scroll region, which the serializer leaves out, and the cursor put
-   * back where it was (setting the region, and origin mode, move it home).
-   */
-  #region(): string {
-    const buffer = this.#core.buffer;
-    const rows = this.#terminal.rows;
-    const origin = this.#terminal.modes.originMode;
-    const whole = buffer.scrollTop === 0 && buffer.scrollBottom === rows - 1;
-    if (whole && !origin) return "";
-    const region = whole
-      ? ""
-      : `\x1b[${buffer.scrollTop + 1};${buffer.scrollBottom + 1}r`;
-    const row = origin ? buffer.y - buffer.scrollTop : buffer.y;
-    return `${region}\x1b[${row + 1};${buffer.x + 1}H`;
+    return encoder.encode(screenSnapshot(this.#emulator));
   }
 
   /** Where the log's previous part is, once it started over. */
@@ -332,7 +262,7 @@ export class ScreenResume {
       this.#log?.close();
     } catch { /* closed */ }
     this.#log = null;
-    this.#terminal.dispose();
+    this.#emulator.terminal.dispose();
     if (!this.#announced) {
       for (const path of [this.logPath, this.olderLogPath]) {
         try {
@@ -344,7 +274,12 @@ export class ScreenResume {
 
   #record(chunk: Uint8Array) {
     if (this.#closed) return;
-    this.#core.writeSync(chunk);
+    // The program's output goes on whatever the emulator makes of it.
+    const error = feedEmulator(this.#emulator, chunk);
+    if (error !== null && !this.#emulatorFailed) {
+      this.#emulatorFailed = true;
+      log.warn(`emulator: ${errorMessage(error)} (the snapshot may be off)`);
+    }
     if (this.#log === null) return;
     try {
       for (let at = 0; at < chunk.length;) {

@@ -419,3 +419,48 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "--resume screen on a real terminal (tmux): the program's DEC graphics and saved cursor hold across the snapshot",
+  fn: () =>
+    withWorld({ privateRuntime: true }, async (world) => {
+      const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+      const argv = world.client(["--resume", "screen"], { port: proxy.port });
+      const term = await TmuxTerminal.start(["sh", "-c", shellQuote(argv)], {
+        cols: 100,
+        rows: 30,
+      });
+      const dir = world.dir;
+      try {
+        await tmuxShellAnswers(term);
+        // While away: 2 MB, then the cursor saved at 5;1 (ASCII), DEC
+        // graphics designated. Once back: graphics, then DECRC and a Y.
+        await term.type(
+          `while [ ! -e ${dir}/go ]; do sleep 0.05; done; seq 1 300000; ` +
+            `printf '\\033[5;1H\\0337\\033(0\\033[20;1H'; touch ${dir}/done; ` +
+            `while [ ! -e ${dir}/go2 ]; do sleep 0.05; done; ` +
+            `printf 'lqk\\0338Y\\033(B'; echo; echo END-$((6*7))`,
+        );
+        await term.sendKeys("Enter");
+        await sleep(300); // the line's echo is home before the path goes
+        refuseAll(proxy);
+        await Deno.writeTextFile(`${dir}/go`, "");
+        await waitUntil(() => exists(`${dir}/done`), 30_000, "printed");
+        proxy.setRefuse(false);
+        await term.waitFor(/skipped while you were away/, 10_000);
+        await Deno.writeTextFile(`${dir}/go2`, "");
+        const screen = await term.waitFor(/^END-42/m, 10_000);
+        const rows = screen.split("\n");
+        // tmux keeps line-drawing cells as their ASCII letters, marked: its
+        // styled capture shifts them out (SO … SI).
+        const styled = await term.captureStyled();
+        assert.ok(styled.includes("\x0elqk\x0f"), `graphics:\n${styled}`);
+        assert.match(rows[4], /^Y\d+$/, "DECRC went back to 5;1");
+      } finally {
+        await term.kill();
+        await proxy.close();
+      }
+    }),
+});

@@ -132,11 +132,16 @@ async function resumeOnto(command: string, mess: string) {
     assert.ok(screen.clientBack(), "past the threshold: a snapshot");
     const [snapshot, notice] = await drain(backlog);
     const text = new TextDecoder().decode(notice);
-    assert.match(text, /^\r\n\[et: [\d.]+ MiB of output skipped/);
+    // Framed: the default pen (and ASCII, no insertion) before it.
+    assert.ok(text.startsWith("\x1b[0m"), JSON.stringify(text));
+    assert.match(
+      text.slice(text.indexOf("\r\n")),
+      /^\r\n\[et: [\d.]+ MiB of output skipped/,
+    );
     assert.ok(text.includes(screen.logPath));
     feed(local, snapshot);
     const logged = await Deno.readFile(screen.logPath);
-    return { truth, local, snapshot, logged, screen };
+    return { truth, local, snapshot, notice, logged, screen };
   } finally {
     screen.close();
     await program.close();
@@ -349,4 +354,107 @@ Deno.test("screen resume: past its part size the log starts over, keeping one ol
     await program.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("screen resume: charsets, a pending wrap, the saved cursor, tab stops, newline mode and the region come back: what the program prints next lands alike", async () => {
+  const { truth, local } = await resumeOnto(
+    FLOOD +
+      // Saved at 5;10 (default pen, ASCII), then DEC graphics in G0, G1
+      // ASCII, newline mode, a region, one tab stop at 5, and text up to
+      // the last column of the region's bottom line (a pending wrap).
+      `printf '\\033[5;10H\\0337\\033[1;33m\\033(0\\033)B\\033[20h` +
+      `\\033[3;20r\\033[3g\\033[1;5H\\033H\\033[20;75Habcdef'`,
+    // The person's terminal: other charsets shifted in, origin mode, a
+    // saved cursor elsewhere.
+    "\x1b)0\x0e\x1b[10;10H\x1b7\x1b[?6hJUNK",
+  );
+  assert.deepEqual(view(local), view(truth));
+  // The program goes on: graphics wrap onto a scrolled line, LF is CR LF,
+  // a tab to the one stop, the saved cursor back with its pen and ASCII.
+  const next = new TextEncoder().encode("lqk\n\tX\x1b8Y\x0ex");
+  feed(truth, next);
+  feed(local, next);
+  assert.deepEqual(view(local), view(truth));
+  const rows = view(truth).rows;
+  assert.equal(rows[18], "┌─┐");
+  assert.equal(rows[19], "    X");
+  assert.equal(rows[4]?.slice(9, 11), "Yx");
+});
+
+Deno.test("screen resume: output the emulator throws on (ED 1 past the bottom right margin) still reaches the client whole", async () => {
+  const dir = await privateDir();
+  const program = await startProgram(
+    // The pause keeps seq's lines out of the chunk the emulator throws on.
+    spec(
+      `stty -opost; printf '\\033[24;80HX\\033[1J'; sleep 0.3; seq 1 20000`,
+    ),
+  );
+  const screen = await ScreenResume.start({
+    dir,
+    idHex: "fe".repeat(16),
+    cols: COLS,
+    rows: ROWS,
+  });
+  try {
+    const backlog = new OutputBacklog(
+      screen.tap(program.output, () => false),
+      () => 256 * 1024,
+    );
+    screen.bind(backlog);
+    const sent = createHash("sha256");
+    let bytes = 0;
+    while (!backlog.sourceDone || backlog.bytes > 0) {
+      for (const chunk of await drain(backlog)) {
+        sent.update(chunk);
+        bytes += chunk.length;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const seq = await new Deno.Command("seq", { args: ["1", "20000"] })
+      .output();
+    const expected = new Uint8Array([
+      ...new TextEncoder().encode("\x1b[24;80HX\x1b[1J"),
+      ...seq.stdout,
+    ]);
+    assert.equal(bytes, expected.length);
+    assert.equal(
+      sent.digest("hex"),
+      createHash("sha256").update(expected).digest("hex"),
+    );
+    // The emulator goes on too: the snapshot shows the last lines.
+    const text = new TextDecoder().decode(screen.snapshot());
+    assert.ok(text.includes("20000"), "the snapshot has the last line");
+  } finally {
+    screen.close();
+    await program.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("screen resume: the notice reads as ASCII under DEC graphics, a pen and insert mode, which hold again after it", async () => {
+  const { truth, local, notice } = await resumeOnto(
+    FLOOD + `printf '\\033[1;31m\\033(0\\033[4h\\033[10;1H'`,
+    "junk\r\n",
+  );
+  // The session's emulator takes the notice too: so does the truth.
+  feed(truth, notice);
+  feed(local, notice);
+  const next = new TextEncoder().encode("lqk");
+  feed(truth, next);
+  feed(local, next);
+  assert.deepEqual(view(local), view(truth));
+  const rows = view(local).rows;
+  const at = rows.findIndex((row: string) => row.startsWith("[et: "));
+  assert.ok(at >= 0, rows.join("\n"));
+  assert.match(rows[at], /of output skipped while you were away/);
+  // (The notice wraps at 80 columns: the next line is after it.) The
+  // graphics are inserted before the line's text, not over it.
+  const after = rows.findIndex((row: string, y: number) =>
+    y > at && row.startsWith("┌─┐")
+  );
+  assert.ok(after > at, "graphics again after the notice");
+  assert.equal(rows[after], "┌─┐" + "x".repeat(77), "inserted");
+  const cell = local.buffer.active.getLine(local.buffer.active.baseY + after)
+    .getCell(0);
+  assert.ok(cell.isBold() && cell.getFgColor() === 1, "and the pen");
 });
