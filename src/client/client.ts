@@ -905,7 +905,10 @@ async function runSession(
     }
   })();
 
-  let detachedByEscape = false;
+  // Set by `~.`: the detach under way. Stopping the output copies ends
+  // them, which settles the race below before this detach is through;
+  // the race's winner waits for it.
+  let escapeDetach: Promise<unknown> | null = null;
   let stopDump = () => {};
   try {
     if (run.pty) {
@@ -941,8 +944,8 @@ async function runSession(
               if (action === "help") say(ESCAPE_HELP);
               if (action === "detach") {
                 if (bytes.length > 0) await terminal.write(bytes);
-                await detach("~. typed");
-                detachedByEscape = true;
+                escapeDetach = detach("~. typed");
+                await escapeDetach;
                 return;
               }
             }
@@ -979,7 +982,7 @@ async function runSession(
       copies.ended,
       copies.failed,
       input.then(() => {
-        if (detachedByEscape) return;
+        if (escapeDetach !== null) return;
         return new Promise<never>(() => {}); // input ending alone ends nothing
       }),
     ]);
@@ -992,7 +995,8 @@ async function runSession(
       });
     }
     await echo?.finish().catch(() => {});
-    if (detachedByEscape) {
+    if (escapeDetach !== null) {
+      await escapeDetach;
       local.restore();
       local.resetModes();
       say(`detached; the session keeps running: ${resumeHint}`);
