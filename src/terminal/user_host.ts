@@ -147,12 +147,12 @@ export async function serveHost(options: HostOptions): Promise<number> {
   } catch { /* already closed */ }
   // While the launcher reads that line and sends its request (a few ms
   // this process would idle), what every first session needs first: the
-  // C library (~5 ms to bind) for its pty and its way in. At once, not on
-  // a timer: a timer's turn came after the request's, so the binding
-  // fell inside the first session's start.
-  try {
-    libc();
-  } catch { /* the session that needs it reports it */ }
+  // C library (~8 ms to bind) for its pty and its way in.
+  setTimeout(() => {
+    try {
+      libc();
+    } catch { /* the session that needs it reports it */ }
+  }, 0);
   await host.run();
   // No FFI wait may outlive us (one pending at exit can crash Deno).
   await reactor().idle();
