@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { parseArgs } from "node:util";
+import { type OptionTable, parseOptions } from "./args.ts";
 import {
   parseDestination,
   parsePort,
@@ -58,25 +58,10 @@ import {
 /** Bad command line: one line on stderr, exit 2. */
 class UsageError extends Error {}
 
-type OptionSpec = NonNullable<
-  NonNullable<Parameters<typeof parseArgs>[0]>["options"]
->;
-
-/**
- * node:util takes ~9 ms to load: loaded only to parse options, never by
- * the launcher and the host that every ssh bootstrap starts (et itself
- * gives them their one flag; see {@link internalRole}).
- */
-let nodeUtil: Promise<typeof import("node:util")> | undefined;
-
-async function parse(
-  args: string[],
-  options: OptionSpec,
-  help = "et --help",
-) {
-  const { parseArgs } = await (nodeUtil ??= import("node:util"));
+/** Parses `args` against `options`; a bad command line is a usage error. */
+function parse(args: string[], options: OptionTable, help = "et --help") {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseOptions(args, options);
   } catch (error) {
     throw new UsageError(usageMessage(errorMessage(error), options, help));
   }
@@ -129,7 +114,7 @@ const stdoutSink: LogSink = (line) => {
  * The client's options. Unknown-option hints read this table: an option
  * added here is hinted without more code.
  */
-export const CLIENT_OPTIONS: OptionSpec = {
+export const CLIENT_OPTIONS: OptionTable = {
   username: { type: "string", short: "u" },
   port: { type: "string", short: "p" },
   "ssh-option": { type: "string", multiple: true },
@@ -180,7 +165,7 @@ export const CLIENT_OPTIONS: OptionSpec = {
  */
 function splitAtDestination(
   args: string[],
-  spec: OptionSpec,
+  spec: OptionTable,
 ): { options: string[]; rest: string[] } {
   const takesValue = (flag: string) => {
     if (flag.startsWith("--")) {
@@ -210,7 +195,7 @@ function splitAtDestination(
 
 async function client(args: string[]): Promise<number> {
   const split = splitAtDestination(args, CLIENT_OPTIONS);
-  const { values } = await parse(split.options, CLIENT_OPTIONS);
+  const { values } = parse(split.options, CLIENT_OPTIONS);
   if (values.help) {
     console.log(CLIENT_HELP);
     return 0;
@@ -427,7 +412,7 @@ async function client(args: string[]): Promise<number> {
 }
 
 /** `et server`'s options; hints read this table as the client's do. */
-export const SERVER_OPTIONS: OptionSpec = {
+export const SERVER_OPTIONS: OptionTable = {
   port: { type: "string", short: "p" },
   bind: { type: "string", multiple: true },
   router: { type: "string" },
@@ -436,7 +421,7 @@ export const SERVER_OPTIONS: OptionSpec = {
 };
 
 async function server(args: string[]): Promise<number> {
-  const { values, positionals } = await parse(
+  const { values, positionals } = parse(
     args,
     SERVER_OPTIONS,
     "et server --help",
@@ -478,7 +463,7 @@ async function server(args: string[]): Promise<number> {
 async function terminal(args: string[]): Promise<number> {
   let role = internalRole(args);
   if (role === null) {
-    const { values, positionals } = await parse(args, {
+    const { values, positionals } = parse(args, {
       host: { type: "boolean" },
       relay: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -502,7 +487,7 @@ async function terminal(args: string[]): Promise<number> {
 
 /** `et relay ID`: run by the client's ssh (`--over-ssh`); copies bytes. */
 async function relay(args: string[]): Promise<number> {
-  const { values, positionals } = await parse(args, {
+  const { values, positionals } = parse(args, {
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {

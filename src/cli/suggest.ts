@@ -6,7 +6,7 @@
  * @module
  */
 
-/** An option table as `parseArgs` (node:util) takes it: names to specs. */
+/** An option table (see args.ts): names to specs. */
 type OptionTable = Record<string, { type?: string; short?: string }>;
 
 /**
@@ -79,7 +79,8 @@ export function closestOption(
 }
 
 /**
- * parseArgs' error as one line of ours: an unknown option gets the closest
+ * The option parser's error (node:util's wording, see args.ts) as one
+ * line of ours: an unknown option gets the closest
  * name of the option table as a hint, so options added to the table are
  * hinted without more code.
  */

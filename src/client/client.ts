@@ -336,6 +336,11 @@ export async function runClient(options: ClientOptions): Promise<number> {
   let echo: Promise<PredictiveEcho> | undefined;
   if (early) {
     preloadPacketCrypto().catch(() => {});
+    // The first setTimeout of a Deno 2.9 process loads node's timers
+    // (the global timers are node's; ~3-5 ms with the collection it
+    // brings on): now, while ssh logs in, not after the ready line, where
+    // the first dial arms the client's first timer.
+    clearTimeout(setTimeout(() => {}, 0));
     const pty = options.mode.kind === "attach" ||
       (options.mode.kind === "new" && options.mode.pty &&
         !options.mode.noTerminal);

@@ -8,6 +8,7 @@
 
 import { withDeadline } from "../deadline.ts";
 import { LineReader } from "../session/line_reader.ts";
+import { privateRuntimeDir } from "../session/runtime_dir.ts";
 
 /**
  * The variables of the launcher's environment (what ssh set up for the
@@ -62,6 +63,44 @@ export function selfCommand(): string[] {
 }
 
 /**
+ * Deno's cache directory as `deno run` picks it from `env`: `DENO_DIR`,
+ * else `$XDG_CACHE_HOME/deno`, else `$HOME/.cache/deno` (undefined when
+ * none is set).
+ */
+export function denoCacheDir(env: Record<string, string>): string | undefined {
+  if (env.DENO_DIR) return env.DENO_DIR;
+  if (env.XDG_CACHE_HOME) return `${env.XDG_CACHE_HOME}/deno`;
+  if (env.HOME) return `${env.HOME}/.cache/deno`;
+  return undefined;
+}
+
+/**
+ * Where a role started from source (`deno run`, not the compiled binary)
+ * keeps Deno's cache: null when Deno's own choice ({@link denoCacheDir})
+ * can be written, else `<runtimeDir>/deno`. Without a cache it can write
+ * (a read-only home), Deno transpiles every module and fetches every npm
+ * package again at each start: ~0.3 s here, over a second on a slower
+ * network, for each host or relay started. The runtime directory is the
+ * user's own (0700). Costs a directory check and one empty file.
+ */
+export function fallbackDenoDir(
+  env: Record<string, string>,
+  runtimeDir: string,
+): string | null {
+  const dir = denoCacheDir(env);
+  if (dir !== undefined) {
+    try {
+      Deno.mkdirSync(dir, { recursive: true });
+      const probe = `${dir}/.et-probe-${Deno.pid}`;
+      Deno.writeFileSync(probe, new Uint8Array());
+      Deno.removeSync(probe);
+      return null;
+    } catch { /* not writable: ours */ }
+  }
+  return `${runtimeDir}/deno`;
+}
+
+/**
  * Starts this program again as `et terminal <role>`, detached from ssh
  * (its own session, outliving the launcher), writes `input` (one line) to
  * its stdin if given, and resolves with the first line it prints, or null
@@ -74,8 +113,12 @@ export async function spawnDetachedRole(
   what: string,
 ): Promise<string | null> {
   const [program, ...args] = selfCommand();
+  const denoDir = Deno.build.standalone
+    ? null
+    : fallbackDenoDir(Deno.env.toObject(), await privateRuntimeDir());
   const child = new Deno.Command(program, {
     args: [...args, "terminal", role],
+    ...(denoDir === null ? {} : { env: { DENO_DIR: denoDir } }),
     stdin: input === null ? "null" : "piped",
     stdout: "piped",
     stderr: "null",
