@@ -22,6 +22,7 @@ import { PairWatch } from "./_frames.ts";
 import { daemonPidOf, rssOf, RssSampler } from "./_proc.ts";
 import { StreamClient } from "./_stream_client.ts";
 import { logTail, terminalLogs } from "./_logs.ts";
+import { seeded } from "../helpers/seeded.ts";
 
 /** How many disconnects of each kind a run forces. */
 export interface ChaosMix {
@@ -102,18 +103,6 @@ type Fault =
   | { kind: "cut" }
   | { kind: "blackhole"; ms: number }
   | { kind: "half-open"; direction: HalfOpenDirection };
-
-/** A seeded generator in [0, 1) (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The faults of a run in a seeded order: the kinds shuffled, blackhole

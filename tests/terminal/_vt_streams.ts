@@ -11,21 +11,10 @@ import {
   type ScreenEmulator,
   screenSnapshot,
 } from "../../src/terminal/screen_snapshot.ts";
+import { seeded } from "../helpers/seeded.ts";
 
 // deno-lint-ignore no-explicit-any
 type Xterm = any;
-
-/** A seeded PRNG (mulberry32): the same seed, the same numbers. */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXT = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" +
   "`~!@#$%^&*()-_=+[]{}|;:',.<>/?";
@@ -324,7 +313,7 @@ export async function replay(
   seed: number,
   snapshot: SnapshotMaker = realSnapshot,
 ) {
-  const next = random(seed);
+  const next = seeded(seed);
   const [cols, rows] = SIZES[seed % SIZES.length];
   // Every tenth seed misses more than the 500 lines of scrollback.
   const missed = (seed % 10 === 9 ? "x\r\n".repeat(600) : "") +

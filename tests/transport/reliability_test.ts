@@ -49,6 +49,7 @@ import {
   ProtocolError,
   ReliableStream,
 } from "../../src/transport/mod.ts";
+import { seeded } from "../helpers/seeded.ts";
 
 // ---- configuration ----
 
@@ -68,16 +69,10 @@ const ONLY_SEED = envNumber("ET_RELIABILITY_SEED");
 // ---- a seeded PRNG (mulberry32) ----
 
 class Random {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = seeded(seed);
   }
   /** Uniform integer in 0..n-1. */
   int(n: number): number {
