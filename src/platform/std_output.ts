@@ -174,10 +174,16 @@ export class StdOutput {
   async write(data: Uint8Array, signal?: AbortSignal): Promise<number> {
     if (data.length === 0) return 0;
     if (this.#way === "runtime") return await this.#runtimeWrite(data);
+    // One brief wait per call: room announced but not taken (a race, an
+    // odd errno) must not spin on the event loop's thread.
+    let brief = true;
     while (!signal?.aborted) {
       const n = this.tryWrite(data);
       if (n > 0) return n;
-      if (this.#roomSoon()) continue;
+      if (brief && this.#roomSoon()) {
+        brief = false;
+        continue;
+      }
       await this.#waitForRoom(signal);
     }
     return 0;
