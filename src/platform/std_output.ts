@@ -163,30 +163,42 @@ export class StdOutput {
   }
 
   /**
-   * Writes some of `data` (at least one byte when `data` is not empty),
-   * waiting for room as long as it takes: a slow reader, or a terminal
-   * stopped with Ctrl-S, is no failure. Resolves with the count; callers
-   * loop. Rejects as {@linkcode tryWrite} throws. Once `signal` is
-   * aborted it resolves 0 and writes nothing more, even while waiting for
-   * room (so a caller that stops knows exactly what was written); the
-   * runtime's way cannot be called back and ignores it.
+   * Writes `data`, or the part of it the output takes before it must wait
+   * long: resolves with the count (at least one byte when `data` is not
+   * empty and no stop came); callers loop. A slow reader, or a terminal
+   * stopped with Ctrl-S, is no failure: the write waits for room as long
+   * as it takes. While the reader keeps up, the pieces go out one after
+   * another within this call, each brief wait for room on the event
+   * loop's own thread (see {@linkcode ROOM_BRIEF_WAIT_MS}), as a blocking
+   * write would loop in the kernel. Rejects as {@linkcode tryWrite}
+   * throws. Once `signal` is aborted it writes nothing more, even while
+   * waiting for room, and resolves with what it wrote (0 if nothing), so
+   * a caller that stops knows exactly what was written; the runtime's way
+   * cannot be called back and ignores it.
    */
   async write(data: Uint8Array, signal?: AbortSignal): Promise<number> {
     if (data.length === 0) return 0;
     if (this.#way === "runtime") return await this.#runtimeWrite(data);
-    // One brief wait per call: room announced but not taken (a race, an
+    let written = 0;
+    // One brief wait per piece: room announced but not taken (a race, an
     // odd errno) must not spin on the event loop's thread.
     let brief = true;
-    while (!signal?.aborted) {
-      const n = this.tryWrite(data);
-      if (n > 0) return n;
+    while (written < data.length && !signal?.aborted) {
+      const n = this.tryWrite(data.subarray(written));
+      if (n > 0) {
+        written += n;
+        brief = true;
+        continue;
+      }
       if (brief && this.#roomSoon()) {
         brief = false;
         continue;
       }
+      // A long wait ahead: what is written so far is the caller's to count.
+      if (written > 0) break;
       await this.#waitForRoom(signal);
     }
-    return 0;
+    return written;
   }
 
   /** Closes our own description, if any; the shared one is untouched. */
