@@ -180,7 +180,8 @@ export class LocalTerminal {
   #raw = false;
   // Opened on the first write.
   #output: StdOutput | undefined;
-  // A write waiting for room that has not finished yet, and since when.
+  // The write under way (one that waits for room, by the time anything
+  // else looks), and since when.
   #slow: Promise<unknown> | null = null;
   #slowSince = 0;
 
@@ -357,17 +358,17 @@ export class LocalTerminal {
    * the bytes go out synchronously when the output has room: no thread hop
    * on a keystroke's echo ({@linkcode StdOutput}). What it does not take at
    * once (its buffer is full: a slow terminal or reader, or output stopped
-   * with Ctrl-S) waits for room on a worker thread, so the event loop, and
-   * with it the network side of the session, never waits for the terminal.
-   * Writes never overtake one another. Once `signal` is aborted it
-   * resolves 0 and writes nothing more (see {@linkcode StdOutput.write}).
+   * with Ctrl-S) waits for room, past a brief wait on a worker thread, so
+   * the event loop, and with it the network side of the session, never
+   * waits long for the terminal. Writes never overtake one another. Once
+   * `signal` is aborted it writes nothing more and resolves with what it
+   * wrote (see {@linkcode StdOutput.write}).
    */
   async write(bytes: Uint8Array, signal?: AbortSignal): Promise<number> {
     this.#output ??= StdOutput.open(1);
     if (this.#slow !== null) await this.#slow;
-    if (signal?.aborted) return 0;
-    const n = this.#output.tryWrite(bytes);
-    if (n > 0) return n;
+    // Settled by the time anything else runs when the output had room; a
+    // debug dump sees it only while it waits.
     const slow = this.#output.write(bytes, signal);
     this.#slow = slow;
     this.#slowSince = performance.now();

@@ -30,9 +30,10 @@ export interface CopyState {
 
 /**
  * A local output: resolves with how many of `p` it took (callers loop).
- * One that honours `signal` resolves 0 once it is aborted and writes
- * nothing more, so a copy stopped while its output was full still knows
- * its exact count; one that ignores it is waited for, then left out.
+ * One that honours `signal` writes nothing more once it is aborted and
+ * resolves with what it took (0 when nothing), so a copy stopped while
+ * its output was full still knows its exact count; one that ignores it is
+ * waited for, then left out.
  */
 export interface LocalOutput {
   write(p: Uint8Array, signal?: AbortSignal): Promise<number>;

@@ -149,8 +149,9 @@ const LINUX_ONLY_SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  // Synchronous, with a timeout finer than poll's milliseconds: a pty's
-  // short wait for an echo on the event loop's own thread (pty.ts).
+  // Synchronous, with a timeout finer than poll's milliseconds: short
+  // waits on the event loop's own thread (a pty's for an echo, pty.ts; a
+  // full stdout's for room, std_output.ts).
   ppoll: {
     parameters: ["buffer", "u64", "buffer", "pointer"],
     result: "i32",
@@ -368,6 +369,30 @@ export function requireLinux(
   if (os !== "linux") {
     throw new Deno.errors.NotSupported(`${what}: Linux only, not ${os}`);
   }
+}
+
+/**
+ * A `struct timespec` of `ms` milliseconds (less than a second), for
+ * `ppoll`'s timeout: `{ time_t tv_sec; long tv_nsec; }` on 64-bit Linux.
+ */
+export function timespec(ms: number): Uint8Array {
+  return new Uint8Array(new BigInt64Array([0n, BigInt(ms * 1e6)]).buffer);
+}
+
+/**
+ * Fills entry `index` of a `struct pollfd` array seen through `view`
+ * (`{ int fd; short events; short revents; }`, 8 bytes each): watch `fd`
+ * for `events`, no events returned yet.
+ */
+export function setPollFd(
+  view: DataView,
+  index: number,
+  fd: number,
+  events: number,
+): void {
+  view.setInt32(index * 8, fd, true);
+  view.setInt16(index * 8 + 4, events, true);
+  view.setInt16(index * 8 + 6, 0, true);
 }
 
 /** Closes `fd`, ignoring errors: used on cleanup paths only. */

@@ -28,7 +28,6 @@
  */
 
 import {
-  callDoubtingErrno,
   closeQuietly,
   EAGAIN,
   EPIPE,
@@ -39,6 +38,9 @@ import {
   O_NONBLOCK,
   O_WRONLY,
   POLLOUT,
+  setPollFd,
+  timespec,
+  writeNonBlocking,
 } from "./libc.ts";
 import { sendSome, SocketError, WOULD_BLOCK } from "./socket.ts";
 
@@ -64,10 +66,7 @@ const ROOM_POLL_MS = 100;
  */
 const ROOM_BRIEF_WAIT_MS = 1;
 
-// struct timespec { time_t tv_sec; long tv_nsec; } of ROOM_BRIEF_WAIT_MS.
-const ROOM_BRIEF_WAIT_TIMESPEC = new Uint8Array(
-  new BigInt64Array([0n, BigInt(ROOM_BRIEF_WAIT_MS * 1e6)]).buffer,
-);
+const ROOM_BRIEF_WAIT_TIMESPEC = timespec(ROOM_BRIEF_WAIT_MS);
 
 /** Longest pause between two tries of a runtime write that found no room. */
 const NO_ROOM_PAUSE_MAX_MS = 50;
@@ -87,6 +86,7 @@ export class StdOutput {
   #fd: number;
   #way: "own" | "socket" | "runtime";
   #pollFds = new Uint8Array(8);
+  #pollView = new DataView(this.#pollFds.buffer);
 
   private constructor(fd: number, way: "own" | "socket" | "runtime") {
     this.#fd = fd;
@@ -150,10 +150,7 @@ export class StdOutput {
         throw error;
       }
     }
-    const c = libc();
-    const n = callDoubtingErrno(() =>
-      Number(c.write(this.#fd, data, BigInt(data.length)))
-    );
+    const n = writeNonBlocking(this.#fd, data);
     if (n >= 0) return n;
     if (n === -EAGAIN) return 0;
     if (n === -EPIPE) {
@@ -209,11 +206,7 @@ export class StdOutput {
 
   /** Sets the poll array up to wait for room on our descriptor. */
   #pollForRoom(): Uint8Array {
-    // struct pollfd { int fd; short events; short revents; }
-    const view = new DataView(this.#pollFds.buffer);
-    view.setInt32(0, this.#fd, true);
-    view.setInt16(4, POLLOUT, true);
-    view.setInt16(6, 0, true);
+    setPollFd(this.#pollView, 0, this.#fd, POLLOUT);
     return this.#pollFds;
   }
 

@@ -24,6 +24,8 @@ import {
   POLLIN,
   POLLOUT,
   requireLinux,
+  setPollFd,
+  timespec,
   TIOCSWINSZ,
   writeNonBlocking,
 } from "../platform/libc.ts";
@@ -109,10 +111,7 @@ const ECHO_WATCH_MAX_BYTES = 64;
  */
 const ECHO_WATCH_MS = 0.5;
 
-// struct timespec { time_t tv_sec; long tv_nsec; } of ECHO_WATCH_MS.
-const ECHO_WATCH_TIMESPEC = new Uint8Array(
-  new BigInt64Array([0n, BigInt(ECHO_WATCH_MS * 1e6)]).buffer,
-);
+const ECHO_WATCH_TIMESPEC = timespec(ECHO_WATCH_MS);
 
 /** How long a child may outlive `close()`'s hangup before it gets SIGKILL. */
 const CLOSE_GRACE_MS = 3000;
@@ -441,10 +440,7 @@ export class Pty {
     const nudge = this.#nudgeReader;
     if (nudge === null || this.#early !== null || this.#closed) return;
     const c = libc();
-    const view = this.#watchPollView;
-    view.setInt32(0, this.#master, true);
-    view.setInt16(4, POLLIN, true);
-    view.setInt16(6, 0, true);
+    setPollFd(this.#watchPollView, 0, this.#master, POLLIN);
     if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
       return;
     }
@@ -521,13 +517,9 @@ export class Pty {
     events: number,
     timeoutMs: number,
   ): Promise<void> {
-    // struct pollfd { int fd; short events; short revents; } x2
-    view.setInt32(0, this.#master, true);
-    view.setInt16(4, events, true);
-    view.setInt16(6, 0, true);
-    view.setInt32(8, this.#wake, true);
-    view.setInt16(12, POLLIN, true);
-    view.setInt16(14, 0, true);
+    // The master, and the eventfd close() signals.
+    setPollFd(view, 0, this.#master, events);
+    setPollFd(view, 1, this.#wake, POLLIN);
     const call = libc().poll(fds, 2n, timeoutMs);
     this.#pendingPolls.add(call);
     try {

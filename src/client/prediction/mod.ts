@@ -45,8 +45,9 @@ export function parsePredictMode(text: string): (typeof PREDICT_MODES)[number] {
 
 /**
  * Writes all of `bytes` to `out`, or, once `options.signal` is aborted,
- * what `out` took until then (an `out` that honours the signal resolves 0
- * then). `options.taken` hears each count.
+ * what `out` took until then (an `out` that honours the signal writes
+ * nothing more then, and resolves 0 once asked again). `options.taken`
+ * hears each count.
  */
 export async function writeAll(
   out: { write(p: Uint8Array, signal?: AbortSignal): Promise<number> },
