@@ -26,6 +26,14 @@ interface Request {
   skipPrefixes?: string[];
   /** Collect command lines and environments for this long instead. */
   collectMs?: number;
+  /**
+   * Skip files whose status last changed before this time (ms since the
+   * epoch): a secret made after it cannot be in them, since every write
+   * sets a file's ctime to now and nobody (root included) can set it back
+   * short of changing the clock. Old files unrelated to the test (other
+   * runs' data in /tmp) then cost a stat, not a read.
+   */
+  changedSinceMs?: number;
 }
 
 /** A command line or environment a collecting run saw. */
@@ -51,6 +59,8 @@ export interface SnoopReport {
   environsDenied: number;
   filesRead: number;
   filesDenied: number;
+  /** Files skipped as unchanged since `changedSinceMs`. */
+  filesUnchanged: number;
   bytesRead: number;
 }
 
@@ -100,6 +110,7 @@ const report: SnoopReport = {
   environsDenied: 0,
   filesRead: 0,
   filesDenied: 0,
+  filesUnchanged: 0,
   bytesRead: 0,
 };
 
@@ -159,7 +170,15 @@ function walk(dir: string) {
     try {
       const file = Deno.openSync(path, { read: true });
       try {
-        const size = Math.min(file.statSync().size, MAX_FILE_BYTES);
+        const info = file.statSync();
+        if (
+          request.changedSinceMs !== undefined && info.ctime !== null &&
+          info.ctime.getTime() < request.changedSinceMs
+        ) {
+          report.filesUnchanged++;
+          continue;
+        }
+        const size = Math.min(info.size, MAX_FILE_BYTES);
         const data = new Uint8Array(size);
         let at = 0;
         while (at < size) {
