@@ -38,8 +38,11 @@ export interface WorldOptions {
    * Give this world's terminals their own runtime directory (sessions,
    * control sockets, terminal logs) inside {@linkcode EtWorld.dir}, so that
    * `--list`, `--attach` and `-x` see only this world's sessions, never
-   * those of tests running beside it.
-   * @default {false} (the user's shared `/tmp/et-<uid>`)
+   * those of tests running beside it, and so that their files go with the
+   * world (`/tmp/et-<uid>` gathered thousands of dead worlds' sockets,
+   * locks and logs). A login as another user gets a directory of its own
+   * beside it. With `false`, the user's shared `/tmp/et-<uid>`.
+   * @default {true}
    */
   privateRuntime?: boolean;
   /**
@@ -107,6 +110,12 @@ export interface EtWorld {
    * (`terminal-<id8>.log`).
    */
   runtimeDir: string;
+  /**
+   * Where the clients this test process starts keep their runtime files
+   * (`share-*.sock`): a private directory while a world is open (see
+   * {@linkcode openClientRuntime}).
+   */
+  clientRuntimeDir: string;
   /**
    * Client argv (program first) for `[user@]et-test:<port>` plus `extra`;
    * `env` adds variables for the terminals it starts over ssh (the
@@ -339,18 +348,25 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     envWords += ` ET_HOST_LINGER=${options.hostLinger}`;
   }
   let runtimeDir = `/tmp/et-${Deno.uid() ?? 0}`;
-  if (options.privateRuntime) {
+  const privateRuntime = options.privateRuntime ?? true;
+  if (privateRuntime) {
     await Deno.mkdir(`${dir}/run`, { mode: 0o700 });
-    envWords += ` ET_RUNTIME_DIR=${dir}/run`;
     runtimeDir = `${dir}/run/et`;
   }
-  const terminalPath = `env ${envWords} ${ET.join(" ")}`;
+  /** The terminal path for a login as `user` (undefined: as we are). */
+  const terminalPathFor = (user?: string) => {
+    const base = privateRuntime ? runtimeBaseFor(dir, user) : undefined;
+    const words = base ? `${envWords} ET_RUNTIME_DIR=${base}` : envWords;
+    return `env ${words} ${ET.join(" ")}`;
+  };
+  const clientRuntime = await openClientRuntime();
   return {
     sshd,
     dir,
     daemonPort,
     routerPath,
     runtimeDir,
+    clientRuntimeDir: `${Deno.env.get("ET_RUNTIME_DIR")}/et`,
     client(extra = [], options = {}) {
       const port = options.port ?? daemonPort;
       const target = `${options.user ? options.user + "@" : ""}${
@@ -363,7 +379,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
         "--ssh",
         sshd.sshCommand,
         "--terminal-path",
-        terminalPath.replace(/^env /, `env${more} `),
+        terminalPathFor(options.user).replace(/^env /, `env${more} `),
         "--log-file",
         `${dir}/client.log`,
         "-v",
@@ -390,6 +406,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
       await killTerminals(routerPath);
       if (daemon) await stopDaemon(daemon, "SIGTERM");
       await sshd.stop();
+      await clientRuntime.close();
       if (Deno.env.get("ET_TEST_KEEP_WORLD")) {
         console.log(`world kept: ${dir}`);
       } else {
@@ -421,6 +438,69 @@ export async function withWorld<T>(
   } finally {
     await world.close();
   }
+}
+
+/**
+ * The `ET_RUNTIME_DIR` of this world's logins as `user`: the world's own
+ * for us; for another user a directory of that user's beside it, made
+ * here (the product wants its runtime directory owned by its user, mode
+ * 0700). Undefined for a user this machine does not have (its login fails
+ * before any runtime directory matters).
+ */
+function runtimeBaseFor(dir: string, user?: string): string | undefined {
+  if (user === undefined) return `${dir}/run`;
+  const id = (flag: string) => {
+    const out = new Deno.Command("id", { args: [flag, user], stderr: "null" })
+      .outputSync();
+    return out.success
+      ? Number(new TextDecoder().decode(out.stdout).trim())
+      : undefined;
+  };
+  const uid = id("-u");
+  if (uid === undefined) return undefined;
+  if (uid === Deno.uid()) return `${dir}/run`;
+  const base = `${dir}/run-${uid}`;
+  try {
+    Deno.mkdirSync(base, { mode: 0o700 });
+    Deno.chownSync(base, uid, id("-g") ?? null);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+  return base;
+}
+
+/**
+ * Clients that tests start inherit this process's environment: while a
+ * world is open, `ET_RUNTIME_DIR` names a private directory for them
+ * (their session-sharing sockets, `share-*.sock`), removed when the last
+ * open world closes; otherwise every client killed by a test left its
+ * socket in `/tmp/et-<uid>`. Left alone when the environment sets it.
+ */
+let clientRuntime: { dir: string; worlds: number } | null = null;
+
+/** Takes a share of the clients' runtime directory; close gives it back. */
+async function openClientRuntime(): Promise<{ close(): Promise<void> }> {
+  if (clientRuntime === null) {
+    if (Deno.env.get("ET_RUNTIME_DIR") !== undefined) {
+      return { close: async () => {} };
+    }
+    const dir = await Deno.makeTempDir({ prefix: "et-clients-" });
+    Deno.env.set("ET_RUNTIME_DIR", dir);
+    clientRuntime = { dir, worlds: 0 };
+  }
+  const held = clientRuntime;
+  held.worlds++;
+  let closed = false;
+  return {
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (--held.worlds > 0 || clientRuntime !== held) return;
+      clientRuntime = null;
+      Deno.env.delete("ET_RUNTIME_DIR");
+      await Deno.remove(held.dir, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
 /** The uid and gid of a local user. */

@@ -321,6 +321,23 @@ export async function runAttacks(
       attack: () => Promise<Record<string, number>>,
       logged: () => Promise<number>,
     ) => {
+      if (count === 0) {
+        // Nothing to run, so nothing to wait for (its log reads alone
+        // cost seconds): an empty phase.
+        const report: PhaseReport = {
+          name,
+          count,
+          outcomes: {},
+          logged: 0,
+          reconnects: 0,
+          ms: 0,
+          echoMaxMs: 0,
+          daemonRss: await rssOf(daemonPid),
+        };
+        phases.push(report);
+        say(`${name}: ${JSON.stringify(report)}`);
+        return;
+      }
       const echoFrom = pump!.samples.length;
       const pairsFrom = watch.newestAccepted()!.id;
       const loggedBefore = await logged();
