@@ -8,12 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  PipedClient,
-  shellAnswers,
-  sleep,
-  withProxiedSession,
-} from "./_client.ts";
+import { PipedClient, shellAnswers, sleep } from "./_client.ts";
 import { clientWithConfig, serverSettings } from "./_ssh_config.ts";
 import { E2E_TEST, withWorld } from "./_world.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
@@ -136,23 +131,33 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name: "--silent: an outage gives no notice on the terminal; without it, one",
-  fn: async () => {
-    for (const silent of [false, true]) {
-      await withProxiedSession(
-        { privateRuntime: true, extra: silent ? ["--silent"] : [] },
-        async ({ proxy, client }) => {
-          proxy.setRefuse(true);
-          proxy.cut();
-          await sleep(2500); // notices come after a second of outage
-          proxy.setRefuse(false);
-          await shellAnswers(client);
-          await sleep(200);
+  fn: () =>
+    // Both clients at once, in one world, through one outage of the path.
+    withWorld({ privateRuntime: true }, async (world) => {
+      const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
+      const clients = [false, true].map((silent) => ({
+        silent,
+        client: new PipedClient(
+          world.client(silent ? ["--silent"] : [], { port: proxy.port }),
+        ),
+      }));
+      try {
+        for (const { client } of clients) await shellAnswers(client);
+        proxy.setRefuse(true);
+        proxy.cut();
+        await sleep(2500); // notices come after a second of outage
+        proxy.setRefuse(false);
+        for (const { client } of clients) await shellAnswers(client);
+        await sleep(200);
+        for (const { silent, client } of clients) {
           if (silent) assert.equal(client.stderr, "");
           else assert.match(client.stderr, /connection lost, reconnecting…/);
-        },
-      );
-    }
-  },
+        }
+      } finally {
+        for (const { client } of clients) await client.close();
+        await proxy.close();
+      }
+    }),
 });
 
 Deno.test({
