@@ -379,7 +379,9 @@ async function endLingeringHosts(world: BenchWorld): Promise<void> {
 
 async function endToEndSections(plan: Plan): Promise<void> {
   progress("starting sshd and et server");
-  const world: BenchWorld = cleanup.world = await startWorld();
+  const world: BenchWorld = cleanup.world = await startWorld({
+    commandRcFiles: true,
+  });
   cleanup.dataDir = await Deno.makeTempDir({ prefix: "et-bench-" });
   const file = await makeDataFile(cleanup.dataDir, plan.bulkBytes);
   const daemon = await daemonPid(world);
@@ -845,7 +847,7 @@ async function main(): Promise<number> {
   try {
     if (tunnelOnly) {
       progress("starting sshd and et server");
-      cleanup.world = await startWorld();
+      cleanup.world = await startWorld({ commandRcFiles: true });
     } else {
       await transportSection(plan);
       await endToEndSections(plan);

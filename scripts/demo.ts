@@ -19,7 +19,7 @@ if (!Deno.stdin.isTerminal()) {
 }
 
 say("starting a private sshd on 127.0.0.1 and an et server …");
-const world = await startWorld();
+const world = await startWorld({ commandRcFiles: true });
 const proxy = await FaultProxy.start({ targetPort: world.daemonPort });
 say(`sshd on port ${world.sshd.port}, et server on ${world.daemonPort}`);
 say(

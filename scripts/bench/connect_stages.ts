@@ -63,7 +63,7 @@ async function timed(argv: string[], stdin?: string): Promise<number> {
   return median(times);
 }
 
-const world = await startWorld();
+const world = await startWorld({ commandRcFiles: true });
 try {
   const ssh = world.sshd.sshCommand.split(" ");
   const host = user ? `${user}@${world.sshd.hostAlias}` : world.sshd.hostAlias;

@@ -36,7 +36,7 @@ function line(samples: number[]): string {
   }`;
 }
 
-const world: BenchWorld = await startWorld();
+const world: BenchWorld = await startWorld({ commandRcFiles: true });
 const started: WatchedProcess[] = [];
 try {
   let et: WatchedProcess;

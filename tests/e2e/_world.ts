@@ -66,6 +66,17 @@ export interface WorldOptions {
    */
   sshEnv?: Record<string, string>;
   /**
+   * Whether bash reads `~/.bashrc` for the commands ssh runs (et's
+   * bootstrap, `ssh host cmd`), as it does by default when run by sshd.
+   * Off by default here: those logins skip it (sshd sets `SHLVL=1`, and
+   * bash reads it only at shell level 1), since on a machine whose root
+   * `.bashrc` runs `pyenv init` that costs ~0.2 s per login, hundreds of
+   * times a suite. Interactive shells (the sessions' own) still read it;
+   * tests of noisy login scripts, and the bench, turn it on.
+   * @default {false}
+   */
+  commandRcFiles?: boolean;
+  /**
    * sshd listens on `::1` too, and the daemon binds `127.0.0.1` and `::1`.
    * @default {false}
    */
@@ -322,7 +333,13 @@ export async function stopDaemon(daemon: DaemonProcess, signal: Deno.Signal) {
 
 /** Starts sshd and the daemon. */
 export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
-  const sshd = await startSshd({ env: options.sshEnv, ipv6: options.ipv6 });
+  const sshd = await startSshd({
+    env: {
+      ...(options.commandRcFiles ? {} : { SHLVL: "1" }),
+      ...options.sshEnv,
+    },
+    ipv6: options.ipv6,
+  });
   const binds = options.ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"];
   const dir = await Deno.makeTempDir({ prefix: "et-world-" });
   // Other test users' terminals must reach the router socket inside.

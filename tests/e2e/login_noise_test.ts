@@ -45,7 +45,7 @@ Deno.test({
     await ensureNoisyUser();
     await withSession(
       // The line below is the whole session: it ends the shell.
-      { user: USER, waitForShell: false },
+      { user: USER, waitForShell: false, commandRcFiles: true },
       async ({ client }) => {
         await client.type("echo who=$(whoami) home=$HOME term=$TERM; exit\n");
         const code = await client.exit(90_000);

@@ -283,7 +283,7 @@ Deno.test({
           "printf 'no newline at the end'\n",
       );
       await withWorld(
-        { privateRuntime: true, sshEnv: { HOME: home } },
+        { privateRuntime: true, commandRcFiles: true, sshEnv: { HOME: home } },
         async (world) => {
           const noisy = await new Deno.Command("sh", {
             args: ["-c", `${world.sshd.sshCommand} et-test true`],
