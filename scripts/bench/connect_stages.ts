@@ -102,8 +102,10 @@ try {
     stages.get(name)!.push(ms);
   };
   const clientLog = `${world.dir}/client.log`;
-  const uid = user === undefined ? Deno.uid() : await uidOf(user);
-  const { log: hostLog } = await hostPaths(`/tmp/et-${uid}`, world.routerPath);
+  const { log: hostLog } = await hostPaths(
+    world.runtimeDirOf(user),
+    world.routerPath,
+  );
   const debug = { ET_LOG_LEVEL: "debug" };
   for (const phase of ["cold", "warm", "open"] as const) {
     stages.clear();
@@ -196,9 +198,4 @@ async function noHost(log: string) {
     await sleep(20);
   }
   throw new Error("the host did not exit");
-}
-
-async function uidOf(name: string): Promise<number> {
-  const out = await new Deno.Command("id", { args: ["-u", name] }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim());
 }

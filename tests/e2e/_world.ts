@@ -128,6 +128,11 @@ export interface EtWorld {
    */
   clientRuntimeDir: string;
   /**
+   * The runtime directory of this world's terminals that log in as `user`
+   * ({@linkcode runtimeDir} for us).
+   */
+  runtimeDirOf(user?: string): string;
+  /**
    * Client argv (program first) for `[user@]et-test:<port>` plus `extra`;
    * `env` adds variables for the terminals it starts over ssh (the
    * launcher, and a host that the launcher starts), e.g.
@@ -345,7 +350,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
   // Other test users' terminals must reach the router socket inside.
   await Deno.chmod(dir, 0o755);
   const daemonUser = options.daemonUser
-    ? await userIds(options.daemonUser)
+    ? userIds(options.daemonUser)
     : undefined;
   // The router's directory belongs to the daemon's user, as /run/et does.
   const routerDir = `${dir}/run-et`;
@@ -384,6 +389,11 @@ export async function startWorld(options: WorldOptions = {}): Promise<EtWorld> {
     routerPath,
     runtimeDir,
     clientRuntimeDir: `${Deno.env.get("ET_RUNTIME_DIR")}/et`,
+    runtimeDirOf(user?: string) {
+      const base = privateRuntime ? runtimeBaseFor(dir, user) : undefined;
+      if (base) return `${base}/et`;
+      return user === undefined ? runtimeDir : `/tmp/et-${userId(user)}`;
+    },
     client(extra = [], options = {}) {
       const port = options.port ?? daemonPort;
       const target = `${options.user ? options.user + "@" : ""}${
@@ -466,24 +476,26 @@ export async function withWorld<T>(
  */
 function runtimeBaseFor(dir: string, user?: string): string | undefined {
   if (user === undefined) return `${dir}/run`;
-  const id = (flag: string) => {
-    const out = new Deno.Command("id", { args: [flag, user], stderr: "null" })
-      .outputSync();
-    return out.success
-      ? Number(new TextDecoder().decode(out.stdout).trim())
-      : undefined;
-  };
-  const uid = id("-u");
+  const uid = userId(user);
   if (uid === undefined) return undefined;
   if (uid === Deno.uid()) return `${dir}/run`;
   const base = `${dir}/run-${uid}`;
   try {
     Deno.mkdirSync(base, { mode: 0o700 });
-    Deno.chownSync(base, uid, id("-g") ?? null);
+    Deno.chownSync(base, uid, userId(user, "-g") ?? null);
   } catch (error) {
     if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
   }
   return base;
+}
+
+/** A local user's uid (with `-g`: gid); undefined if there is none. */
+function userId(user: string, flag: "-u" | "-g" = "-u"): number | undefined {
+  const out = new Deno.Command("id", { args: [flag, user], stderr: "null" })
+    .outputSync();
+  return out.success
+    ? Number(new TextDecoder().decode(out.stdout).trim())
+    : undefined;
 }
 
 /**
@@ -521,13 +533,13 @@ async function openClientRuntime(): Promise<{ close(): Promise<void> }> {
 }
 
 /** The uid and gid of a local user. */
-async function userIds(user: string): Promise<[number, number]> {
-  const id = async (flag: string) => {
-    const out = await new Deno.Command("id", { args: [flag, user] }).output();
-    if (!out.success) throw new Error(`no user ${user}`);
-    return Number(new TextDecoder().decode(out.stdout).trim());
-  };
-  return [await id("-u"), await id("-g")];
+function userIds(user: string): [number, number] {
+  const uid = userId(user);
+  const gid = userId(user, "-g");
+  if (uid === undefined || gid === undefined) {
+    throw new Error(`no user ${user}`);
+  }
+  return [uid, gid];
 }
 
 /** Quotes argv for a shell command line (tmux runs a string). */
@@ -571,7 +583,7 @@ export async function stockRcUser(name = STOCK_RC_USER): Promise<string> {
       `chown ${name}: "$home/.bashrc" "$home/.profile"`,
   );
   if (restored !== 0) throw new Error(`cannot restore ${name}'s rc files`);
-  const [uid, gid] = await userIds(name);
+  const [uid, gid] = userIds(name);
   const passwd = await new Deno.Command("getent", {
     args: ["passwd", name],
     stdout: "piped",
