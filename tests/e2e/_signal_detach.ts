@@ -26,7 +26,7 @@ import {
   waitUntil,
 } from "./_client.ts";
 import type { EtWorld } from "./_world.ts";
-import { terminalLogs } from "../reliability/_logs.ts";
+import { clientLog, logTail, terminalLogs } from "../reliability/_logs.ts";
 import { RESET_MODES } from "../../src/client/local_terminal.ts";
 
 const encoder = new TextEncoder();
@@ -128,6 +128,12 @@ export async function runSignalDetach(
       status,
       `the client's exit; stderr: ${Deno.readTextFileSync(`${dir}/err`)}`,
     );
+    // The leaving client's last word on its pipes, for the messages below.
+    const clientSaid = logTail(
+      (await clientLog(world)).split("\n")
+        .filter((line) => /detach|pipe|attempt/.test(line)).join("\n"),
+      12,
+    );
     // The leaving client dialled no new pipe after the session read its
     // detach (the session dropped the one it came on).
     const hostLog = (await terminalLogs(world)).join("");
@@ -163,7 +169,8 @@ export async function runSignalDetach(
       sha256(got),
       sha256(expected.subarray(split)),
       `--attach showed exactly the rest (first terminal: ${shownStream} ` +
-        `bytes, --attach: ${got.length}, missing between them: ${missing})`,
+        `bytes, --attach: ${got.length}, missing between them: ${missing}); ` +
+        `the client's log:\n${clientSaid}`,
     );
     // Exactly the stream's first part, then the client's own mode reset on
     // leaving: nothing of the rest, so nothing twice.
@@ -177,7 +184,7 @@ export async function runSignalDetach(
       ),
       `the first terminal showed exactly the part before (first terminal: ` +
         `${shownStream} bytes, --attach: ${got.length}, missing between ` +
-        `them: ${missing})`,
+        `them: ${missing}); the client's log:\n${clientSaid}`,
     );
     return { shownFirst: split, attached: got.length };
   } finally {
