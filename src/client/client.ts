@@ -9,7 +9,7 @@
  */
 
 import { dumpOnSignal, errorMessage, logger } from "../log.ts";
-import { sleep, withDeadline } from "../deadline.ts";
+import { withDeadline } from "../deadline.ts";
 import {
   CONTROL_CHANNEL,
   CONTROL_LINE_LIMIT,
@@ -784,8 +784,9 @@ async function runSession(
     notice(text, local.isRaw);
     echo?.locate().catch(() => {}); // the notice moved the cursor
   };
-  // Aborted when the client leaves on purpose (a detach): the session
-  // drops the pipe then, and dialling again would attach it once more.
+  // Aborted when the client leaves on purpose (a detach), once the session
+  // has acknowledged it (it drops the pipe then, and dialling again would
+  // attach it once more) or the detach's budget is spent.
   const leaving = new AbortController();
   const reconnecting = keepConnected(connection, {
     signal: leaving.signal,
@@ -835,6 +836,18 @@ async function runSession(
   echo = await startPredictiveEcho(run, local);
   // ---
   let detaching = false;
+  // Set once the detach is held by the connection (sent or to be resent).
+  let detachHeld = false;
+  // The session acknowledges a detach, then drops the pipe: that drop must
+  // not start a redial. Checked at the drop itself (listeners run before
+  // the redial loop wakes); a drop before the ack redials, and the resume
+  // carries the detach.
+  connection.onEvent((event) => {
+    if (
+      event.type === "disconnected" && detachHeld &&
+      connection.unacknowledgedBytes === 0
+    ) leaving.abort();
+  });
   // Without a pty, a pipe's reader that leaves (`et host -c cmd | head`)
   // ends the remote command as under ssh: its output there is closed.
   const copies = new OutputCopies(
@@ -855,38 +868,37 @@ async function runSession(
   // Leaving on purpose: the copies stop, and the session learns exactly
   // how much of each output its local side took, so the next client gets
   // the rest (what sat received but unwritten here included). `budgetMs`
-  // bounds the whole (a signal's cleanup has 300 ms).
+  // bounds the whole (a signal's cleanup has 300 ms). Only the session's
+  // ack proves the detach arrived: a pipe cut as it went out (or just
+  // before, unnoticed) lost it, so redialling goes on until the ack or the
+  // budget's end, and the resume resends it. Past the budget the session
+  // knows only what was acknowledged (PROTOCOL.md section 8). True when
+  // the session acknowledged it.
   const detach = async (why: string, budgetMs = 250) => {
     log.info(`detaching: ${why}`);
     detaching = true;
     const deadline = performance.now() + budgetMs;
     const written = await copies.stop(Math.min(100, budgetMs / 3));
-    // Connected: the detach goes out on this pipe, which the session drops
-    // on reading it, so no redial. Down: a reconnect may still carry it;
-    // redialling stops once it is through or the budget is spent.
-    if (connection.connected) leaving.abort();
     // Bounded: with the connection down and its window full, the write
     // would wait for a reconnect that may never come.
     await withDeadline(
       connection.channel(CONTROL_CHANNEL).write(
         encodeControl({ type: "detach", written }),
-      ),
+      ).then(() => {
+        detachHeld = true;
+      }),
       Math.max(0, deadline - performance.now()),
       "detach not sent in time",
     ).catch(() => {});
-    // Give the notice a moment to reach the session, so --list shows it
-    // detached at once; the session finds out by itself otherwise.
-    const sentWhileConnected = connection.connected;
-    while (
-      performance.now() < deadline &&
-      connection.unacknowledgedBytes > 0 &&
-      // Dropped after it went out: the session has it (it drops the pipe
-      // on a detach). Down when it was written: a reconnect may carry it.
-      (connection.connected || !sentWhileConnected)
-    ) await sleep(10);
+    await withDeadline(
+      connection.allAcknowledged(),
+      Math.max(0, deadline - performance.now()),
+      "detach not acknowledged in time",
+    ).catch(() => {});
     leaving.abort();
-    return connection.unacknowledgedBytes === 0 || !connection.connected &&
-        sentWhileConnected;
+    const told = detachHeld && connection.unacknowledgedBytes === 0;
+    if (!told) log.info("detach not acknowledged: the session may replay");
+    return told;
   };
   local.guardSignals(async () => {
     // The share socket goes too (no FFI wait may outlive the process).

@@ -511,7 +511,10 @@ export class SessionHost {
                 Object.entries(message.written).map(([k, v]) => [Number(k), v]),
               );
             }
-            connection.detach("client detached");
+            // Acknowledged before the pipe goes: a client that hears the
+            // ack stops redialling; one whose detach may have been lost
+            // dials again, and the resume carries it (PROTOCOL.md 8).
+            connection.acknowledgeAndDetach("client detached");
           } else if (message.type === "output-closed") {
             this.#closeOutput(message.channel);
           } else if (message.type === "session-new") {

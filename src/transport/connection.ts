@@ -170,6 +170,11 @@ export class EternalConnection {
   #attachedAttempt = 0;
   #attemptCounter = 0;
   #controlOut: Uint8Array[] = [];
+  // Control frames queued and written so far (for acknowledgeAndDetach),
+  // and who waits for a write: woken after each write and on each drop.
+  #controlQueued = 0;
+  #controlWritten = 0;
+  #controlWriteWaiters: Array<() => void> = [];
   #wakePump: (() => void) | null = null;
   #sendChain: Promise<void> = Promise.resolve();
   // Acks must never wait behind data that waits for acks: own chain.
@@ -413,11 +418,49 @@ export class EternalConnection {
     closeQuietly(pipe);
     this.#wakePump?.();
     this.#cancelAck();
+    this.#wakeControlWriteWaiters();
     log.info(`session ${this.#tag()}: pipe dropped: ${reason}`);
     this.#emit({ type: "disconnected", reason });
     const waiters = this.#detachWaiters;
     this.#detachWaiters = [];
     for (const wake of waiters) wake();
+  }
+
+  /**
+   * Acknowledges everything received so far, then drops the current pipe
+   * once that ack is written to it (after `lingerMs` at the latest): for a
+   * peer that said it is leaving, so that it learns its last message
+   * arrived and need not dial again to resend it (PROTOCOL.md section 8).
+   */
+  async acknowledgeAndDetach(reason: string, lingerMs = 200): Promise<void> {
+    const generation = this.#generation;
+    if (this.#pipe === null) return;
+    this.#cancelAck();
+    await this.#sendControl().catch(() => {});
+    const target = this.#controlQueued;
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      this.#wakeControlWriteWaiters();
+    }, lingerMs);
+    while (
+      this.#controlWritten < target && generation === this.#generation &&
+      !late
+    ) {
+      await new Promise<void>((resolve) =>
+        this.#controlWriteWaiters.push(resolve)
+      );
+    }
+    clearTimeout(timer);
+    if (generation === this.#generation) this.detach(reason);
+  }
+
+  /**
+   * Resolves once the peer has acknowledged everything sent so far (at
+   * once if it has), or when the session ends.
+   */
+  allAcknowledged(): Promise<void> {
+    return this.#waitAllAcknowledged();
   }
 
   /** Resolves when the current pipe is dropped (at once if none). */
@@ -571,6 +614,7 @@ export class EternalConnection {
       this.#controlOut.push(
         await sealPacket(this.keys.send, FrameType.Control, counter, u64(ack)),
       );
+      this.#controlQueued++;
       this.#stream.ackSent(ack);
       this.#wakePump?.();
     });
@@ -592,10 +636,12 @@ export class EternalConnection {
           size += prelude.length;
           prelude = undefined;
         }
+        let controls = 0;
         while (this.#controlOut.length > 0) {
           const frame = this.#controlOut.shift()!;
           batch.push(frame);
           size += frame.length;
+          controls++;
         }
         let data = false;
         while (size < COALESCE_BYTES) {
@@ -619,6 +665,10 @@ export class EternalConnection {
           for (const frame of batch) await writeAll(pipe, frame);
         } else {
           await writeAll(pipe, concatBytes(batch));
+        }
+        if (controls > 0) {
+          this.#controlWritten += controls;
+          this.#wakeControlWriteWaiters();
         }
       }
     } catch (error) {
@@ -726,6 +776,12 @@ export class EternalConnection {
   #ackProgress(before: number) {
     const now = this.#stream.acknowledged;
     if (now > before) this.#timers.acknowledged(now >= this.#stream.sendCursor);
+  }
+
+  #wakeControlWriteWaiters() {
+    const waiters = this.#controlWriteWaiters;
+    this.#controlWriteWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #wakeAckWaiters() {

@@ -322,3 +322,23 @@ Deno.test("close() with no peer to acknowledge waits out its linger, and ends at
   await closing;
   assert.ok(performance.now() - failedAt < 500);
 });
+
+Deno.test("acknowledgeAndDetach: the peer holds the ack of its last message when the pipe drops", async () => {
+  const pair = await startSessionPair();
+  await waitUntil(() => pair.client.connected, 5000, "connect");
+  // What the client holds unacknowledged at the moment its pipe drops.
+  const heldAtDrop: number[] = [];
+  pair.client.onEvent((event) => {
+    if (event.type === "disconnected") {
+      heldAtDrop.push(pair.client.unacknowledgedBytes);
+    }
+  });
+  const leaving = new TextEncoder().encode("leaving now");
+  await pair.client.channel(3).write(leaving);
+  assert.deepEqual(await pair.server.channel(3).read(), leaving);
+  assert.ok(pair.client.unacknowledgedBytes > 0, "not acknowledged yet");
+  await pair.server.acknowledgeAndDetach("peer left");
+  await waitUntil(() => heldAtDrop.length > 0, 5000, "the client's drop");
+  assert.deepEqual(heldAtDrop, [0], "acknowledged before the pipe went");
+  await pair.stop();
+});
