@@ -45,6 +45,33 @@ export async function withDeadline<T>(
   }
 }
 
+/**
+ * As {@linkcode withDeadline}, for the first waits of the short-lived
+ * launcher (its bootstrap line, the host lock): its timer is
+ * `AbortSignal.timeout`'s (~0.5 ms to arm), where the first `setTimeout`
+ * of a Deno 2.9 process costs ~5 ms on the spot (the global timers are
+ * node's, loaded on first use). The timer cannot be cleared: once `task`
+ * settles it still fires, unheard, after `ms`; with no listener left it
+ * keeps nothing alive.
+ */
+export async function withEarlyDeadline<T>(
+  task: Promise<T>,
+  ms: number,
+  message: string,
+): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  let onAbort: (() => void) | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new DeadlineError(message));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([task, expired]);
+  } finally {
+    signal.removeEventListener("abort", onAbort!);
+  }
+}
+
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { sleep, withDeadline } from "../deadline.ts";
+import { sleep, withDeadline, withEarlyDeadline } from "../deadline.ts";
 import { errorMessage } from "../log.ts";
 import { LineReader } from "../session/line_reader.ts";
 import { spawnDetachedRole } from "./local_io.ts";
@@ -162,6 +162,29 @@ export async function requestFromHost(
 }
 
 /**
+ * Starts the user's host of `routerPath` if none listens, and resolves once
+ * one does, or once starting it failed (never rejects: {@link
+ * requestFromHost}, which follows, starts it again and says why not). The
+ * launcher calls it as soon as it knows a `new` is asked, so that the
+ * host's start-up overlaps the launcher's own work before its request.
+ */
+export async function startHostIfNone(
+  dir: string,
+  routerPath: string,
+): Promise<void> {
+  try {
+    const paths = await hostPaths(dir, routerPath);
+    try {
+      (await Deno.connect({ transport: "unix", path: paths.socket })).close();
+      return; // one runs
+    } catch (error) {
+      if (!noListener(error)) return;
+    }
+    await startHost(paths, performance.now() + HOST_START_TIMEOUT_MS);
+  } catch { /* requestFromHost tries again */ }
+}
+
+/**
  * Under the host lock: if still no host answers, removes a stale socket and
  * starts `et terminal --host` detached, and waits until it listens.
  */
@@ -175,7 +198,10 @@ async function startHost(
     mode: 0o600,
   });
   try {
-    await withDeadline(
+    // No node timers loaded for it before the host starts (~5 ms; the
+    // launcher loads them in its wait for the host's line, while the host
+    // starts).
+    await withEarlyDeadline(
       lock.lock(true),
       Math.max(0, deadline - performance.now()),
       "another launcher held the host lock too long",

@@ -47,7 +47,7 @@ import {
   controlRequest,
   findSessions,
 } from "./control_socket.ts";
-import { requestFromHost } from "./host_socket.ts";
+import { requestFromHost, startHostIfNone } from "./host_socket.ts";
 import {
   LOGIN_ENV_NAMES,
   readStdinLine,
@@ -106,6 +106,9 @@ export async function launchTerminal(
         break;
       }
       case "new": {
+        // With no host running, its start (a Deno start, ~40 ms) begins
+        // now, beside the count of the other sessions.
+        const hostUp = startHostIfNone(dir, options.routerPath);
         let others = await findSessions(dir);
         if (request.killOthers) {
           await Promise.allSettled(
@@ -113,6 +116,7 @@ export async function launchTerminal(
           );
           others = [];
         }
+        await hostUp;
         const started = await startSession(dir, options.routerPath, line);
         report = {
           ...started,

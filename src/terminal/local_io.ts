@@ -6,7 +6,7 @@
  * @module
  */
 
-import { withDeadline } from "../deadline.ts";
+import { withDeadline, withEarlyDeadline } from "../deadline.ts";
 import { LineReader } from "../session/line_reader.ts";
 import { privateRuntimeDir } from "../session/runtime_dir.ts";
 
@@ -35,7 +35,9 @@ export async function readStdinLine(
   timeoutMs: number,
   limit = 16 * 1024,
 ): Promise<string> {
-  const line = await withDeadline(
+  // The line is there at once, normally: no node timers are loaded for
+  // it (see withEarlyDeadline), before the launcher starts the host.
+  const line = await withEarlyDeadline(
     new LineReader(Deno.stdin, limit).next(),
     timeoutMs,
     "no bootstrap line on stdin (et terminal is started by the et client)",
