@@ -1,7 +1,10 @@
 /**
  * Which keystrokes are the slow ones: per-key echo times of one `et` and one
  * `ssh -tt` session in one world (rounds alternate), then the slowest keys
- * with their place in the run (the first key after a Ctrl-U pause is marked).
+ * with their place in the run (the first key after a Ctrl-U pause is marked),
+ * and the context switches (thread wake-ups, mostly) per keystroke of this
+ * checkout's `et` processes (client, terminal, daemon) while et's keys run.
+ * With `json-out`, the per-key times are written there (to pool runs).
  *
  * ```
  * deno run -A scripts/bench/echo_tail.ts [rounds=2] [keys=200] [json-out]
@@ -9,7 +12,7 @@
  *
  * @module
  */
-import { startWorld } from "../../tests/e2e/_world.ts";
+import { ROOT, startWorld } from "../../tests/e2e/_world.ts";
 import {
   type BenchWorld,
   clientArgv,
@@ -33,6 +36,34 @@ function line(samples: number[]): string {
   } p99 ${fixed(percentile(samples, 99), 2)}`;
 }
 
+/** Context switches of every thread of every process running our main.ts. */
+async function contextSwitches(): Promise<Record<string, number>> {
+  const totals: Record<string, number> = {};
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      if (!cmdline.includes(`${ROOT}/main.ts`)) continue;
+      const role = cmdline.split("\0").includes("terminal")
+        ? "terminal"
+        : cmdline.split("\0").includes("server")
+        ? "daemon"
+        : "client";
+      for await (const task of Deno.readDir(`/proc/${entry.name}/task`)) {
+        const status = await Deno.readTextFile(
+          `/proc/${entry.name}/task/${task.name}/status`,
+        );
+        for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) {
+          totals[role] = (totals[role] ?? 0) + Number(match[1]);
+        }
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return totals;
+}
+
 const world: BenchWorld = await startWorld();
 const all: Record<string, number[][]> = { et: [], ssh: [] };
 try {
@@ -48,9 +79,16 @@ try {
     et = await startSession(world, "et");
   }
   const ssh = await startSession(world, "ssh");
+  const switches: Record<string, number> = {};
   for (let round = 1; round <= rounds; round++) {
+    const before = await contextSwitches();
     const sent: number[] = [];
-    const e = await echoLatencies(et, keys, 20, sent);
+    const e = await echoLatencies(et, keys, 20, trace ? sent : undefined);
+    const after = await contextSwitches();
+    for (const role in after) {
+      switches[role] = (switches[role] ?? 0) + after[role] -
+        (before[role] ?? 0);
+    }
     if (trace) {
       await Deno.writeTextFile(
         `${trace}.bench`,
@@ -85,6 +123,13 @@ try {
       }`,
     );
   }
+  console.log(
+    `et context switches per key: ${
+      Object.entries(switches).map(([role, n]) =>
+        `${role} ${fixed(n / (rounds * keys), 1)}`
+      ).join(", ")
+    }`,
+  );
   const load = (await Deno.readTextFile("/proc/loadavg")).trim();
   console.log(`load ${load}`);
   if (out) await Deno.writeTextFile(out, JSON.stringify(all));
