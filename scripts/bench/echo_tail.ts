@@ -36,6 +36,9 @@ function line(samples: number[]): string {
   } p99 ${fixed(percentile(samples, 99), 2)}`;
 }
 
+/** ET_SWITCH_DETAIL=1: context switches per thread name too. */
+const DETAIL = Deno.env.get("ET_SWITCH_DETAIL") === "1";
+
 /** Context switches of every thread of every process running our main.ts. */
 async function contextSwitches(): Promise<Record<string, number>> {
   const totals: Record<string, number> = {};
@@ -53,8 +56,15 @@ async function contextSwitches(): Promise<Record<string, number>> {
         const status = await Deno.readTextFile(
           `/proc/${entry.name}/task/${task.name}/status`,
         );
+        const thread = task.name === entry.name
+          ? "main"
+          : status.match(/^Name:\s+(.*)$/m)?.[1] ?? "?";
         for (const match of status.matchAll(/ctxt_switches:\s+(\d+)/g)) {
           totals[role] = (totals[role] ?? 0) + Number(match[1]);
+          if (DETAIL) {
+            const key = `${role}/${thread}`;
+            totals[key] = (totals[key] ?? 0) + Number(match[1]);
+          }
         }
       }
     } catch {
