@@ -177,6 +177,7 @@ export async function echoLatencies(
   client: WatchedProcess,
   keys: number,
   gapMs = 20,
+  sentAt?: number[],
 ): Promise<number[]> {
   const letters = "abcdefghijklmnopqrstuvwxyz";
   const samples: number[] = [];
@@ -192,6 +193,7 @@ export async function echoLatencies(
     const echoed = client.waitFor(letter, from, 5000);
     echoed.catch(() => {}); // awaited below; only typing may fail first
     const sent = performance.now();
+    sentAt?.push(performance.timeOrigin + sent);
     await client.type(letter);
     const hit = await echoed;
     samples.push(hit.at - sent);

@@ -15,20 +15,27 @@
 
 import { callDoubtingErrno, errno, errnoError, libc } from "./libc.ts";
 
-const EPOLLIN = 0x001;
+/** epoll event: data to read. */
+export const EPOLLIN = 0x001;
 const EPOLLRDHUP = 0x2000;
 const EPOLLONESHOT = 1 << 30;
-const EPOLL_CTL_ADD = 1;
+/** `epoll_ctl` operation: add a descriptor. */
+export const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
-const EPOLL_CTL_MOD = 3;
-const EPOLL_CLOEXEC = 0o2000000;
+/** `epoll_ctl` operation: change the events watched for a descriptor. */
+export const EPOLL_CTL_MOD = 3;
+/** `epoll_create1` flag: close on exec. */
+export const EPOLL_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const EEXIST = 17;
 const ENOENT = 2;
 
-// struct epoll_event { uint32_t events; epoll_data_t data; } is packed on
-// x86_64 (12 bytes) and naturally aligned elsewhere (16 bytes).
-const EVENT_BYTES = Deno.build.arch === "x86_64" ? 12 : 16;
+/**
+ * Size of `struct epoll_event { uint32_t events; epoll_data_t data; }`:
+ * packed on x86_64 (12 bytes), naturally aligned elsewhere (16 bytes).
+ */
+export const EPOLL_EVENT_BYTES = Deno.build.arch === "x86_64" ? 12 : 16;
+const EVENT_BYTES = EPOLL_EVENT_BYTES;
 const DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 const MAX_EVENTS = 256;
 

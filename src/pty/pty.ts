@@ -29,6 +29,13 @@ import {
   TIOCSWINSZ,
   writeNonBlocking,
 } from "../platform/libc.ts";
+import {
+  EPOLL_CLOEXEC,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_MOD,
+  EPOLL_EVENT_BYTES,
+  EPOLLIN,
+} from "../platform/reactor.ts";
 
 /** How a child is started in a new pty. */
 export interface PtySpawnOptions {
@@ -159,6 +166,13 @@ export class Pty {
   #slave: number;
   // An eventfd that close() signals to wake every pending poll at once.
   #wake: number;
+  // The epoll set a read waits in (on a worker thread): the master and the
+  // eventfd. An echo watch takes the master out of it while it watches, so
+  // the echo wakes one thread, not two (see #watchForEcho).
+  #readEpoll: number;
+  #readEvents = new Uint8Array(2 * EPOLL_EVENT_BYTES);
+  #epollCtl = new Uint8Array(16);
+  #epollCtlView = new DataView(this.#epollCtl.buffer);
   #watchEcho: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -179,8 +193,6 @@ export class Pty {
   #echoesCaught = 0;
   // Reused for every call so the hot path allocates only the returned chunk.
   #readBuffer = new Uint8Array(READ_CHUNK_BYTES);
-  #readPollFds = new Uint8Array(16);
-  #readPollView = new DataView(this.#readPollFds.buffer);
   #watchPollFds = new Uint8Array(8);
   #watchPollView = new DataView(this.#watchPollFds.buffer);
   #writePollFds = new Uint8Array(16);
@@ -191,6 +203,7 @@ export class Pty {
     master: number,
     slave: number,
     wake: number,
+    readEpoll: number,
     child: Deno.ChildProcess,
     watchEcho: boolean,
   ) {
@@ -198,6 +211,7 @@ export class Pty {
     this.#master = master;
     this.#slave = slave;
     this.#wake = wake;
+    this.#readEpoll = readEpoll;
     this.pid = child.pid;
     this.exited = child.status.then((status) => {
       this.#childExited = true;
@@ -225,6 +239,7 @@ export class Pty {
     if (master < 0) throw errnoError("posix_openpt", errno());
     let slave = -1;
     let wake = -1;
+    let readEpoll = -1;
     try {
       // posix_openpt is only promised to honour O_RDWR and O_NOCTTY; without
       // CLOEXEC the child would hold the master open and never see a hangup.
@@ -248,6 +263,15 @@ export class Pty {
       if (slave < 0) throw errnoError(`open(${slavePath})`, errno());
       wake = c.eventfd(0, O_CLOEXEC | O_NONBLOCK);
       if (wake < 0) throw errnoError("eventfd", errno());
+      readEpoll = c.epoll_create1(EPOLL_CLOEXEC);
+      if (readEpoll < 0) throw errnoError("epoll_create1", errno());
+      const event = new Uint8Array(16);
+      for (const fd of [master, wake]) {
+        setEpollEvent(new DataView(event.buffer), EPOLLIN, fd);
+        if (c.epoll_ctl(readEpoll, EPOLL_CTL_ADD, fd, event) < 0) {
+          throw errnoError("epoll_ctl", errno());
+        }
+      }
       const child = new Deno.Command("/bin/sh", {
         args: [
           "-c",
@@ -265,8 +289,16 @@ export class Pty {
         stdout: "null",
         stderr: "null",
       }).spawn();
-      return new Pty(master, slave, wake, child, options.watchEcho ?? false);
+      return new Pty(
+        master,
+        slave,
+        wake,
+        readEpoll,
+        child,
+        options.watchEcho ?? false,
+      );
     } catch (error) {
+      closeQuietly(readEpoll);
       closeQuietly(wake);
       closeQuietly(slave);
       closeQuietly(master);
@@ -359,7 +391,12 @@ export class Pty {
     closeQuietly(this.#master);
     closeQuietly(this.#slave);
     closeQuietly(this.#wake);
-    this.#master = this.#slave = this.#wake = -1;
+    closeQuietly(this.#readEpoll);
+    this.#master =
+      this.#slave =
+      this.#wake =
+      this.#readEpoll =
+        -1;
     if (!this.#childExited) {
       // Unref'd: this timer alone must not keep the process alive, while the
       // child's status (which does) still gets a bounded lifetime.
@@ -413,12 +450,7 @@ export class Pty {
       this.#nudgeReader = resolve;
       // One callback per poll (not one per read waiting on it), so reads
       // served by echo watches never pile callbacks on a long poll.
-      this.#readPoll ??= this.#poll(
-        this.#readPollFds,
-        this.#readPollView,
-        POLLIN,
-        -1,
-      ).finally(() => {
+      this.#readPoll ??= this.#waitReadable().finally(() => {
         this.#readPoll = null;
         const wake = this.#nudgeReader;
         this.#nudgeReader = null;
@@ -440,14 +472,26 @@ export class Pty {
     const nudge = this.#nudgeReader;
     if (nudge === null || this.#early !== null || this.#closed) return;
     const c = libc();
-    setPollFd(this.#watchPollView, 0, this.#master, POLLIN);
-    if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
-      return;
+    // The waiting read's epoll stops watching the master meanwhile: else the
+    // echo wakes its worker thread too, whose wake-up, and the event loop's
+    // turn to take it, compete with the echo's way out (on 2 cores, with
+    // the shell and the network also wanting one). Watching again after,
+    // level-triggered: output still unread wakes it at once.
+    this.#watchMasterForRead(0);
+    try {
+      setPollFd(this.#watchPollView, 0, this.#master, POLLIN);
+      if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
+        return;
+      }
+      const n = Number(
+        c.read(this.#master, this.#readBuffer, READ_CHUNK_SIZE_T),
+      );
+      if (n <= 0) return;
+      this.#early = this.#readBuffer.slice(0, this.#readMore(n));
+    } finally {
+      this.#watchMasterForRead(EPOLLIN);
     }
-    const n = Number(c.read(this.#master, this.#readBuffer, READ_CHUNK_SIZE_T));
-    if (n <= 0) return;
     this.#echoesCaught++;
-    this.#early = this.#readBuffer.slice(0, this.#readMore(n));
     this.#nudgeReader = null;
     nudge();
   }
@@ -506,6 +550,35 @@ export class Pty {
   }
 
   /**
+   * Waits on a worker thread until the master is readable (or hung up) or
+   * close() is called. Like {@linkcode #poll}'s, its result is not trusted.
+   */
+  async #waitReadable(): Promise<void> {
+    const call = libc().epoll_wait(this.#readEpoll, this.#readEvents, 2, -1);
+    this.#pendingPolls.add(call);
+    try {
+      await call;
+    } finally {
+      this.#pendingPolls.delete(call);
+    }
+  }
+
+  /**
+   * What the read's epoll watches the master for: `EPOLLIN`, or 0 for
+   * nothing but a hangup or an error (always reported). A failure is
+   * ignored: at worst the read's worker wakes for an echo already taken.
+   */
+  #watchMasterForRead(events: number): void {
+    setEpollEvent(this.#epollCtlView, events, this.#master);
+    libc().epoll_ctl(
+      this.#readEpoll,
+      EPOLL_CTL_MOD,
+      this.#master,
+      this.#epollCtl,
+    );
+  }
+
+  /**
    * Waits on a worker thread until the master has `events`, close() is
    * called, or `timeoutMs` passes. Its result is not trusted (errno of the
    * worker thread is out of reach): the caller retries its read or write,
@@ -528,6 +601,12 @@ export class Pty {
       this.#pendingPolls.delete(call);
     }
   }
+}
+
+/** Fills a `struct epoll_event` whose data is the descriptor itself. */
+function setEpollEvent(view: DataView, events: number, fd: number): void {
+  view.setUint32(0, events, true);
+  view.setBigUint64(EPOLL_EVENT_BYTES === 12 ? 4 : 8, BigInt(fd), true);
 }
 
 function checkSize(cols: number, rows: number): void {

@@ -657,6 +657,10 @@ export class EternalConnection {
           await new Promise<void>((resolve) => this.#wakePump = resolve);
           continue;
         }
+        // The frames carry our ack (sealed into each): a standalone ack's
+        // timer would only wake this process for nothing (on a host, once
+        // per keystroke: the echo already acked it).
+        if (this.#stream.ackOwed === 0) this.#cancelAck();
         const afterIdle = this.#timers.sent(data);
         if (data) this.#watchForAnswer(afterIdle);
         // Small frames (keystrokes, acks) are joined into one write; big
