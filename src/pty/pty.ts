@@ -460,37 +460,35 @@ export class Pty {
   }
 
   /**
-   * After a keystroke-sized write, while a read waits in `poll`: waits up
-   * to {@linkcode ECHO_WATCH_MS} on this thread for the master to become
-   * readable, reads what came and hands it to that read at once. Anything
-   * else (the time ran out, a hangup, a failed read: no errno is read
-   * here at all) ends the watch and is left to the waiting read, whose
-   * poll wakes for it and whose own read meets it: the watch never ends a
-   * read loop itself.
+   * True when a write of `length` bytes is keystroke-sized and a read waits
+   * in `epoll_wait`: its echo is worth watching for on this thread.
+   */
+  #echoWorthWatching(length: number): boolean {
+    return this.#watchEcho && length <= ECHO_WATCH_MAX_BYTES &&
+      this.#nudgeReader !== null && this.#early === null && !this.#closed;
+  }
+
+  /**
+   * After a keystroke-sized write, while a read waits in `epoll_wait`:
+   * waits up to {@linkcode ECHO_WATCH_MS} on this thread for the master to
+   * become readable, reads what came and hands it to that read at once.
+   * Anything else (the time ran out, a hangup, a failed read: no errno is
+   * read here at all) ends the watch and is left to the waiting read, whose
+   * wait wakes for it and whose own read meets it: the watch never ends a
+   * read loop itself. The caller has taken the master out of the read's
+   * epoll set before the write (see {@linkcode #writeAll}).
    */
   #watchForEcho() {
     const nudge = this.#nudgeReader;
     if (nudge === null || this.#early !== null || this.#closed) return;
     const c = libc();
-    // The waiting read's epoll stops watching the master meanwhile: else the
-    // echo wakes its worker thread too, whose wake-up, and the event loop's
-    // turn to take it, compete with the echo's way out (on 2 cores, with
-    // the shell and the network also wanting one). Watching again after,
-    // level-triggered: output still unread wakes it at once.
-    this.#watchMasterForRead(0);
-    try {
-      setPollFd(this.#watchPollView, 0, this.#master, POLLIN);
-      if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
-        return;
-      }
-      const n = Number(
-        c.read(this.#master, this.#readBuffer, READ_CHUNK_SIZE_T),
-      );
-      if (n <= 0) return;
-      this.#early = this.#readBuffer.slice(0, this.#readMore(n));
-    } finally {
-      this.#watchMasterForRead(EPOLLIN);
+    setPollFd(this.#watchPollView, 0, this.#master, POLLIN);
+    if (c.ppoll(this.#watchPollFds, 1n, ECHO_WATCH_TIMESPEC, null) <= 0) {
+      return;
     }
+    const n = Number(c.read(this.#master, this.#readBuffer, READ_CHUNK_SIZE_T));
+    if (n <= 0) return;
+    this.#early = this.#readBuffer.slice(0, this.#readMore(n));
     this.#echoesCaught++;
     this.#nudgeReader = null;
     nudge();
@@ -520,17 +518,26 @@ export class Pty {
     while (offset < data.length) {
       if (this.#closed) throw new Deno.errors.BadResource("pty is closed");
       if (syncWrites < SYNC_CALLS_BEFORE_YIELD) {
-        // As in #readChunk: a failure is believed once it repeats.
-        const n = writeNonBlocking(this.#master, data.subarray(offset));
+        // A keystroke's echo is for the watch below alone: the read's epoll
+        // stops watching the master from before the write (the echo can be
+        // there before the write returns) until the watch is over, else the
+        // echo wakes its worker thread too, whose wake-up, and the event
+        // loop's turn to take it, compete with the echo's way out (on 2
+        // cores, with the shell and the network also wanting one). Watched
+        // again after, level-triggered: output still unread wakes it.
+        const watch = offset === 0 && this.#echoWorthWatching(data.length);
+        if (watch) this.#watchMasterForRead(0);
+        let n: number;
+        try {
+          // As in #readChunk: a failure is believed once it repeats.
+          n = writeNonBlocking(this.#master, data.subarray(offset));
+          if (watch && n === data.length) this.#watchForEcho();
+        } finally {
+          if (watch) this.#watchMasterForRead(EPOLLIN);
+        }
         if (n >= 0) {
           offset += n;
           syncWrites++;
-          if (
-            this.#watchEcho && offset === data.length &&
-            data.length <= ECHO_WATCH_MAX_BYTES
-          ) {
-            this.#watchForEcho();
-          }
           continue;
         }
         const code = -n;
