@@ -67,9 +67,9 @@ const world = await startWorld({ commandRcFiles: true });
 try {
   const ssh = world.sshd.sshCommand.split(" ");
   const host = user ? `${user}@${world.sshd.hostAlias}` : world.sshd.hostAlias;
-  const terminalPath = world.client().at(
-    world.client().indexOf("--terminal-path") + 1,
-  )!;
+  // The user's own: its runtime directory is one that user may write.
+  const argv = world.client([], { user });
+  const terminalPath = argv.at(argv.indexOf("--terminal-path") + 1)!;
   const rows: [string, number][] = [];
   rows.push([
     "local: deno run main.ts --version",
