@@ -181,11 +181,14 @@ export class StdOutput {
     // odd errno) must not spin on the event loop's thread.
     let brief = true;
     while (written < data.length && !signal?.aborted) {
-      const n = this.tryWrite(data.subarray(written));
+      const rest = data.subarray(written);
+      const n = this.tryWrite(rest);
       if (n > 0) {
         written += n;
         brief = true;
-        continue;
+        // Took it all: done. Took part: the output is full now, so the
+        // next write would only say EAGAIN; wait for room at once.
+        if (n === rest.length) continue;
       }
       if (brief && this.#roomSoon()) {
         brief = false;
