@@ -56,7 +56,7 @@ export async function runTerminalRole(role: TerminalRole): Promise<number> {
   }
   configureLog({ level: "silent" });
   const { launchTerminal } = await import("../terminal/launcher.ts");
-  return await launchTerminal({ routerPath });
+  return await launchTerminal({ routerPath, lingerMs });
 }
 
 /**

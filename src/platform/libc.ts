@@ -90,6 +90,7 @@ const PORTABLE_SYMBOLS = {
   grantpt: { parameters: ["i32"], result: "i32" },
   unlockpt: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // The only call here that may wait (with epoll_wait below): it runs on a
@@ -139,6 +140,7 @@ const PORTABLE_SYMBOLS = {
 const LINUX_ONLY_SYMBOLS = {
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  prctl: { parameters: ["i32", "buffer"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   epoll_wait: {
@@ -393,6 +395,39 @@ export function setPollFd(
   view.setInt32(index * 8, fd, true);
   view.setInt16(index * 8 + 4, events, true);
   view.setInt16(index * 8 + 6, 0, true);
+}
+
+/**
+ * Points stdin, stdout and stderr at /dev/null: a process that stays on
+ * after the ssh session that started it lets go of that session's pipes
+ * (ssh and sshd see them end; nothing it prints later goes anywhere).
+ * Linux only (`open` is bound there only); throws elsewhere or on failure.
+ */
+export function detachStandardStreams(): void {
+  const lib = libc();
+  const devNull = lib.open(
+    new TextEncoder().encode("/dev/null\0"),
+    O_RDWR | O_CLOEXEC,
+  );
+  if (devNull < 0) throw errnoError("open /dev/null", errno());
+  try {
+    for (const fd of [0, 1, 2]) {
+      if (lib.dup2(devNull, fd) < 0) throw errnoError("dup2", errno());
+    }
+  } finally {
+    lib.close(devNull);
+  }
+}
+
+/**
+ * Names this process (its main thread) `name`, at most 15 bytes, as `ps
+ * -e`, `top` and `pgrep` show it (`/proc/<pid>/comm`); its command line
+ * stays. Linux only (`prctl(PR_SET_NAME)`); elsewhere it does nothing.
+ */
+export function setProcessName(name: string): void {
+  if (Deno.build.os !== "linux") return;
+  const PR_SET_NAME = 15;
+  libc().prctl(PR_SET_NAME, new TextEncoder().encode(`${name.slice(0, 15)}\0`));
 }
 
 /** Closes `fd`, ignoring errors: used on cleanup paths only. */

@@ -388,6 +388,13 @@ export type BootstrapRequest =
      * @default {"bytes"}
      */
     resume?: ResumeMode;
+    /**
+     * The client ends its ssh itself once it has the ready line: the
+     * launcher may then stay on as the user's host when none runs (a
+     * cold start without a second process), its stdio let go.
+     * @default {false} (the launcher must exit: ssh waits for it)
+     */
+    endsSsh?: boolean;
   }
   | {
     op: "attach";
@@ -483,6 +490,7 @@ export function encodeBootstrap(request: BootstrapRequest): string {
           : {}),
         ...(request.noTerminal ? { noTerminal: true } : {}),
         ...(request.resume === "screen" ? { resume: "screen" } : {}),
+        ...(request.endsSsh ? { endsSsh: true } : {}),
         protocol: PROTOCOL_VERSION,
       }) + "\n";
     case "attach":
@@ -716,6 +724,7 @@ export function decodeBootstrap(line: string): BootstrapRequest {
         reverseTunnels: decodeTunnels(value.reverseTunnels),
         noTerminal: value.noTerminal === true,
         resume: decodeResumeMode(value.resume),
+        endsSsh: value.endsSsh === true,
       };
     }
     case "attach": {

@@ -32,6 +32,12 @@ import { spawnDetachedRole } from "./local_io.ts";
 
 const encoder = new TextEncoder();
 
+/**
+ * The host process's name (`/proc/<pid>/comm`, as `ps -e` and `pgrep`
+ * show it): its command line is the launcher's when a launcher became it.
+ */
+export const HOST_PROCESS_NAME = "et-host";
+
 /** The host's first stdout line once it listens. */
 export const HOST_READY = "ET_HOST_READY";
 
@@ -167,31 +173,44 @@ export async function requestFromHost(
  * requestFromHost}, which follows, starts it again and says why not). The
  * launcher calls it as soon as it knows a `new` is asked, so that the
  * host's start-up overlaps the launcher's own work before its request.
+ *
+ * With `becomeHost`, the host is this process instead of a new one
+ * (called under the lock, once no host answers): resolves with what it
+ * returned; null when a host runs elsewhere (or `becomeHost` failed).
  */
-export async function startHostIfNone(
+export async function startHostIfNone<T>(
   dir: string,
   routerPath: string,
-): Promise<void> {
+  becomeHost?: () => Promise<T>,
+): Promise<T | null> {
   try {
     const paths = await hostPaths(dir, routerPath);
     try {
       (await Deno.connect({ transport: "unix", path: paths.socket })).close();
-      return; // one runs
+      return null; // one runs
     } catch (error) {
-      if (!noListener(error)) return;
+      if (!noListener(error)) return null;
     }
-    await startHost(paths, performance.now() + HOST_START_TIMEOUT_MS);
-  } catch { /* requestFromHost tries again */ }
+    return await startHost(
+      paths,
+      performance.now() + HOST_START_TIMEOUT_MS,
+      becomeHost,
+    );
+  } catch {
+    return null; // requestFromHost tries again
+  }
 }
 
 /**
  * Under the host lock: if still no host answers, removes a stale socket and
- * starts `et terminal --host` detached, and waits until it listens.
+ * starts `et terminal --host` detached (or becomes the host, with
+ * `becomeHost`), and waits until it listens.
  */
-async function startHost(
+async function startHost<T>(
   paths: { socket: string; lock: string },
   deadline: number,
-): Promise<void> {
+  becomeHost?: () => Promise<T>,
+): Promise<T | null> {
   const lock = await Deno.open(paths.lock, {
     create: true,
     write: true,
@@ -213,12 +232,14 @@ async function startHost(
         path: paths.socket,
       });
       conn.close();
-      return;
+      return null;
     } catch (error) {
       if (!noListener(error)) throw error;
     }
     // A socket nobody listens on is a dead host's: the new host replaces it.
+    if (becomeHost) return await becomeHost();
     await spawnHost(deadline);
+    return null;
   } finally {
     lock.close(); // releases the lock
   }

@@ -4,11 +4,13 @@
  * then prints its ready line (the marker and a JSON report) and exits so
  * that ssh ends while the session lives on:
  *
- * - `new`: hands the line to the user's host process (`et terminal
- *   --host`, started detached from ssh if none runs) over its owner-only
+ * - `new`: hands the line to the user's host process over its owner-only
  *   socket, and waits until clients can reach the new session (registered
  *   with the daemon, or served on the host's own port in no-root mode);
- *   with `killOthers`, ends this user's other sessions first.
+ *   with `killOthers`, ends this user's other sessions first. With no host
+ *   running, the launcher becomes the host itself when the client ends its
+ *   ssh (`endsSsh`): it prints the ready line, lets go of ssh's pipes and
+ *   stays; otherwise it starts `et terminal --host` detached from ssh.
  * - `attach`: finds the session and hands it the new client's passkey
  *   over its owner-only control socket.
  * - `list`: reports this user's sessions.
@@ -29,7 +31,8 @@
  * @module
  */
 
-import { errorMessage } from "../log.ts";
+import { errorMessage, logger } from "../log.ts";
+import { detachStandardStreams } from "../platform/libc.ts";
 import {
   bootstrapProtocol,
   decodeBootstrap,
@@ -53,6 +56,9 @@ import {
   readStdinLine,
   spawnDetachedRole,
 } from "./local_io.ts";
+import type { OpenedHost } from "./user_host.ts";
+
+const log = logger("launcher");
 
 /** The session process refused the client: its line is the client's. */
 class RefusedError extends Error {}
@@ -61,6 +67,8 @@ class RefusedError extends Error {}
 export interface LauncherOptions {
   /** The daemon's router socket (names the user's host too). */
   routerPath: string;
+  /** How long a host this launcher becomes lingers after its last session. */
+  lingerMs?: number;
 }
 
 /**
@@ -106,9 +114,14 @@ export async function launchTerminal(
         break;
       }
       case "new": {
-        // With no host running, its start (a Deno start, ~40 ms) begins
-        // now, beside the count of the other sessions.
-        const hostUp = startHostIfNone(dir, options.routerPath);
+        // With no host running, this process becomes it when it may stay
+        // on (no second Deno start: ~30 ms of a cold start); else a host's
+        // start begins now. Either beside the count of the other sessions.
+        const hostUp = startHostIfNone(
+          dir,
+          options.routerPath,
+          mayStayOn(request.endsSsh) ? () => becomeHost(options) : undefined,
+        );
         let others = await findSessions(dir);
         if (request.killOthers) {
           await Promise.allSettled(
@@ -116,12 +129,13 @@ export async function launchTerminal(
           );
           others = [];
         }
-        await hostUp;
+        const detached = others.filter((s) =>
+          s.info.state === "detached"
+        ).length;
+        const ownHost = await hostUp;
+        if (ownHost !== null) return await hostFirst(ownHost, line, detached);
         const started = await startSession(dir, options.routerPath, line);
-        report = {
-          ...started,
-          detached: others.filter((s) => s.info.state === "detached").length,
-        };
+        report = { ...started, detached };
         break;
       }
       case "jump":
@@ -142,6 +156,72 @@ export async function launchTerminal(
 }
 
 /**
+ * Whether this launcher may stay on as the user's host: the client ends
+ * its ssh itself (else ssh would wait for our exit), on Linux (where the
+ * standard streams can be pointed at /dev/null), and not on a terminal
+ * (an ssh config's `RequestTTY force`: its hangup, once ssh ends, would
+ * end the host with all its sessions).
+ */
+function mayStayOn(endsSsh: boolean | undefined): boolean {
+  return endsSsh === true && Deno.build.os === "linux" &&
+    !Deno.stdin.isTerminal();
+}
+
+/** This process as the user's host (its modules loaded now). */
+async function becomeHost(options: LauncherOptions): Promise<OpenedHost> {
+  const { openHost } = await import("./user_host.ts");
+  return await openHost(options);
+}
+
+/**
+ * The launcher became the user's host: starts the session of bootstrap
+ * `line` in this process, prints the ready line, lets go of ssh's pipes
+ * and serves as the host until it is left without a session; resolves
+ * with the exit code. A failed first session with nothing else hosted
+ * closes the host and throws, as any launcher fails; with another session
+ * hosted meanwhile (a launcher that found our socket) the host stays, and
+ * the failure goes out as a refusal line: no exit status will follow.
+ */
+async function hostFirst(
+  host: OpenedHost,
+  line: string,
+  detached: number,
+): Promise<number> {
+  let answer: string;
+  try {
+    answer = encodeReady({
+      ...readyOrThrow(await host.answerNew(line, loginEnvironment())),
+      detached,
+    });
+  } catch (error) {
+    if (host.closeIfIdle("its first session did not start")) {
+      await host.finished;
+      throw error;
+    }
+    answer = encodeRefusal(errorMessage(error));
+  }
+  // A fresh line first: a login script may have left a partial line.
+  console.log(`\n${answer}`);
+  try {
+    detachStandardStreams();
+  } catch (error) {
+    // The sessions matter more than ssh's pipes: carry on with them held.
+    log.warn(`kept ssh's pipes: ${errorMessage(error)}`);
+  }
+  return await host.finished;
+}
+
+/** The login environment ssh set up: the session's program starts in it. */
+function loginEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of [...LOGIN_ENV_NAMES, "SSH_CONNECTION"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/**
  * Has the user's host start the session of bootstrap `line` (starting the
  * host if none runs). Resolves with the session id and, in no-root mode,
  * the host's port it is served on.
@@ -151,16 +231,10 @@ async function startSession(
   routerPath: string,
   line: string,
 ): Promise<{ id: string; port?: number }> {
-  // The login environment ssh set up: the session's program starts in it.
-  const env: Record<string, string> = {};
-  for (const name of [...LOGIN_ENV_NAMES, "SSH_CONNECTION"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
   const answer = await requestFromHost(dir, routerPath, {
     op: "new",
     bootstrap: line,
-    env,
+    env: loginEnvironment(),
   });
   return readyOrThrow(answer);
 }

@@ -28,7 +28,7 @@ import {
   logger,
   type LogLevel,
 } from "../log.ts";
-import { libc } from "../platform/libc.ts";
+import { libc, setProcessName } from "../platform/libc.ts";
 import { reactor } from "../platform/reactor.ts";
 import {
   decodeBootstrap,
@@ -47,6 +47,7 @@ import {
 } from "../transport/mod.ts";
 import {
   HOST_CLOSING,
+  HOST_PROCESS_NAME,
   HOST_READY,
   HOST_REQUEST_LIMIT,
   hostPaths,
@@ -104,15 +105,47 @@ export interface HostOptions {
  * Returns the process exit code.
  */
 export async function serveHost(options: HostOptions): Promise<number> {
-  let dir: string;
-  let paths: Awaited<ReturnType<typeof hostPaths>>;
+  let host: OpenedHost;
   try {
-    dir = await privateRuntimeDir();
-    paths = await hostPaths(dir, options.routerPath);
+    host = await openHost(options);
   } catch (error) {
     console.log(`error: ${errorMessage(error)}`);
     return 1;
   }
+  console.log(HOST_READY);
+  try {
+    Deno.stdout.close();
+  } catch { /* already closed */ }
+  return await host.finished;
+}
+
+/** The user's host, opened in this process and serving its socket. */
+export interface OpenedHost {
+  /**
+   * Starts a session of the client's bootstrap `line`, the program in the
+   * login environment `env`, as a launcher's `new` over the socket would;
+   * resolves with the answer line (ready, refusal or `error: <why>`).
+   */
+  answerNew(line: string, env: Record<string, string>): Promise<string>;
+  /**
+   * Closes the host if it holds no session and starts none (its first
+   * one failed); true if it closes.
+   */
+  closeIfIdle(reason: string): boolean;
+  /** Resolves with the exit code once the host has closed. */
+  finished: Promise<number>;
+}
+
+/**
+ * Makes this process the user's host: takes the host's socket (throws if
+ * a host answers there already, or on failure) and serves it until the
+ * host is left without a session. The launcher calls it on a cold start
+ * (no second process to start), `et terminal --host` through
+ * {@link serveHost}.
+ */
+export async function openHost(options: HostOptions): Promise<OpenedHost> {
+  const dir = await privateRuntimeDir();
+  const paths = await hostPaths(dir, options.routerPath);
   configureLog({
     level: logLevelFromEnv(Deno.env.get("ET_LOG_LEVEL")),
     sink: fileSink(paths.log),
@@ -123,41 +156,39 @@ export async function serveHost(options: HostOptions): Promise<number> {
   Deno.chdir("/");
   // A host already answering keeps its place (we were started by hand, or
   // lost a race the lock did not cover).
-  try {
-    await hostRequest(paths.socket, { op: "status" }, 2000);
-    console.log("error: a session host already runs");
-    return 1;
-  } catch { /* none: ours to start */ }
-  let listener: Deno.UnixListener;
-  try {
-    // A socket nobody answers on is a dead host's: replace it.
-    await Deno.remove(paths.socket).catch(() => {});
-    listener = Deno.listen({ transport: "unix", path: paths.socket });
-    await Deno.chmod(paths.socket, 0o600);
-  } catch (error) {
-    console.log(`error: ${errorMessage(error)}`);
-    return 1;
-  }
+  const running = await hostRequest(paths.socket, { op: "status" }, 2000)
+    .then(() => true, () => false);
+  if (running) throw new Error("a session host already runs");
+  // A socket nobody answers on is a dead host's: replace it.
+  await Deno.remove(paths.socket).catch(() => {});
+  const listener = Deno.listen({ transport: "unix", path: paths.socket });
+  await Deno.chmod(paths.socket, 0o600);
   const host = new UserHost(dir, options, listener, paths.socket);
   log.info(`host ${Deno.pid} listening on ${paths.socket}`);
   hostStage("listening");
-  console.log(HOST_READY);
-  try {
-    Deno.stdout.close();
-  } catch { /* already closed */ }
   // While the launcher reads that line and sends its request (a few ms
   // this process would idle), what every first session needs first: the
-  // C library (~8 ms to bind) for its pty and its way in.
+  // C library (~8 ms to bind) for its pty and its way in; then the name
+  // `ps -e` shows (a launcher that became the host has the launcher's
+  // command line).
   setTimeout(() => {
     try {
       libc();
+      setProcessName(HOST_PROCESS_NAME);
     } catch { /* the session that needs it reports it */ }
   }, 0);
-  await host.run();
-  // No FFI wait may outlive us (one pending at exit can crash Deno).
-  await reactor().idle();
-  log.info(`host ${Deno.pid} exits: ${host.exitReason}`);
-  return 0;
+  const finished = (async () => {
+    await host.run();
+    // No FFI wait may outlive us (one pending at exit can crash Deno).
+    await reactor().idle();
+    log.info(`host ${Deno.pid} exits: ${host.exitReason}`);
+    return 0;
+  })();
+  return {
+    answerNew: (line, env) => host.answerNew(line, env),
+    closeIfIdle: (reason) => host.closeIfIdle(reason),
+    finished,
+  };
 }
 
 /**
@@ -237,7 +268,7 @@ class UserHost {
       () => [...this.#sessions.values()].map((s) => s.host.describe()),
     );
     this.#idleTimer = setTimeout(
-      () => this.#closeIfIdle("no session came after its start"),
+      () => this.closeIfIdle("no session came after its start"),
       FIRST_SESSION_GRACE_MS,
     );
     await acceptEach(this.#listener, (conn) => {
@@ -289,18 +320,24 @@ class UserHost {
       await reply("error: malformed host request");
       return;
     }
-    if (this.#closing) {
-      await reply(HOST_CLOSING);
-      return;
-    }
+    await reply(await this.answerNew(request.bootstrap, request.env));
+  }
+
+  /** A launcher's `new` (over the socket or in this process): its answer. */
+  async answerNew(
+    bootstrap: string,
+    env: Record<string, string>,
+  ): Promise<string> {
+    if (this.#closing) return HOST_CLOSING;
     hostStage("new session asked");
     this.#starting++;
     try {
-      await reply(await this.#startSession(request.bootstrap, request.env));
+      const answer = await this.#startSession(bootstrap, env);
       hostStage("answered");
       // Opens the packet cipher while the ready line travels to the
       // client: the handshake comes after that.
       preloadPacketCrypto().catch(() => {});
+      return answer;
     } finally {
       this.#starting--;
       this.#lingerIfIdle();
@@ -388,7 +425,7 @@ class UserHost {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     if (this.#lingerMs === 0) {
-      this.#closeIfIdle();
+      this.closeIfIdle();
       return;
     }
     // No session to reach: no port held while waiting (no-root mode).
@@ -398,7 +435,7 @@ class UserHost {
     );
     this.#idleTimer = setTimeout(
       () =>
-        this.#closeIfIdle(
+        this.closeIfIdle(
           `no new session within ${formatMs(this.#lingerMs)}`,
         ),
       this.#lingerMs,
@@ -408,10 +445,11 @@ class UserHost {
   /**
    * With no session and none starting, stops taking requests: the socket
    * goes first (a launcher then starts a new host), then the listener.
+   * True if it closed now.
    */
-  #closeIfIdle(reason = "no session left") {
+  closeIfIdle(reason = "no session left"): boolean {
     if (this.#closing || this.#sessions.size > 0 || this.#starting > 0) {
-      return;
+      return false;
     }
     this.#closing = true;
     this.exitReason = reason;
@@ -421,6 +459,7 @@ class UserHost {
     try {
       this.#listener.close();
     } catch { /* closed */ }
+    return true;
   }
 }
 

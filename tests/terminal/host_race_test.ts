@@ -10,19 +10,22 @@ import assert from "node:assert/strict";
 import { encodeBootstrap } from "../../src/session/mod.ts";
 import { generateSessionSecret, toHex } from "../../src/transport/mod.ts";
 import { controlRequest } from "../../src/terminal/control_socket.ts";
-import { hostPaths } from "../../src/terminal/host_socket.ts";
+import {
+  HOST_PROCESS_NAME,
+  hostPaths,
+} from "../../src/terminal/host_socket.ts";
 import { alive, waitUntil } from "../e2e/_client.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
-/** Host processes (`et terminal --host`) whose runtime dir is `runtimeBase`. */
+/** Host processes (by their name) whose runtime dir is `runtimeBase`. */
 async function hostsOf(runtimeBase: string): Promise<number[]> {
   const found: number[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
-      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
-      if (!cmdline.endsWith("terminal\0--host\0")) continue;
+      const name = await Deno.readTextFile(`/proc/${entry.name}/comm`);
+      if (name.trim() !== HOST_PROCESS_NAME) continue;
       const env = await Deno.readTextFile(`/proc/${entry.name}/environ`);
       if (env.split("\0").includes(`ET_RUNTIME_DIR=${runtimeBase}`)) {
         found.push(Number(entry.name));

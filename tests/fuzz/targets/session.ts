@@ -149,6 +149,8 @@ export function randomBootstrap(r: Random): BootstrapRequest {
       noTerminal: r.chance(0.2),
       // Present too: absent decodes to "bytes" (and "bytes" is not sent).
       resume: r.pick(["bytes", "screen"] as const),
+      // Present too: absent decodes to false (and false is not sent).
+      endsSsh: r.chance(0.5),
     };
   }
   if (op === 1) {
