@@ -63,6 +63,7 @@ import {
   writeAll,
 } from "./prediction/mod.ts";
 import {
+  bootstrapSshEnded,
   type PendingRemoteTerminal,
   RemoteEtMissingError,
   resolveWithSsh,
@@ -373,6 +374,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     });
   } finally {
     early?.cancel(); // unused (a failure before the bootstrap): ends it
+    await bootstrapSshEnded();
   }
 }
 
@@ -611,6 +613,8 @@ async function bootstrapAndRun(
       reverseTunnels: tunnels.reverseListens,
       noTerminal: mode.noTerminal,
       resume: mode.resume,
+      // ssh is ended here once the ready line is in (see readReady).
+      endsSsh: true,
     }));
   } else {
     report = await bootstrap(() => ({

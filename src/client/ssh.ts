@@ -8,6 +8,7 @@
  */
 
 import { logger } from "../log.ts";
+import { descendantsOf, executableName } from "../platform/process_tree.ts";
 import {
   decodeReady,
   decodeRefusal,
@@ -17,6 +18,48 @@ import {
 } from "../session/mod.ts";
 
 const log = logger("ssh");
+
+/** Bootstrap ssh processes being ended (see {@linkcode endOnceSaid}). */
+const ending = new Set<Promise<void>>();
+
+/**
+ * After the launcher's last line: ssh would end by itself once the
+ * launcher exits, but a launcher that stayed on as the user's host (a cold
+ * start, its stdio let go) keeps ssh waiting for its exit. Ends ssh at
+ * once. A wrapper (a script that runs ssh as its child, or anything else
+ * we cannot tell for ssh) would not pass a SIGTERM on: its whole tree is
+ * found first (~5 ms with 70 processes here; a client killed meanwhile
+ * would leave that ssh until the host exits), in the background, awaited
+ * at the client's end ({@linkcode bootstrapSshEnded}).
+ */
+function endOnceSaid(child: Deno.ChildProcess, program: string): void {
+  const name = executableName(child.pid) ?? program.split("/").pop();
+  if (name === "ssh") {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    return;
+  }
+  const done = (async () => {
+    const below = await descendantsOf(child.pid);
+    for (const pid of [child.pid, ...below]) {
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch { /* gone */ }
+    }
+  })();
+  ending.add(done);
+  done.finally(() => ending.delete(done));
+}
+
+/**
+ * Resolves once every bootstrap ssh is ended or being ended: the client
+ * awaits it before it exits (an ssh left behind would stay until the
+ * user's host exits, minutes later).
+ */
+export async function bootstrapSshEnded(): Promise<void> {
+  await Promise.allSettled([...ending]);
+}
 
 /**
  * Splits a command line like a POSIX shell would for simple cases: spaces
@@ -359,14 +402,14 @@ async function readReady(
   } finally {
     reader.cancel().catch(() => {});
   }
-  if (refusal !== null) throw new Error(`${options.target}: ${refusal}`);
-  // The launcher has said all: ssh closes by itself, not in our way.
-  if (ready) {
+  if (ready || refusal !== null) {
     child.status.then((status) =>
       log.debug(`bootstrap ssh exited ${status.code}`)
     ).catch(() => {});
-    return ready;
+    endOnceSaid(child, options.ssh[0]);
   }
+  if (refusal !== null) throw new Error(`${options.target}: ${refusal}`);
+  if (ready) return ready;
   const status = await child.status;
   if (status.code === 255) {
     throw new Error(

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { descendantsOf } from "../../src/platform/process_tree.ts";
+
 const SSHD = "/usr/sbin/sshd";
 const HOST_ALIAS = "et-test";
 const READY_TIMEOUT_MS = 15_000;
@@ -372,34 +374,6 @@ function freePort(): number {
   const { port } = listener.addr;
   listener.close();
   return port;
-}
-
-/** Every live descendant of `pid`, from /proc (children before parents' exit). */
-async function descendantsOf(pid: number): Promise<number[]> {
-  const parents = new Map<number, number>();
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      // The command name in parentheses may contain spaces; fields after
-      // the last ")" are: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parents.set(Number(entry.name), ppid);
-    } catch {
-      // Exited while we looked.
-    }
-  }
-  const found: number[] = [];
-  const walk = (parent: number) => {
-    for (const [child, ppid] of parents) {
-      if (ppid === parent) {
-        found.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return found;
 }
 
 async function requireTool(name: string, aptPackage: string): Promise<void> {

@@ -226,7 +226,7 @@ Deno.test("FFI is opened only behind the OS switch, and never while modules load
   assert.equal(dlopens, 2, "one dlopen per supported system");
 });
 
-Deno.test("the client's graph reaches in src/platform only the libc binding, its tables, its standard output and the share socket's modules", async () => {
+Deno.test("the client's graph reaches in src/platform only the libc binding, its tables, its standard output, the share socket's modules and the process tree", async () => {
   const modules = await moduleGraph("src/client/mod.ts");
   const platform = modules.map((m) => relative(ROOT, m.local!))
     .filter((file) => file.startsWith("src/platform/")).sort();
@@ -234,10 +234,12 @@ Deno.test("the client's graph reaches in src/platform only the libc binding, its
   // sharing's Unix socket: its accept loop and the caller's uid
   // (SO_PEERCRED), src/client/session_share.ts. std_output.ts writes
   // stdout and stderr (sockets among them: it needs socket.ts too).
+  // process_tree.ts (no FFI) finds a wrapper's ssh to end it.
   assert.deepEqual(platform, [
     "src/platform/accept_loop.ts",
     "src/platform/libc.ts",
     "src/platform/libc_constants.ts",
+    "src/platform/process_tree.ts",
     "src/platform/reactor.ts",
     "src/platform/socket.ts",
     "src/platform/socket_pipe.ts",
