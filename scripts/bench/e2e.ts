@@ -14,6 +14,7 @@
 import type { EtWorld } from "../../tests/e2e/_world.ts";
 import type { EtCppServer } from "./et_cpp.ts";
 import { FaultProxy } from "../../tests/helpers/fault_proxy.ts";
+import { HOST_PROCESS_NAME } from "../../src/terminal/host_socket.ts";
 import {
   findProcesses,
   mbPerSecond,
@@ -424,10 +425,10 @@ export async function daemonPid(world: EtWorld): Promise<number> {
   return pids[0];
 }
 
-/** Pids of the world's `et terminal --host` processes (one per user). */
+/** Pids of the world's host processes (`et-host`, one per user). */
 export function terminalPids(world: EtWorld): Promise<number[]> {
-  return findProcesses(({ argv, env }) =>
-    argv.includes("terminal") && argv.includes("--host") &&
+  return findProcesses(({ env, name }) =>
+    name === HOST_PROCESS_NAME &&
     env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)
   );
 }

@@ -11,6 +11,7 @@
 
 import type { BenchWorld, ClientKind } from "./e2e.ts";
 import { findProcesses, rssOf, ussOf } from "./util.ts";
+import { HOST_PROCESS_NAME } from "../../src/terminal/host_socket.ts";
 
 /** Linux's USER_HZ: the unit of the CPU times in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -60,8 +61,8 @@ export async function serverPids(
   switch (kind) {
     case "et":
       // The session processes (or per-user host) and the daemon.
-      return await findProcesses(({ argv, env }) =>
-        (argv.includes("terminal") && argv.includes("--host") &&
+      return await findProcesses(({ argv, env, name }) =>
+        (name === HOST_PROCESS_NAME &&
           env.includes(`ET_ROUTER_SOCKET=${world.routerPath}`)) ||
         (argv.includes("server") && argv.includes(world.routerPath))
       );

@@ -99,6 +99,8 @@ export interface ProcessInfo {
   argv: string[];
   /** Environment entries `NAME=value` (empty if unreadable). */
   env: string[];
+  /** Its name (`/proc/<pid>/comm`), e.g. `et-host` for et's user host. */
+  name: string;
 }
 
 /** Pids of the processes for which `match` holds, read from /proc. */
@@ -114,7 +116,8 @@ export async function findProcesses(
         .split("\0").filter((arg) => arg !== "");
       const env = await Deno.readTextFile(`/proc/${pid}/environ`)
         .then((text) => text.split("\0"), () => []);
-      if (match({ pid, argv, env })) found.push(pid);
+      const name = (await Deno.readTextFile(`/proc/${pid}/comm`)).trim();
+      if (match({ pid, argv, env, name })) found.push(pid);
     } catch {
       // Exited while we looked, or not ours to read.
     }

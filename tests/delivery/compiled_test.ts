@@ -74,15 +74,16 @@ Deno.test({
       client = new PipedClient([binary, ...argv.slice(ET.length)]);
       await client.type("echo MARK-$((6*7))\n");
       await client.waitFor("MARK-42", 30_000);
-      // The host process is the binary again (selfCommand), not deno.
+      // The host process is the binary (the launcher ssh ran stayed on as
+      // the host), not deno.
       await waitUntil(
         async () =>
           (await world.sessionProcesses()).some((p) =>
-            p.cmdline === `${binary} terminal --host`
+            p.cmdline === `${binary} terminal`
           ),
         10_000,
         async () =>
-          `a host process '${binary} terminal --host'; found ${
+          `a host process '${binary} terminal'; found ${
             JSON.stringify(await world.sessionProcesses())
           }`,
       );

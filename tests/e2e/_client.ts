@@ -118,8 +118,28 @@ export class PipedClient {
     const timer = setTimeout(() => this.kill(), timeoutMs);
     const status = await this.child.status;
     clearTimeout(timer);
-    await this.#done;
+    if (!await this.#streamsEnd(STREAMS_AFTER_EXIT_MS)) {
+      throw new Error(
+        `the client exited, but its stdout or stderr is still open ${
+          STREAMS_AFTER_EXIT_MS / 1000
+        } s later: a process it left behind (an ssh?) holds them`,
+      );
+    }
     return status.code;
+  }
+
+  /**
+   * Whether the client's stdout and stderr end within `ms`: a process it
+   * left behind holds them open, which fails a test instead of hanging it.
+   */
+  async #streamsEnd(ms: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) =>
+      timer = setTimeout(() => resolve(false), ms)
+    );
+    const ended = await Promise.race([this.#done.then(() => true), late]);
+    clearTimeout(timer);
+    return ended;
   }
 
   /** Sends `signal` to the client (SIGSTOP, SIGCONT, SIGKILL…). */
@@ -147,14 +167,20 @@ export class PipedClient {
     } catch { /* gone */ }
   }
 
-  /** Closes stdin, kills the client and waits for its streams. */
+  /**
+   * Closes stdin, kills the client and waits for its streams (for a
+   * while: in a test's cleanup a left-behind process must not hang it).
+   */
   async close() {
     await this.#stdin.close().catch(() => {});
     this.kill();
     await this.child.status;
-    await this.#done;
+    await this.#streamsEnd(STREAMS_AFTER_EXIT_MS);
   }
 }
+
+/** How long a client's output may stay open after it exited. */
+const STREAMS_AFTER_EXIT_MS = 5000;
 
 /** What the tests type to see a shell answer; its echo does not hold the answer. */
 const MARK_COMMAND = "echo MARK-$((6*7))";

@@ -8,7 +8,11 @@
  */
 
 import { type Sshd, startSshd } from "../helpers/sshd.ts";
-import { hostPaths, hostRequest } from "../../src/terminal/host_socket.ts";
+import {
+  HOST_PROCESS_NAME,
+  hostPaths,
+  hostRequest,
+} from "../../src/terminal/host_socket.ts";
 
 /** The repository root. */
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(
@@ -95,6 +99,8 @@ export interface TerminalProcess {
   pid: number;
   /** Its command line, words joined by spaces. */
   cmdline: string;
+  /** Its name (`/proc/<pid>/comm`): {@link HOST_PROCESS_NAME} for a host. */
+  name: string;
 }
 
 /** A session inside one of this world's host processes. */
@@ -144,12 +150,14 @@ export interface EtWorld {
   ): string[];
   /**
    * Every live process whose environment names this world's router socket:
-   * launchers (`et terminal`) and host processes (`et terminal --host`).
+   * launchers (`et terminal`) and host processes (named
+   * {@link HOST_PROCESS_NAME}: `et terminal --host`, or a launcher that
+   * became the host).
    */
   terminalProcesses(): Promise<TerminalProcess[]>;
   /**
    * The live sessions, one entry per session, each with the pid and
-   * command line of the host process (`et terminal --host`) that holds it
+   * command line of the host process that holds it
    * (what used to be one session process per session).
    */
   sessionProcesses(): Promise<HostedSessionProcess[]>;
@@ -208,6 +216,7 @@ export async function findTerminals(
       found.push({
         pid: Number(entry.name),
         cmdline: cmdline.split("\0").join(" ").trim(),
+        name: (await Deno.readTextFile(`/proc/${entry.name}/comm`)).trim(),
       });
     } catch {
       // gone, or not ours to read
@@ -226,7 +235,7 @@ async function hostedSessions(
 ): Promise<HostedSessionProcess[]> {
   const found: HostedSessionProcess[] = [];
   for (const process of terminals) {
-    if (!/ terminal --host$/.test(process.cmdline)) continue;
+    if (process.name !== HOST_PROCESS_NAME) continue;
     try {
       const env = (await Deno.readTextFile(`/proc/${process.pid}/environ`))
         .split("\0");

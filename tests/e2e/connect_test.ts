@@ -21,6 +21,7 @@ import {
   withSession,
 } from "./_client.ts";
 import { E2E_TEST } from "./_world.ts";
+import { HOST_PROCESS_NAME } from "../../src/terminal/host_socket.ts";
 
 Deno.test({
   ...E2E_TEST,
@@ -62,6 +63,13 @@ Deno.test({
       });
       await stopChaos();
       assert.ok(firstHandshakeCut, "the first handshake was cut");
+      // A cold start: the launcher ssh ran stayed on as the host, and it
+      // was that host's first handshake the faults met.
+      const hosts = (await world.terminalProcesses()).filter((p) =>
+        p.name === HOST_PROCESS_NAME
+      );
+      assert.equal(hosts.length, 1, JSON.stringify(hosts));
+      assert.match(hosts[0].cmdline, / terminal$/);
       assert.ok(
         connectionsBeforeMark >= 2,
         `only ${connectionsBeforeMark} connection before MARK`,

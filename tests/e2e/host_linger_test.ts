@@ -21,13 +21,17 @@ import {
   waitUntil,
 } from "./_client.ts";
 import { E2E_TEST, ET, type EtWorld, withWorld } from "./_world.ts";
-import { hostPaths, hostRequest } from "../../src/terminal/host_socket.ts";
+import {
+  HOST_PROCESS_NAME,
+  hostPaths,
+  hostRequest,
+} from "../../src/terminal/host_socket.ts";
 
-/** The world's one host process (`et terminal --host`): its pid. */
+/** The world's one host process (named et-host): its pid. */
 async function onlyHost(world: EtWorld): Promise<number> {
   const hosts = async () =>
     (await world.terminalProcesses()).filter((p) =>
-      / terminal --host$/.test(p.cmdline)
+      p.name === HOST_PROCESS_NAME
     );
   await waitUntil(
     async () => (await hosts()).length === 1,

@@ -1,5 +1,5 @@
 /**
- * The per-user host (`et terminal --host`) through real sessions: one
+ * The per-user host (et-host) through real sessions: one
  * process holds all of a user's sessions (launchers racing to start it
  * end with one), it exits with its last session, and a fault in one
  * session — an exception in its code, a pty nobody reads — neither ends
@@ -23,7 +23,11 @@ import {
   controlRequest,
   controlSocketPath,
 } from "../../src/terminal/control_socket.ts";
-import { hostPaths } from "../../src/terminal/host_socket.ts";
+import {
+  HOST_PROCESS_NAME,
+  hostPaths,
+} from "../../src/terminal/host_socket.ts";
+import { descendantsOf } from "../../src/platform/process_tree.ts";
 
 /**
  * The world's client argv with `vars` set for its terminals (the launcher
@@ -100,7 +104,7 @@ async function onlyHost(world: EtWorld): Promise<number> {
     100,
   );
   const [host] = await world.terminalProcesses();
-  assert.match(host.cmdline, / terminal --host$/);
+  assert.equal(host.name, HOST_PROCESS_NAME, host.cmdline);
   return host.pid;
 }
 
@@ -166,6 +170,165 @@ Deno.test({
         for (const client of clients) await client.close();
       }
     }),
+});
+
+/**
+ * What is left of the bootstrap's ssh: this world's ssh clients and
+ * sshd's per-connection processes (its listener's live descendants).
+ */
+async function bootstrapSshLeft(world: EtWorld): Promise<string[]> {
+  const listener = Number(
+    (await Deno.readTextFile(`${world.sshd.dir}/sshd.pid`)).trim(),
+  );
+  const under = new Set(await descendantsOf(listener));
+  const left: string[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`)
+      .then((text) => text.split("\0").join(" ").trim(), () => "");
+    if (cmdline === "") continue; // gone, or a zombie: gone already
+    const ours = /^ssh /.test(cmdline) && cmdline.includes(world.sshd.dir);
+    if (ours || under.has(Number(entry.name))) {
+      left.push(`${entry.name} ${cmdline}`);
+    }
+  }
+  return left;
+}
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "a first session with no host running: the launcher ssh ran stays on as the host (et-host, its stdio /dev/null), the bootstrap's ssh and sshd processes end, the session is byte-exact and the next one joins that host",
+  fn: () =>
+    withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
+      const echo = new EchoSession([...world.client(["--no-pty"]), "cat"]);
+      const clients = [echo.client];
+      try {
+        await echo.roundTrip(randomBytes(64 * 1024));
+        const hostPid = await onlyHost(world);
+        const [host] = await world.terminalProcesses();
+        // The launcher's command line: no second process was started.
+        assert.match(host.cmdline, / terminal$/);
+        for (const fd of [0, 1, 2]) {
+          assert.equal(
+            await Deno.readLink(`/proc/${hostPid}/fd/${fd}`),
+            "/dev/null",
+          );
+        }
+        await waitUntil(
+          async () => (await bootstrapSshLeft(world)).length === 0,
+          10_000,
+          async () =>
+            `the bootstrap's ssh to end; left: ${
+              JSON.stringify(await bootstrapSshLeft(world))
+            }`,
+          100,
+        );
+        await echo.roundTrip(randomBytes(64 * 1024));
+        const next = new PipedClient(world.client());
+        clients.push(next);
+        await shellAnswers(next);
+        assert.equal(await onlyHost(world), hostPid);
+        assert.equal((await world.sessionProcesses()).length, 2);
+        await next.type("exit 7\n");
+        assert.equal(await next.exit(), 7, next.stderr);
+        await echo.client.endInput();
+        assert.equal(await echo.client.exit(), 0, echo.client.stderr);
+        await waitUntil(
+          async () => !(await alive(hostPid)),
+          10_000,
+          "the host to exit with its last session",
+        );
+      } finally {
+        for (const client of clients) await client.close();
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "a cold start through an ssh wrapper that runs ssh as its child (a SIGTERM to the wrapper never reaches ssh): the client still ends that ssh, and its session works",
+  fn: () =>
+    withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
+      const argv = world.client(["--no-pty"]);
+      const at = argv.indexOf("--ssh") + 1;
+      const wrapper = `${world.dir}/wrapped-ssh`;
+      // No exec: ssh is the wrapper's child, as in many wrapper scripts.
+      await Deno.writeTextFile(
+        wrapper,
+        `#!/bin/sh\n${argv[at]} "$@"\nexit $?\n`,
+        { mode: 0o755 },
+      );
+      argv[at] = wrapper;
+      const echo = new EchoSession([...argv, "cat"]);
+      try {
+        await echo.roundTrip(randomBytes(16 * 1024));
+        assert.match(
+          (await world.terminalProcesses())[0].cmdline,
+          / terminal$/,
+        );
+        await waitUntil(
+          async () => (await bootstrapSshLeft(world)).length === 0,
+          10_000,
+          async () =>
+            `the wrapped ssh to end; left: ${
+              JSON.stringify(await bootstrapSshLeft(world))
+            }`,
+          100,
+        );
+        await echo.roundTrip(randomBytes(16 * 1024));
+        await echo.client.endInput();
+        assert.equal(await echo.client.exit(), 0, echo.client.stderr);
+      } finally {
+        await echo.client.close();
+      }
+    }),
+});
+
+Deno.test({
+  ...E2E_TEST,
+  name:
+    "a first session that fails (a reverse tunnel's port is taken) with no host running: one line, exit 1, and neither a host nor the bootstrap's ssh stays",
+  fn: async () => {
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (busy.addr as Deno.NetAddr).port;
+    try {
+      await withWorld({ privateRuntime: true }, async (world) => {
+        const client = new PipedClient(world.client(["-r", `${port}:80`]));
+        try {
+          assert.equal(await client.exit(30_000), 1, client.stderr);
+          assert.match(
+            client.stderr,
+            /cannot listen on .* for a reverse tunnel/,
+          );
+          assert.equal(
+            client.stderr.trim().split("\n").length,
+            1,
+            client.stderr,
+          );
+          await waitUntil(
+            async () =>
+              (await world.terminalProcesses()).length === 0 &&
+              (await bootstrapSshLeft(world)).length === 0,
+            10_000,
+            async () =>
+              `nothing left; found ${
+                JSON.stringify([
+                  ...await world.terminalProcesses(),
+                  ...await bootstrapSshLeft(world),
+                ])
+              }`,
+            100,
+          );
+        } finally {
+          await client.close();
+        }
+      });
+    } finally {
+      busy.close();
+    }
+  },
 });
 
 Deno.test({

@@ -30,6 +30,7 @@ import {
   withProxiedSession,
 } from "./_client.ts";
 import { E2E_TEST, shellQuote, withWorld } from "./_world.ts";
+import { HOST_PROCESS_NAME } from "../../src/terminal/host_socket.ts";
 
 /** One line of the big output (`yes` repeats it): 64 bytes with its \n. */
 const LINE = "the quick brown fox jumps over the lazy dog 0123456789 ~~~~~~~~";
@@ -137,7 +138,7 @@ Deno.test({
       }, async ({ world, proxy, client }) => {
         await client.waitFor("READY", 30_000);
         const host = (await world.terminalProcesses()).find((p) =>
-          p.cmdline.includes("--host")
+          p.name === HOST_PROCESS_NAME
         );
         assert.ok(host, "the user's host process");
         const rssBefore = await rssBytes(host.pid);
