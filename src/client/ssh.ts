@@ -41,7 +41,8 @@ function endOnceSaid(child: Deno.ChildProcess, program: string): void {
     return;
   }
   const done = (async () => {
-    const below = await descendantsOf(child.pid);
+    // An ssh in the tree ends its own ProxyCommand after its goodbye.
+    const below = await descendantsOf(child.pid, (name) => name === "ssh");
     for (const pid of [child.pid, ...below]) {
       try {
         Deno.kill(pid, "SIGTERM");

@@ -11,15 +11,24 @@
  * Pids of the live descendants of `pid` (its children, theirs, …): from
  * /proc on Linux, from `ps` elsewhere; none where neither can be read
  * (Windows). Processes come and go while it looks: a snapshot.
+ *
+ * A descendant whose process name `endsOwnChildren` accepts is listed but
+ * not walked into: it ends its own children when signalled. ssh is one: it
+ * says goodbye to the server through its ProxyCommand (an `ssh -W` for a
+ * ProxyJump) and then ends it; a proxy signalled beside it may die first,
+ * and ssh then prints "client_loop: send disconnect: Broken pipe".
  */
-export async function descendantsOf(pid: number): Promise<number[]> {
-  const parents = Deno.build.os === "linux"
-    ? await parentsFromProc()
+export async function descendantsOf(
+  pid: number,
+  endsOwnChildren: (name: string) => boolean = () => false,
+): Promise<number[]> {
+  const table = Deno.build.os === "linux"
+    ? await processesFromProc()
     : Deno.build.os === "windows"
-    ? new Map<number, number>()
-    : await parentsFromPs();
+    ? new Map<number, ProcessEntry>()
+    : await processesFromPs();
   const children = new Map<number, number[]>();
-  for (const [child, parent] of parents) {
+  for (const [child, { parent }] of table) {
     const siblings = children.get(parent);
     if (siblings) siblings.push(child);
     else children.set(parent, [child]);
@@ -28,10 +37,20 @@ export async function descendantsOf(pid: number): Promise<number[]> {
   // come and go) is walked once.
   const found = new Set<number>([pid]);
   for (const parent of found) {
+    if (parent !== pid && endsOwnChildren(table.get(parent)?.name ?? "")) {
+      continue;
+    }
     for (const child of children.get(parent) ?? []) found.add(child);
   }
   found.delete(pid);
   return [...found];
+}
+
+/** What the walk needs of one process. */
+interface ProcessEntry {
+  parent: number;
+  /** The process name: the kernel's (at most 15 bytes) or ps's, no path. */
+  name: string;
 }
 
 /**
@@ -48,38 +67,42 @@ export function executableName(pid: number): string | null {
   }
 }
 
-/** pid → parent pid of every process, from /proc/<pid>/stat. */
-async function parentsFromProc(): Promise<Map<number, number>> {
-  const parents = new Map<number, number>();
+/** Every process's parent and name, from /proc/<pid>/stat. */
+async function processesFromProc(): Promise<Map<number, ProcessEntry>> {
+  const table = new Map<number, ProcessEntry>();
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      // The command name (in parentheses) may hold spaces: the fields after
-      // the last ")" are state, then ppid.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      parents.set(Number(entry.name), ppid);
+      // "pid (name) state ppid …": the name may hold spaces and ")", so it
+      // ends at the last ")".
+      const close = stat.lastIndexOf(")");
+      const parent = Number(stat.slice(close + 2).split(" ")[1]);
+      const name = stat.slice(stat.indexOf("(") + 1, close);
+      table.set(Number(entry.name), { parent, name });
     } catch { /* gone meanwhile */ }
   }
-  return parents;
+  return table;
 }
 
-/** pid → parent pid of every process, from `ps -A -o pid=,ppid=`. */
-async function parentsFromPs(): Promise<Map<number, number>> {
-  const parents = new Map<number, number>();
+/** Every process's parent and name, from `ps -A -o pid=,ppid=,comm=`. */
+async function processesFromPs(): Promise<Map<number, ProcessEntry>> {
+  const table = new Map<number, ProcessEntry>();
   try {
     const { stdout } = await new Deno.Command("ps", {
-      args: ["-A", "-o", "pid=,ppid="],
+      args: ["-A", "-o", "pid=,ppid=,comm="],
       stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).output();
     for (const line of new TextDecoder().decode(stdout).split("\n")) {
-      const [pid, ppid] = line.trim().split(/\s+/).map(Number);
-      if (Number.isSafeInteger(pid) && Number.isSafeInteger(ppid)) {
-        parents.set(pid, ppid);
-      }
+      const match = line.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/);
+      if (!match) continue;
+      table.set(Number(match[1]), {
+        parent: Number(match[2]),
+        name: match[3].split("/").pop() ?? "",
+      });
     }
   } catch { /* no ps: no descendants known */ }
-  return parents;
+  return table;
 }

@@ -248,16 +248,19 @@ Deno.test({
 Deno.test({
   ...E2E_TEST,
   name:
-    "a cold start through an ssh wrapper that runs ssh as its child (a SIGTERM to the wrapper never reaches ssh): the client still ends that ssh, and its session works",
+    "a cold start through an ssh wrapper that runs ssh as its child (a SIGTERM to the wrapper never reaches ssh), that ssh going through a ProxyJump: the client still ends that ssh without a word from it, and its session works",
   fn: () =>
     withWorld({ privateRuntime: true, hostLinger: "0" }, async (world) => {
       const argv = world.client(["--no-pty"]);
       const at = argv.indexOf("--ssh") + 1;
       const wrapper = `${world.dir}/wrapped-ssh`;
       // No exec: ssh is the wrapper's child, as in many wrapper scripts.
+      // The jump's `ssh -W` is that ssh's child: signalled beside it, it
+      // could die first and ssh would print "client_loop: send
+      // disconnect: Broken pipe" on the user's terminal.
       await Deno.writeTextFile(
         wrapper,
-        `#!/bin/sh\n${argv[at]} "$@"\nexit $?\n`,
+        `#!/bin/sh\n${argv[at]} -J ${world.sshd.hostAlias} "$@"\nexit $?\n`,
         { mode: 0o755 },
       );
       argv[at] = wrapper;
@@ -280,6 +283,7 @@ Deno.test({
         await echo.roundTrip(randomBytes(16 * 1024));
         await echo.client.endInput();
         assert.equal(await echo.client.exit(), 0, echo.client.stderr);
+        assert.equal(echo.client.stderr, "");
       } finally {
         await echo.client.close();
       }
