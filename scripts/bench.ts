@@ -28,6 +28,11 @@
  * The end-to-end part runs a private sshd and an `et server` from source
  * (tests/e2e/_world.ts); everything started is stopped before exit.
  *
+ * To see where time goes: `ET_PROFILE_DIR=<dir>` makes every et process
+ * write a V8 CPU profile there (summed by role by
+ * `scripts/bench/profile_summary.ts <dir>`), and
+ * `ET_BENCH_CLIENT_ARGS="--predict never"` adds words to every et client.
+ *
  * @module
  */
 

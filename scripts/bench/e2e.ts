@@ -63,7 +63,11 @@ export function clientArgv(
   env?: Record<string, string>,
 ): string[] {
   if (kind === "et") {
-    return world.client([], { ...(port ? { port } : {}), user, env });
+    return world.client(EXTRA_CLIENT_ARGS, {
+      ...(port ? { port } : {}),
+      user,
+      env,
+    });
   }
   if (kind === "et-cpp") {
     if (!world.etCpp) throw new Error("ET 7.0 is not running");
@@ -75,6 +79,13 @@ export function clientArgv(
     : world.sshd.hostAlias;
   return [...world.sshd.sshCommand.split(" "), "-tt", target];
 }
+
+/**
+ * `ET_BENCH_CLIENT_ARGS`: words added to every et client the benchmark
+ * starts, e.g. `--predict never` to see what prediction's model costs.
+ */
+const EXTRA_CLIENT_ARGS = (Deno.env.get("ET_BENCH_CLIENT_ARGS") ?? "")
+  .split(" ").filter((word) => word !== "");
 
 let probes = 0;
 

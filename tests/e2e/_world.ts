@@ -19,8 +19,22 @@ export const ROOT = new URL("../../", import.meta.url).pathname.replace(
   /\/$/,
   "",
 );
-/** Runs `et` from source. */
-export const ET = [Deno.execPath(), "run", "-A", `${ROOT}/main.ts`];
+/**
+ * Runs `et` from source; with `ET_PROFILE_DIR` set, every et process a test
+ * or the benchmark starts writes a V8 CPU profile there as it exits
+ * (`scripts/bench/profile_summary.ts` reads them).
+ */
+export const ET = [
+  Deno.execPath(),
+  "run",
+  ...profileFlags(Deno.env.get("ET_PROFILE_DIR")),
+  "-A",
+  `${ROOT}/main.ts`,
+];
+
+function profileFlags(dir: string | undefined): string[] {
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
 
 /**
  * Options for every end-to-end `Deno.test`: a world's daemons, sshd and
