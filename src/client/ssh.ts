@@ -42,7 +42,10 @@ function endOnceSaid(child: Deno.ChildProcess, program: string): void {
   }
   const done = (async () => {
     // An ssh in the tree ends its own ProxyCommand after its goodbye.
-    const below = await descendantsOf(child.pid, (name) => name === "ssh");
+    const below = await descendantsOf(
+      child.pid,
+      (processName) => processName === "ssh",
+    );
     for (const pid of [child.pid, ...below]) {
       try {
         Deno.kill(pid, "SIGTERM");

@@ -16,6 +16,7 @@ import {
   FaultProxy,
 } from "../helpers/fault_proxy.ts";
 import { patternBytes } from "../helpers/session_pair.ts";
+import { DeadlineError, withDeadline } from "../../src/deadline.ts";
 import { type PtyMatch, PtyProcess } from "../helpers/pty_process.ts";
 import type { TmuxTerminal } from "../helpers/tmux.ts";
 import { type EtWorld, withWorld, type WorldOptions } from "./_world.ts";
@@ -133,13 +134,13 @@ export class PipedClient {
    * left behind holds them open, which fails a test instead of hanging it.
    */
   async #streamsEnd(ms: number): Promise<boolean> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<false>((resolve) =>
-      timer = setTimeout(() => resolve(false), ms)
+    return await withDeadline(this.#done, ms, "streams still open").then(
+      () => true,
+      (error) => {
+        if (error instanceof DeadlineError) return false;
+        throw error;
+      },
     );
-    const ended = await Promise.race([this.#done.then(() => true), late]);
-    clearTimeout(timer);
-    return ended;
   }
 
   /** Sends `signal` to the client (SIGSTOP, SIGCONT, SIGKILL…). */
