@@ -22,8 +22,12 @@
  * comes from what is parsed, on the local terminal as in the model. The
  * burst must not start inside an escape sequence, and no scroll region may
  * be set. Otherwise the model is marked untrusted until a full clear (RIS,
- * or cursor home plus erase display). While the model lags or is untrusted,
- * {@linkcode predictable} is false: nothing is predicted.
+ * or cursor home plus erase display), and of the plain text that ends the
+ * burst only the last few KiB are parsed. While the model lags or is
+ * untrusted, {@linkcode predictable} is false: nothing is predicted.
+ * Output that resumes within a second of a burst caught up is set aside
+ * from its first byte (a stream's pause, not its end), until a key is
+ * typed.
  *
  * @module
  */
@@ -55,6 +59,24 @@ const QUIET_MS = 100;
  * clients of 20 streaming sessions as much CPU as all else they did.
  */
 const FULL_PARSE_QUIET_MS = 1000;
+/**
+ * How soon after a burst was caught up at a lull output that comes again
+ * is taken for the same stream resuming: set aside at once, not parsed
+ * live until it makes a burst anew. A stream sharing the machine with
+ * other busy sessions pauses every few hundred ms, and each resumption
+ * had up to {@linkcode BURST_BYTES} parsed live (one or two 64 KiB
+ * chunks): of a simulated 48 MB stream of such bursts and pauses the
+ * model parsed 3.4 MB, nearly all of it that way, and now 0.2 MB.
+ * A key typed ends it: output then is the user's to see predicted.
+ */
+const RESUMED_BURST_MS = 1000;
+/**
+ * Plain text parsed, at most, from the end of a skipped burst's kept tail
+ * when no exact start is found there: the model is untrusted until a full
+ * clear whatever of it is parsed, and plain text changes no mode, pen or
+ * charset, so a screenful's worth is enough.
+ */
+const UNTRUSTED_TAIL_BYTES = 8 * 1024;
 /** Set-aside bytes parsed per turn of the event loop. */
 const DRAIN_SLICE = 256 * 1024;
 /** Past this many set-aside bytes, keep only a tail. */
@@ -146,6 +168,10 @@ export class ScreenModel implements ScreenView {
   #shortcutTried = false;
   /** A key was typed since this burst began: it is wanted soon. */
   #wanted = false;
+  /** Bytes that came since output was last set aside (parsed or not). */
+  #setAsideBytes = 0;
+  /** When the last burst was caught up at a lull (see RESUMED_BURST_MS). */
+  #burstCaughtUpAt = -Infinity;
   #skip = newSkip();
   #clearCarry = "";
   #now: () => number;
@@ -205,15 +231,21 @@ export class ScreenModel implements ScreenView {
       this.#windowBytes = 0;
     }
     this.#windowBytes += bytes.length;
-    if (this.#state === "live" && this.#windowBytes > BURST_BYTES) {
+    if (
+      this.#state === "live" &&
+      (this.#windowBytes > BURST_BYTES ||
+        now - this.#burstCaughtUpAt < RESUMED_BURST_MS)
+    ) {
       this.#state = "deferred";
       this.#shortcutTried = false;
       this.#wanted = false;
+      this.#setAsideBytes = 0;
     }
     if (this.#state === "live") {
       this.#parse(bytes);
       return;
     }
+    this.#setAsideBytes += bytes.length;
     if (this.#state === "held" || this.#state === "deferred") {
       this.#deferred.push(bytes);
       this.#deferredBytes += bytes.length;
@@ -267,6 +299,7 @@ export class ScreenModel implements ScreenView {
    * that waits for {@linkcode FULL_PARSE_QUIET_MS} of quiet).
    */
   keysTyped(): void {
+    this.#burstCaughtUpAt = -Infinity;
     if (this.#state !== "deferred" || this.#wanted) return;
     this.#wanted = true;
     clearTimeout(this.#quietTimer);
@@ -364,10 +397,12 @@ export class ScreenModel implements ScreenView {
 
   /**
    * The silence that set-aside output waits for: longer when its shortcut
-   * failed (every byte to parse) and nobody typed since it began.
+   * failed and every byte of a burst is to be parsed, unless someone typed
+   * since it began.
    */
   #quietNeeded(): number {
-    return this.#state === "deferred" && this.#shortcutTried && !this.#wanted
+    return this.#state === "deferred" && this.#shortcutTried &&
+        !this.#wanted && this.#deferredBytes > BURST_BYTES
       ? FULL_PARSE_QUIET_MS
       : QUIET_MS;
   }
@@ -399,14 +434,13 @@ export class ScreenModel implements ScreenView {
       }
       if (this.#state === "skipping") {
         this.#resyncFromTail();
-        this.#draining = false;
+        this.#caughtUp();
         return;
       }
       if (!this.#shortcutTried) {
         this.#shortcutTried = true;
         if (this.#shortcutDeferred()) {
-          this.#state = "live";
-          this.#draining = false;
+          this.#caughtUp();
           return;
         }
         if (this.#now() - this.#lastFeedAt < this.#quietNeeded()) {
@@ -427,10 +461,18 @@ export class ScreenModel implements ScreenView {
         setTimeout(step, 0);
         return;
       }
-      this.#state = "live";
-      this.#draining = false;
+      this.#caughtUp();
     };
     step();
+  }
+
+  /** Set-aside output is all parsed (at a lull): live again. */
+  #caughtUp(): void {
+    this.#state = "live";
+    this.#draining = false;
+    if (this.#setAsideBytes > BURST_BYTES) {
+      this.#burstCaughtUpAt = this.#now();
+    }
   }
 
   /**
@@ -571,7 +613,8 @@ export class ScreenModel implements ScreenView {
         `model: skipped ${bytes} bytes of output: untrusted until the screen is cleared`,
       );
       this.#trusted = false;
-      this.#parse(window); // close, and a clear makes it exact again
+      // Close, and a clear makes it exact again.
+      this.#parse(window.subarray(untrustedParseStart(window)));
       return;
     }
     this.#parseFrom(
@@ -591,6 +634,21 @@ export class ScreenModel implements ScreenView {
     const buffer = this.#core.buffer;
     return buffer.scrollTop === 0 && buffer.scrollBottom === this.rows - 1;
   }
+}
+
+/**
+ * Where to start parsing a kept tail that leaves the model untrusted: at
+ * a line's start within the last {@linkcode UNTRUSTED_TAIL_BYTES} of its
+ * leading plain text (skipping the rest changes nothing the model will be
+ * trusted on), so that every control after it is parsed.
+ */
+function untrustedParseStart(window: Uint8Array): number {
+  const control = firstControl(window);
+  const plainEnd = control < 0 ? window.length : control;
+  const from = plainEnd - UNTRUSTED_TAIL_BYTES;
+  if (from <= 0) return 0;
+  const lineFeed = window.indexOf(0x0a, from);
+  return lineFeed < 0 || lineFeed >= plainEnd ? from : lineFeed + 1;
 }
 
 /** A fresh summary of skipped output. */

@@ -132,6 +132,81 @@ Deno.test("a huge burst with escape sequences leaves the model untrusted until a
   model.close();
 });
 
+Deno.test("a stream that resumes soon after a burst was caught up is set aside at once, and ends exactly as parsing every byte would; a key typed makes output live again", async () => {
+  const clock = { t: 0 };
+  const model = await ScreenModel.create(20, 4, () => clock.t);
+  // The reference's clock moves a second per chunk: it never sees a burst.
+  const slow = { t: 0 };
+  const reference = await ScreenModel.create(20, 4, () => slow.t += 1000);
+  const both = (chunk: Uint8Array) => {
+    model.feed(chunk);
+    reference.feed(chunk);
+  };
+  const burst = bytes(lines(1, 20_000)); // ~0.2 MB
+  for (let at = 0; at < burst.length; at += 16384) {
+    both(burst.subarray(at, at + 16384));
+  }
+  clock.t = 200;
+  await quiet();
+  assert.equal(model.current, true, "caught up at the lull");
+  const parsed = model.parsedBytes;
+  // The stream goes on 300 ms later, slower than a burst: set aside.
+  clock.t = 500;
+  both(bytes(lines(20_001, 20_100)));
+  clock.t = 550;
+  both(bytes("\x1b[1;31mred\x1b[0m\r\n"));
+  assert.equal(model.current, false, "set aside, not parsed live");
+  assert.equal(model.parsedBytes, parsed, "nothing parsed yet");
+  clock.t = 700;
+  await quiet();
+  assert.equal(model.current, true, "small: parsed at the next lull");
+  assert.equal(snapshot(model), snapshot(reference));
+  // Within a second of the burst still, but a key was typed: live.
+  model.keysTyped();
+  clock.t = 800;
+  both(bytes("$ x"));
+  assert.equal(model.current, true, "the echo of a key is parsed at once");
+  assert.equal(snapshot(model), snapshot(reference));
+  // And without a key, once a second has passed since the burst.
+  const later = await ScreenModel.create(20, 4, () => clock.t);
+  clock.t = 0;
+  for (let at = 0; at < burst.length; at += 16384) {
+    later.feed(burst.subarray(at, at + 16384));
+  }
+  clock.t = 200;
+  await quiet();
+  clock.t = 1300;
+  later.feed(bytes("$ "));
+  assert.equal(later.current, true, "a second after: live");
+  model.close();
+  reference.close();
+  later.close();
+});
+
+Deno.test("a skipped burst with no exact start (line feeds alone) parses only the end of its plain text, and every control after it", async () => {
+  const clock = { t: 0 };
+  const model = await ScreenModel.create(20, 6, () => clock.t);
+  // `cat` under `stty raw`: line feeds, no carriage return, no shortcut.
+  const huge = bytes("line\n".repeat(600_000)); // ~3 MB
+  for (let at = 0; at < huge.length; at += 65536) {
+    model.feed(huge.subarray(at, at + 65536));
+  }
+  model.feed(bytes("\x1b[1;31mred"));
+  clock.t = 1000;
+  await quiet();
+  assert.equal(model.current, false, "no exact start: untrusted");
+  assert.ok(
+    model.parsedBytes < 64 * 1024 + 9 * 1024,
+    `parsed ${model.parsedBytes}: more than the first window and 8 KiB`,
+  );
+  assert.ok(model.pen().isBold(), "the pen set after the text is seen");
+  assert.equal(model.pen().getFgColor(), 1);
+  clock.t = 2000;
+  model.feed(bytes("\x1bc$ "));
+  assert.equal(model.current, true, "a full clear: exact again");
+  model.close();
+});
+
 Deno.test("a resize leaves the model untrusted until a full clear; insert mode and charsets are not predictable", async () => {
   const model = await ScreenModel.create(20, 4);
   model.resize(30, 5);
