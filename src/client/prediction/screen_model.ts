@@ -46,7 +46,9 @@ const log = logger("predict");
 
 /** Bytes within {@linkcode BURST_WINDOW_MS} that make a burst. */
 // Small enough that a bulk stream costs little parsing before it is seen
-// as one; a full-screen redraw (vim, top) stays well under it.
+// as one; a full-screen redraw (vim, top) stays well under it. One full
+// chunk (the session's largest, sent only when output piled up at the
+// host) is one: its parse would come at a cold JIT (~10 ms per 64 KiB).
 const BURST_BYTES = 64 * 1024;
 const BURST_WINDOW_MS = 100;
 /** Output silence after which set-aside bytes are parsed. */
@@ -233,7 +235,7 @@ export class ScreenModel implements ScreenView {
     this.#windowBytes += bytes.length;
     if (
       this.#state === "live" &&
-      (this.#windowBytes > BURST_BYTES ||
+      (this.#windowBytes >= BURST_BYTES ||
         now - this.#burstCaughtUpAt < RESUMED_BURST_MS)
     ) {
       this.#state = "deferred";
