@@ -75,6 +75,7 @@ import {
 import {
   askSharedSession,
   type ConnectionSharing,
+  preloadSharing,
   shareConnection,
   shareSocketPath,
 } from "./session_share.ts";
@@ -328,15 +329,17 @@ export async function runClient(options: ClientOptions): Promise<number> {
       terminalPath: options.terminalPath,
     });
   // The packet cipher (OpenSSL, else node:crypto) opens while ssh logs
-  // in (it is needed only to connect), and predictive echo's emulator is
-  // loaded and made (the same test as startPredictiveEcho's): ~10-20 ms
-  // of work that would otherwise hold up the first connection after the
+  // in (it is needed only to connect), predictive echo's emulator is
+  // loaded and made (the same test as startPredictiveEcho's), and so is
+  // what sharing the connection needs: ~10-25 ms each of work that would
+  // otherwise hold up the first connection or its first prompt after the
   // ready line. Not when a running client may answer in a few ms: the
   // work then would only stall that answer, and it is done anyway while
   // the new shell starts.
   let echo: Promise<PredictiveEcho> | undefined;
   if (early) {
     preloadPacketCrypto().catch(() => {});
+    if (sharePath !== undefined) preloadSharing();
     // The first setTimeout of a Deno 2.9 process loads node's timers
     // (the global timers are node's; ~3-5 ms with the collection it
     // brings on): now, while ssh logs in, not after the ready line, where
