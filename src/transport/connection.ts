@@ -845,7 +845,10 @@ export class EternalConnection {
 
   #scheduleAck() {
     if (this.#stream.ackOwed >= ACK_EVERY_PACKETS) {
-      this.#cancelAck();
+      // An armed timer stays: when it fires it acks what came since, or
+      // finds nothing owed. Cancelled here, the next packet would arm a
+      // new one: a timer made per ack of a bulk stream (node's timers,
+      // ~30 µs each here) was 1.4 % of a client's CPU.
       this.#sendControl().catch(() => {});
     } else if (this.#ackTimer === null) {
       this.#ackTimer = setTimeout(() => {
