@@ -100,6 +100,8 @@ export class PredictiveEcho {
   #partialReport = "";
   // Stopped by the sink's signal: no write starts after it.
   #stopping = new AbortController();
+  /** Signals that stop the writes (see #stopWith). */
+  #stopSignals = new WeakSet<AbortSignal>();
   // The remote's chunk being written through the sink, and how many of
   // the remote's bytes the terminal took through it, in all.
   #counted: Uint8Array | null = null;
@@ -155,23 +157,36 @@ export class PredictiveEcho {
     write(p: Uint8Array, signal?: AbortSignal): Promise<number>;
   } = {
     write: async (p, signal) => {
-      if (signal?.aborted) this.#stopping.abort();
+      if (signal !== undefined) this.#stopWith(signal);
       if (this.#stopping.signal.aborted) return 0;
-      const stop = () => this.#stopping.abort();
-      signal?.addEventListener("abort", stop, { once: true });
       const before = this.#remoteTaken;
       this.#counted = p;
       try {
         await this.output(p);
       } finally {
         this.#counted = null;
-        signal?.removeEventListener("abort", stop);
       }
       return this.#stopping.signal.aborted
         ? this.#remoteTaken - before
         : p.length;
     },
   };
+
+  /**
+   * Stops the echo's writes once `signal` aborts (at once if it has). Each
+   * signal is listened to once, not once per write: its caller passes the
+   * same one with every chunk of output.
+   */
+  #stopWith(signal: AbortSignal): void {
+    if (this.#stopSignals.has(signal)) return;
+    this.#stopSignals.add(signal);
+    if (signal.aborted) this.#stopping.abort();
+    else {
+      signal.addEventListener("abort", () => this.#stopping.abort(), {
+        once: true,
+      });
+    }
+  }
 
   /**
    * Asks the local terminal where its cursor is (`CSI 6 n`): the remote's
