@@ -86,7 +86,7 @@ export async function launchTerminal(
       PROTOCOL_VERSION,
     );
     if (mismatch) {
-      console.log(`\n${encodeRefusal(mismatch)}`);
+      printAnswer(encodeRefusal(mismatch));
       return 1;
     }
     const request = decodeBootstrap(line); // refuse garbage where it is seen
@@ -144,14 +144,13 @@ export async function launchTerminal(
     }
   } catch (error) {
     if (error instanceof RefusedError) {
-      console.log(`\n${encodeRefusal(error.message)}`);
+      printAnswer(encodeRefusal(error.message));
     } else {
       console.error(`et terminal: ${errorMessage(error)}`);
     }
     return 1;
   }
-  // A fresh line first: a login script may have left a partial line.
-  console.log(`\n${encodeReady(report)}`);
+  printAnswer(encodeReady(report));
   return 0;
 }
 
@@ -200,8 +199,7 @@ async function hostFirst(
     }
     answer = encodeRefusal(errorMessage(error));
   }
-  // A fresh line first: a login script may have left a partial line.
-  console.log(`\n${answer}`);
+  printAnswer(answer);
   try {
     detachStandardStreams();
   } catch (error) {
@@ -209,6 +207,14 @@ async function hostFirst(
     log.warn(`kept ssh's pipes: ${errorMessage(error)}`);
   }
   return await host.finished;
+}
+
+/**
+ * Prints the launcher's answer (a ready or refusal line) for the client,
+ * on a fresh line: a login script may have left a partial one.
+ */
+function printAnswer(line: string): void {
+  console.log(`\n${line}`);
 }
 
 /** The login environment ssh set up: the session's program starts in it. */
