@@ -27,6 +27,8 @@ export class OutputBacklog {
   #waitingForRoom = false;
   #roomWaiter: (() => void) | null = null;
   #dataWaiters: Array<() => void> = [];
+  // Abort signals whose abort already wakes the data waiters.
+  #abortLinked = new WeakSet<AbortSignal>();
   // The head was handed out by peek and is not committed yet: a sender may
   // be giving it to the transport right now, so it must stay.
   #headLent = false;
@@ -76,14 +78,8 @@ export class OutputBacklog {
     while (this.#chunks.length === 0) {
       if (this.#eof) return null;
       if (signal?.aborted) return undefined;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal?.removeEventListener("abort", done);
-          resolve();
-        };
-        this.#dataWaiters.push(done);
-        signal?.addEventListener("abort", done);
-      });
+      if (signal) this.#wakeOnAbort(signal);
+      await new Promise<void>((resolve) => this.#dataWaiters.push(resolve));
     }
     if (signal?.aborted) return undefined;
     const head = this.#chunks[0];
@@ -175,6 +171,17 @@ export class OutputBacklog {
       this.#waitingForRoom = false;
       this.#wakeData();
     }
+  }
+
+  /**
+   * Links `signal` to the data waiters once: its abort wakes them all, and
+   * each sees it. Not a listener added and removed per wait: that was two
+   * EventTarget calls per chunk of output, a keystroke's echo included.
+   */
+  #wakeOnAbort(signal: AbortSignal) {
+    if (this.#abortLinked.has(signal)) return;
+    this.#abortLinked.add(signal);
+    signal.addEventListener("abort", () => this.#wakeData(), { once: true });
   }
 
   #wakeData() {
