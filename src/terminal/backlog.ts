@@ -13,6 +13,7 @@
  * @module
  */
 
+import { AbortLinks } from "../abort_links.ts";
 import { MAX_CHUNK_BYTES } from "../transport/mod.ts";
 import type { OutputSource } from "./program.ts";
 
@@ -27,8 +28,8 @@ export class OutputBacklog {
   #waitingForRoom = false;
   #roomWaiter: (() => void) | null = null;
   #dataWaiters: Array<() => void> = [];
-  // Abort signals whose abort already wakes the data waiters.
-  #abortLinked = new WeakSet<AbortSignal>();
+  // A sender's abort signal wakes the data waiters (each checks its own).
+  #abortLinks = new AbortLinks(() => this.#wakeData());
   // The head was handed out by peek and is not committed yet: a sender may
   // be giving it to the transport right now, so it must stay.
   #headLent = false;
@@ -78,7 +79,7 @@ export class OutputBacklog {
     while (this.#chunks.length === 0) {
       if (this.#eof) return null;
       if (signal?.aborted) return undefined;
-      if (signal) this.#wakeOnAbort(signal);
+      if (signal) this.#abortLinks.link(signal);
       await new Promise<void>((resolve) => this.#dataWaiters.push(resolve));
     }
     if (signal?.aborted) return undefined;
@@ -171,17 +172,6 @@ export class OutputBacklog {
       this.#waitingForRoom = false;
       this.#wakeData();
     }
-  }
-
-  /**
-   * Links `signal` to the data waiters once: its abort wakes them all, and
-   * each sees it. Not a listener added and removed per wait: that was two
-   * EventTarget calls per chunk of output, a keystroke's echo included.
-   */
-  #wakeOnAbort(signal: AbortSignal) {
-    if (this.#abortLinked.has(signal)) return;
-    this.#abortLinked.add(signal);
-    signal.addEventListener("abort", () => this.#wakeData(), { once: true });
   }
 
   #wakeData() {

@@ -30,6 +30,7 @@ import {
 import { ScreenModel } from "./screen_model.ts";
 import { unref } from "./screen_view.ts";
 import { logger } from "../../log.ts";
+import { AbortLinks } from "../../abort_links.ts";
 
 const log = logger("predict");
 
@@ -100,8 +101,8 @@ export class PredictiveEcho {
   #partialReport = "";
   // Stopped by the sink's signal: no write starts after it.
   #stopping = new AbortController();
-  /** Signals that stop the writes (see #stopWith). */
-  #stopSignals = new WeakSet<AbortSignal>();
+  // The sink's callers' signals: each stops the writes once it aborts.
+  #stopLinks = new AbortLinks(() => this.#stopping.abort());
   // The remote's chunk being written through the sink, and how many of
   // the remote's bytes the terminal took through it, in all.
   #counted: Uint8Array | null = null;
@@ -157,7 +158,7 @@ export class PredictiveEcho {
     write(p: Uint8Array, signal?: AbortSignal): Promise<number>;
   } = {
     write: async (p, signal) => {
-      if (signal !== undefined) this.#stopWith(signal);
+      if (signal !== undefined) this.#stopLinks.link(signal);
       if (this.#stopping.signal.aborted) return 0;
       const before = this.#remoteTaken;
       this.#counted = p;
@@ -171,22 +172,6 @@ export class PredictiveEcho {
         : p.length;
     },
   };
-
-  /**
-   * Stops the echo's writes once `signal` aborts (at once if it has). Each
-   * signal is listened to once, not once per write: its caller passes the
-   * same one with every chunk of output.
-   */
-  #stopWith(signal: AbortSignal): void {
-    if (this.#stopSignals.has(signal)) return;
-    this.#stopSignals.add(signal);
-    if (signal.aborted) this.#stopping.abort();
-    else {
-      signal.addEventListener("abort", () => this.#stopping.abort(), {
-        once: true,
-      });
-    }
-  }
 
   /**
    * Asks the local terminal where its cursor is (`CSI 6 n`): the remote's
